@@ -1,0 +1,223 @@
+"""Import Magenta GANSynth checkpoints (TensorFlow) as GANSpaceSynth models, without TensorFlow.
+
+A Magenta training folder holds `experiment.json` (the run's hyperparameters) and one folder per
+progressive stage, `stage_000NN/model.ckpt-STEP.{index,data-…}`. Magenta's own generation loads the
+final stage and runs the generator with the exponential moving averages of its weights; so do we.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio.spectral import SpectralConfig
+from ..errors import UserError
+from ..model.config import DEFAULT_PITCHES, ModelConfig, pitch_condition
+from ..model.generator import Generator
+from .tfcheckpoint import latest_checkpoint, list_variables, read_checkpoint
+
+__all__ = ["import_magenta", "import_magenta_to_file", "magenta_config", "generator_variable_map"]
+
+GENERATOR_SCOPE = "Generator/progressive_gan_generator"
+EMA_SUFFIX = "/ExponentialMovingAverage"
+
+# Magenta's data_type -> our spectral flags (its data_helpers registry: 'mel' = Mel-IF, 'linear' = linear IF).
+_DATA_TYPES = {"mel": True, "linear": False}
+
+# Hyperparameters the import needs; Magenta writes all of its flags to experiment.json.
+_REQUIRED = (
+    "num_resolutions", "start_height", "start_width", "scale_base", "fmap_base", "fmap_decay", "fmap_max",
+    "kernel_size", "latent_vector_size", "audio_length", "sample_rate", "data_type",
+    "mag_normalizer_a", "mag_normalizer_b", "p_normalizer_a", "p_normalizer_b",
+)
+
+
+def read_experiment(ckpt_dir: Path) -> dict:
+    """Parse `experiment.json` of a Magenta training folder."""
+    path = ckpt_dir / "experiment.json"
+    if not path.is_file():
+        hint = ""
+        if (ckpt_dir.parent / "experiment.json").is_file():
+            hint = f" (give the folder above it, {ckpt_dir.parent})"
+        elif ckpt_dir.suffix == ".zip" or not ckpt_dir.exists():
+            hint = " (unzip the downloaded checkpoint and give the folder that holds experiment.json)"
+        raise UserError(f"{ckpt_dir} is not a Magenta GANSynth checkpoint folder: no experiment.json{hint}")
+    try:
+        experiment = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot parse {path}: {exc}") from None
+    if not isinstance(experiment, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return experiment
+
+
+def magenta_config(experiment: dict, pitches: tuple[int, ...] | None = None) -> ModelConfig:
+    """Translate Magenta hyperparameters into a ModelConfig, refusing what our generator cannot reproduce."""
+    missing = [k for k in _REQUIRED if k not in experiment]
+    if missing:
+        raise UserError(f"experiment.json lacks {', '.join(missing)}")
+    refusals = {
+        "g_fn": ("specgram", "only the spectrogram generator (g_fn 'specgram') is supported"),
+        "simple_arch": (False, "simple_arch generators are not supported"),
+        "scale_mode": ("ALL", "only scale_mode 'ALL' (height and width doubled each block) is supported"),
+        "data_normalizer": (
+            "specgrams_prespecified_normalizer",
+            "only the 'specgrams_prespecified_normalizer' (fixed constants in experiment.json) is supported",
+        ),
+    }
+    for key, (wanted, message) in refusals.items():
+        if key in experiment and experiment[key] != wanted:
+            raise UserError(f"unsupported Magenta configuration {key}={experiment[key]!r}: {message}")
+    data_type = experiment["data_type"]
+    if data_type not in _DATA_TYPES:
+        raise UserError(
+            f"unsupported Magenta configuration data_type={data_type!r}: "
+            f"supported are {', '.join(repr(k) for k in _DATA_TYPES)}"
+        )
+    activation = experiment.get("to_rgb_activation", "tanh")
+    # Magenta applies tanh for 'tanh' and no activation for anything else it accepts.
+    if activation not in ("tanh", None, "linear", "none", ""):
+        raise UserError(f"unsupported Magenta configuration to_rgb_activation={activation!r}")
+
+    if pitches is None:
+        # Magenta's NSynth datasets keep MIDI pitches 24..84; experiment.json does not record them.
+        pitches = tuple(experiment.get("pitches", DEFAULT_PITCHES))
+    try:
+        num_res = int(experiment["num_resolutions"])
+        height = int(experiment["start_height"]) * int(experiment["scale_base"]) ** (num_res - 1)
+        width = int(experiment["start_width"]) * int(experiment["scale_base"]) ** (num_res - 1)
+        # Magenta's SpecgramsHelper: n_fft = 2 × frequency bins, overlap 0.75, one frame per row.
+        spectral = SpectralConfig(
+            sample_rate=int(experiment["sample_rate"]),
+            audio_length=int(experiment["audio_length"]),
+            n_fft=2 * width,
+            hop_length=2 * width // 4,
+            frames=height,
+            mel=_DATA_TYPES[data_type],
+            ifreq=True,
+            mag_normalizer_a=float(experiment["mag_normalizer_a"]),
+            mag_normalizer_b=float(experiment["mag_normalizer_b"]),
+            p_normalizer_a=float(experiment["p_normalizer_a"]),
+            p_normalizer_b=float(experiment["p_normalizer_b"]),
+        )
+        config = ModelConfig(
+            latent_vector_size=int(experiment["latent_vector_size"]),
+            start_height=int(experiment["start_height"]),
+            start_width=int(experiment["start_width"]),
+            num_resolutions=num_res,
+            scale_base=int(experiment["scale_base"]),
+            fmap_base=int(experiment["fmap_base"]),
+            fmap_decay=float(experiment["fmap_decay"]),
+            fmap_max=int(experiment["fmap_max"]),
+            kernel_size=int(experiment["kernel_size"]),
+            to_rgb_activation="tanh" if activation == "tanh" else "linear",
+            conditions=(pitch_condition(pitches),),
+            spectral=spectral,
+        )
+        config.validate()
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"unsupported Magenta configuration: {exc}") from None
+    return config
+
+
+def final_stage_checkpoint(ckpt_dir: Path, experiment: dict) -> Path:
+    """Prefix of the newest checkpoint in the last `stage_000NN` folder, which must be the final stage."""
+    stages = sorted(
+        (int(m.group(1)), p) for p in ckpt_dir.iterdir() if p.is_dir() and (m := re.fullmatch(r"stage_(\d+)", p.name))
+    )
+    if not stages:
+        raise UserError(f"no stage_000NN folder in {ckpt_dir}")
+    stage_id, stage_dir = stages[-1]
+    # Stages alternate stable/transition: the last one (all blocks, fully faded in) is 2·(resolutions − 1).
+    final = 2 * (int(experiment["num_resolutions"]) - 1)
+    if stage_id != final:
+        raise UserError(
+            f"the last stage in {ckpt_dir} is {stage_dir.name}, but a finished run ends with stage_{final:05d}: "
+            "only fully trained checkpoints can be imported"
+        )
+    return latest_checkpoint(stage_dir)
+
+
+def generator_variable_map(config: ModelConfig) -> dict[str, str]:
+    """{Magenta variable name (without the EMA suffix): our generator parameter name}."""
+    mapping = {}
+    for block_id in range(1, config.num_resolutions + 1):
+        for layer in ("conv0", "conv1", "to_rgb"):
+            scope = f"{GENERATOR_SCOPE}/progressive_gan_block_{block_id}/{layer}"
+            mapping[f"{scope}/conv2d/kernel"] = f"blocks.{block_id - 1}.{layer}.weight"
+            mapping[f"{scope}/bias"] = f"blocks.{block_id - 1}.{layer}.bias"
+    return mapping
+
+
+def _generator_weights(prefix: Path) -> tuple[dict[str, np.ndarray], bool]:
+    """Read the generator's variables, EMA shadows preferred; returns (arrays by base name, used EMA?)."""
+    names = [n for n in list_variables(prefix) if n.startswith("Generator/")]
+    if not names:
+        raise UserError(f"checkpoint {prefix} has no Generator variables")
+    base = [n for n in names if not n.endswith(EMA_SUFFIX)]
+    ema = {n[: -len(EMA_SUFFIX)] for n in names if n.endswith(EMA_SUFFIX)}
+    if ema:
+        without = sorted(set(base) - ema)
+        if without:
+            raise UserError(f"checkpoint {prefix}: generator variable {without[0]} has no ExponentialMovingAverage")
+        arrays = read_checkpoint(prefix, [n + EMA_SUFFIX for n in base])
+        return {n: arrays[n + EMA_SUFFIX] for n in base}, True
+    warnings.warn(
+        f"checkpoint {prefix} has no ExponentialMovingAverage weights; importing the raw generator weights "
+        "(Magenta generates with the averages, so the sound may differ from Magenta's)",
+        stacklevel=3,
+    )
+    return read_checkpoint(prefix, base), False
+
+
+def _state_dict(arrays: dict[str, np.ndarray], config: ModelConfig) -> dict[str, torch.Tensor]:
+    """Map Magenta arrays onto our generator's parameters; every variable used, every parameter filled."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}
+    mapping = generator_variable_map(config)
+    unused = sorted(set(arrays) - set(mapping))
+    if unused:
+        raise UserError(f"unsupported Magenta generator: variable {unused[0]} has no counterpart in our generator")
+    state: dict[str, torch.Tensor] = {}
+    for tf_name, ours in mapping.items():
+        if tf_name not in arrays:
+            raise UserError(f"Magenta checkpoint lacks {tf_name} (needed for {ours})")
+        value = np.asarray(arrays[tf_name], dtype=np.float32)
+        if ours.endswith(".weight"):
+            value = value.transpose(3, 2, 0, 1)  # TF kernels are HWIO, torch's OIHW
+        if ours not in expected:
+            raise UserError(f"internal mismatch: our generator has no parameter {ours}")
+        if tuple(value.shape) != expected[ours]:
+            raise UserError(
+                f"shape mismatch for {tf_name}: checkpoint has {tuple(value.shape)} (as OIHW), the configuration "
+                f"in experiment.json expects {expected[ours]}"
+            )
+        state[ours] = torch.from_numpy(np.ascontiguousarray(value))
+    unfilled = sorted(set(expected) - set(state))
+    if unfilled:
+        raise UserError(f"internal mismatch: no Magenta variable fills our parameter {unfilled[0]}")
+    return state
+
+
+def import_magenta(ckpt_dir: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Read a Magenta GANSynth training folder; return our ModelConfig and the generator's state dict."""
+    ckpt_dir = Path(ckpt_dir)
+    experiment = read_experiment(ckpt_dir)
+    prefix = final_stage_checkpoint(ckpt_dir, experiment)
+    arrays, _ = _generator_weights(prefix)
+    config = magenta_config(experiment)
+    conv0 = arrays.get(f"{GENERATOR_SCOPE}/progressive_gan_block_1/conv0/conv2d/kernel")
+    if conv0 is not None and conv0.ndim == 4:
+        labels = conv0.shape[2] - config.latent_vector_size
+        if labels != config.condition_dim:
+            raise UserError(
+                f"the generator takes {labels} label inputs, but pitches {config.pitches[0]}..{config.pitches[-1]} "
+                f"make {config.condition_dim}: the checkpoint was trained on another pitch range"
+            )
+    return config, _state_dict(arrays, config)

@@ -1,0 +1,55 @@
+"""The `ganspacesynth` command line. Each area adds its commands from `cli_<area>.py` via `register(group)`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import UserError
+
+#: Modules (relative to this package) whose `register(group)` adds subcommands.
+SUBCOMMAND_MODULES = [
+    "cli_core",
+]
+
+
+class Group(click.Group):
+    """Turns UserError (and a few OS errors) into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except FileNotFoundError as exc:
+            click.echo(f"error: file not found: {exc.filename or exc}", err=True)
+            ctx.exit(1)
+        except PermissionError as exc:
+            click.echo(f"error: permission denied: {exc.filename or exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ganspacesynth")
+def main() -> None:
+    """GANSpaceSynth: train GANSynth models on your sounds, find their GANSpace directions and play them.
+
+    \b
+    Quick start:
+      ganspacesynth init --preset tiny --out tiny.safetensors
+      ganspacesynth generate --model tiny.safetensors --pitch 60 --count 4 --out notes/
+    """
+
+
+for _name in SUBCOMMAND_MODULES:
+    importlib.import_module(f"{__package__}.{_name}").register(main)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Core commands: init, info, generate, interpolate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import UserError
+from .options import device_option, load_synth, model_option, parse_conditions, precision_option, seed_option
+
+
+def _peak_safe(waves: np.ndarray) -> np.ndarray:
+    """Scale down notes that would clip (untrained models can exceed ±1); leave others untouched."""
+    peaks = np.abs(waves).max(axis=-1, keepdims=True)
+    return np.where(peaks > 1.0, waves * (0.99 / np.maximum(peaks, 1e-9)), waves)
+
+
+def write_notes(synth, waves: np.ndarray, out_dir: Path, names: list[str]) -> list[Path]:
+    from ..audio.io import write_wav
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for wave, name in zip(_peak_safe(waves), names):
+        paths.append(write_wav(out_dir / name, wave, synth.sample_rate))
+    return paths
+
+
+@click.command("init")
+@click.option("--preset", "preset_name", type=click.Choice(["tiny", "fast", "mel_prog_hires"]), default="tiny",
+              show_default=True, help="Architecture preset.")
+@seed_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Model file to write.")
+def init_cmd(preset_name: str, seed: int, out: Path) -> None:
+    """Write an untrained model (random weights) to try the pipeline before any training.
+
+    Example: ganspacesynth init --preset tiny --seed 0 --out tiny.safetensors
+    """
+    import torch
+
+    from ..model.config import preset
+    from ..model.files import save_model
+    from ..model.generator import Generator
+
+    cfg = preset(preset_name)
+    torch.manual_seed(seed)
+    gen = Generator(cfg)
+    save_model(out, cfg, gen.state_dict(), info={"untrained": True, "preset": preset_name, "seed": seed})
+    n = sum(p.numel() for p in gen.parameters())
+    click.echo(f"wrote {out} ({preset_name}, {n / 1e6:.2f} M parameters, untrained)")
+
+
+@click.command("info")
+@model_option
+def info_cmd(model) -> None:
+    """Describe a model: architecture, representation, conditions, layers.
+
+    Example: ganspacesynth info --model tiny.safetensors
+    """
+    synth = load_synth(model, device="cpu")
+    c = synth.config
+    click.echo(f"model: {synth.path}  (fingerprint {synth.fingerprint})")
+    click.echo(f"audio: {c.spectral.audio_length} samples at {c.spectral.sample_rate} Hz, spectrogram {c.spectral.shape}")
+    click.echo(f"latent size: {c.latent_vector_size}")
+    for spec in c.conditions:
+        shown = ", ".join(spec.classes[:8]) + (" …" if spec.size > 8 else "")
+        click.echo(f"condition {spec.name} ({spec.kind}, {spec.size}): {shown}")
+    for name in synth.layer_names():
+        click.echo(f"layer {name}: {synth.generator.layer_shape(name)}")
+    if synth.info:
+        click.echo(f"info: {synth.info}")
+
+
+@click.command("generate")
+@model_option
+@click.option("--pitch", "pitches", type=int, multiple=True, required=True, help="MIDI pitch; repeat for several.")
+@click.option("--count", type=int, default=1, show_default=True, help="Notes per pitch.")
+@seed_option
+@click.option("--z", "z_path", type=click.Path(path_type=Path), default=None, help="Latents .npy [N, latent] to use instead of random ones.")
+@click.option("--condition", "conditions", multiple=True, help="Other conditions by name, e.g. instrument_family=guitar.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@device_option
+@precision_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, device, precision, out) -> None:
+    """Generate notes as 16 kHz WAV files named p<pitch>_<index>.wav, plus the latents used (latents.npy).
+
+    The same seed gives identical audio. Example:
+    ganspacesynth generate --model tiny.safetensors --pitch 60 --pitch 64 --count 4 --seed 1 --out notes/
+    """
+    if count < 1 or count > 10000:
+        raise UserError("--count must be between 1 and 10000")
+    synth = load_synth(model, device, precision)
+    for p in pitches:
+        synth.conditions.index("pitch", p)  # refuses out-of-range pitches before any work
+    conds = parse_conditions(conditions)
+    if z_path is not None:
+        from ..fileio import load_npy
+
+        z = synth.check_z(load_npy(z_path))
+        count = z.shape[0]
+    else:
+        z = synth.random_z(count, seed)
+    all_z = np.concatenate([z] * len(pitches))
+    all_p = [p for p in pitches for _ in range(count)]
+    waves = synth.generate(all_z, pitch=all_p, conditions=conds or None, batch_size=batch_size)
+    names = [f"p{p}_{i:03d}.wav" for p in pitches for i in range(count)]
+    paths = write_notes(synth, waves, out, names)
+    from ..fileio import atomic_path
+
+    with atomic_path(out / "latents.npy") as tmp:
+        np.save(tmp, z)
+    click.echo(f"wrote {len(paths)} notes and latents.npy to {out}")
+
+
+@click.command("interpolate")
+@model_option
+@click.option("--pitch", type=int, required=True)
+@click.option("--seed-a", type=int, default=1, show_default=True)
+@click.option("--seed-b", type=int, default=2, show_default=True)
+@click.option("--steps", type=click.IntRange(2, 1000), default=8, show_default=True)
+@click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
+@click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
+@device_option
+@precision_option
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, device, precision, out) -> None:
+    """Interpolate between two random timbres (latents from two seeds) at one pitch.
+
+    Example: ganspacesynth interpolate --model tiny.safetensors --pitch 60 --seed-a 1 --seed-b 2 --steps 8 --out interp/
+    """
+    from ..generate.interpolate import interpolate
+
+    synth = load_synth(model, device, precision)
+    synth.conditions.index("pitch", pitch)
+    za, zb = synth.random_z(1, seed_a)[0], synth.random_z(1, seed_b)[0]
+    z = interpolate(za, zb, steps, method)
+    waves = synth.generate(z, pitch=pitch, conditions=parse_conditions(conditions) or None)
+    write_notes(synth, waves, out, [f"p{pitch}_{i:03d}.wav" for i in range(steps)])
+    from ..fileio import atomic_path
+
+    with atomic_path(out / "latents.npy") as tmp:
+        np.save(tmp, z)
+    click.echo(f"wrote {steps} notes ({method} from seed {seed_a} to {seed_b}) to {out}")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (init_cmd, info_cmd, generate_cmd, interpolate_cmd):
+        group.add_command(cmd)

@@ -1,0 +1,67 @@
+"""Generic conditions: labels → the vector concatenated to z at the generator input."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+
+from ..errors import UserError
+from .config import ConditionSpec
+
+
+class ConditionSet:
+    """Encodes labels of several conditions into one vector, in spec order (pitch first, as GANSynth)."""
+
+    def __init__(self, specs: Sequence[ConditionSpec]):
+        self.specs = tuple(specs)
+        self._lookup = {s.name: {c: i for i, c in enumerate(s.classes)} for s in self.specs}
+
+    @property
+    def dim(self) -> int:
+        return sum(s.size for s in self.specs)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def spec(self, name: str) -> ConditionSpec:
+        for s in self.specs:
+            if s.name == name:
+                return s
+        raise UserError(f"this model has no condition {name!r} (it has: {', '.join(self.names) or 'none'})")
+
+    def index(self, name: str, value) -> int:
+        """Class index of a label value (e.g. pitch 60 → 36 for pitches 24..84)."""
+        table = self._lookup.get(name)
+        if table is None:
+            self.spec(name)  # raises with the list of names
+        key = str(int(value)) if name == "pitch" and not isinstance(value, str) else str(value)
+        if key not in table:
+            spec = self.spec(name)
+            if name == "pitch":
+                lo, hi = spec.classes[0], spec.classes[-1]
+                raise UserError(f"pitch {value} is outside this model's range {lo}..{hi}")
+            raise UserError(f"{name}={value!r} is not known to this model (choose from: {', '.join(spec.classes)})")
+        return table[key]
+
+    def encode(self, labels: Mapping[str, torch.Tensor], batch: int | None = None, device=None) -> torch.Tensor:
+        """labels: name → LongTensor[B] of class indices (categorical) or FloatTensor[B, K] (multilabel).
+
+        A missing condition is encoded as zeros (no information), which lets one call the generator
+        of a conditional model with pitch alone.
+        """
+        parts = []
+        if batch is None:
+            batch = next(iter(labels.values())).shape[0] if labels else 1
+        for s in self.specs:
+            value = labels.get(s.name)
+            if value is None:
+                parts.append(torch.zeros(batch, s.size, device=device))
+            elif s.kind == "categorical":
+                parts.append(torch.nn.functional.one_hot(value.long().to(device), s.size).float())
+            else:
+                parts.append(value.float().to(device).reshape(batch, s.size))
+        if not parts:
+            return torch.zeros(batch, 0, device=device)
+        return torch.cat(parts, dim=1)

@@ -1,0 +1,167 @@
+"""Model configuration: a dataclass stored inside every model file. Names follow Magenta's hparams."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from ..audio.spectral import SpectralConfig
+
+CONDITION_KINDS = ("categorical", "multilabel")
+
+#: MIDI pitches GANSynth was trained on (NSynth filtered to 24..84).
+DEFAULT_PITCHES = tuple(range(24, 85))
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    """One condition: `categorical` (one-hot: pitch, instrument_family, …) or `multilabel` (multi-hot: qualities)."""
+
+    name: str
+    kind: str
+    classes: tuple[str, ...]
+
+    def __post_init__(self):
+        if self.kind not in CONDITION_KINDS:
+            raise ValueError(f"condition {self.name}: kind must be one of {CONDITION_KINDS}, not {self.kind!r}")
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        if len(self.classes) == 0:
+            raise ValueError(f"condition {self.name} has no classes")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"condition {self.name} has duplicate classes")
+
+    @property
+    def size(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "classes": list(self.classes)}
+
+
+def pitch_condition(pitches=DEFAULT_PITCHES) -> ConditionSpec:
+    return ConditionSpec("pitch", "categorical", tuple(str(int(p)) for p in pitches))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the progressive generator/discriminator and the representation they model.
+
+    Defaults are GANSynth's `mel_prog_hires`. Channels of block b: min(fmap_base / 2^(b·fmap_decay), fmap_max).
+    """
+
+    latent_vector_size: int = 256
+    start_height: int = 2
+    start_width: int = 16
+    num_resolutions: int = 7
+    scale_base: int = 2
+    fmap_base: int = 4096
+    fmap_decay: float = 1.0
+    fmap_max: int = 256
+    kernel_size: int = 3
+    to_rgb_activation: str = "tanh"
+    conditions: tuple[ConditionSpec, ...] = field(default_factory=lambda: (pitch_condition(),))
+    spectral: SpectralConfig = field(default_factory=SpectralConfig)
+
+    def __post_init__(self):
+        conds = tuple(c if isinstance(c, ConditionSpec) else ConditionSpec(**c) for c in self.conditions)
+        object.__setattr__(self, "conditions", conds)
+        if isinstance(self.spectral, dict):
+            object.__setattr__(self, "spectral", SpectralConfig.from_dict(self.spectral))
+
+    # -- derived -------------------------------------------------------------------------------
+    def num_filters(self, block_id: int) -> int:
+        """Magenta's `_num_filters_fn` (block ids start at 1)."""
+        return min(int(self.fmap_base / (2.0 ** (block_id * self.fmap_decay))), self.fmap_max)
+
+    def resolution(self, block_id: int) -> tuple[int, int]:
+        scale = self.scale_base ** (block_id - 1)
+        return (self.start_height * scale, self.start_width * scale)
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        return self.resolution(self.num_resolutions)
+
+    @property
+    def condition_dim(self) -> int:
+        return sum(c.size for c in self.conditions)
+
+    def condition(self, name: str) -> ConditionSpec | None:
+        for c in self.conditions:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def pitches(self) -> list[int]:
+        spec = self.condition("pitch")
+        return [int(p) for p in spec.classes] if spec else []
+
+    def validate(self) -> None:
+        self.spectral.validate()
+        if self.output_shape != self.spectral.shape:
+            raise ValueError(
+                f"generator output {self.output_shape} does not match the spectrogram shape {self.spectral.shape}"
+            )
+        if self.to_rgb_activation not in ("tanh", "linear"):
+            raise ValueError(f"to_rgb_activation must be tanh or linear, not {self.to_rgb_activation!r}")
+        names = [c.name for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate condition names")
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["conditions"] = [c.to_dict() for c in self.conditions]
+        d["spectral"] = self.spectral.to_dict()
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def tiny_spectral() -> SpectralConfig:
+    """A ~1 s, 128 × 256 representation for tests (nfft 512, hop 128)."""
+    return SpectralConfig(audio_length=16384, n_fft=512, hop_length=128, frames=128)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # GANSynth's best published model.
+    "mel_prog_hires": ModelConfig(),
+    # Same representation, a quarter of the channels: trains an order of magnitude faster (see docs/training.md).
+    "fast": ModelConfig(fmap_base=2048, fmap_max=128),
+    # For tests and trying the pipeline: ~1 s notes at 128 × 256, a few channels.
+    "tiny": ModelConfig(
+        latent_vector_size=32,
+        start_height=4,
+        start_width=8,
+        num_resolutions=6,
+        fmap_base=128,
+        fmap_max=16,
+        spectral=tiny_spectral(),
+    ),
+}
+
+
+def preset(name: str, conditions: tuple[ConditionSpec, ...] | None = None) -> ModelConfig:
+    """A copy of a named preset, optionally with other conditions."""
+    if name not in PRESETS:
+        from ..errors import UserError
+
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = PRESETS[name]
+    if conditions is not None:
+        cfg = cfg.replace(conditions=tuple(conditions))
+    cfg.validate()
+    return cfg

@@ -1,0 +1,140 @@
+"""GANSynth's progressive generator (Magenta `networks.generator` with `generator_fn_specgram`).
+
+Layer names follow the original GANSpaceSynth: block 1 has `conv0`, `conv1`; block k has `conv0_k`, `conv1_k`.
+The forward pass can stop at, capture, offset or start from any named layer (GANSpace needs all four).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .layers import EqualizedConv2d, pixel_norm, upscale
+
+
+def layer_name(conv: int, block_id: int) -> str:
+    """`conv0`/`conv1` for block 1, `conv0_k`/`conv1_k` for block k (1-based)."""
+    return f"conv{conv}" if block_id == 1 else f"conv{conv}_{block_id}"
+
+
+class GeneratorBlock(nn.Module):
+    def __init__(self, config: ModelConfig, block_id: int, in_channels: int):
+        super().__init__()
+        out = config.num_filters(block_id)
+        if block_id == 1:
+            # Magenta pads the 1×1 input to (2h-1)×(2w-1) and applies an h×w VALID conv: a dense layer
+            # whose kernel positions become the output pixels.
+            h, w = config.start_height, config.start_width
+            self.conv0 = EqualizedConv2d(in_channels, out, (h, w), padding=(h - 1, h - 1, w - 1, w - 1))
+        else:
+            self.conv0 = EqualizedConv2d(in_channels, out, config.kernel_size)
+        self.conv1 = EqualizedConv2d(out, out, config.kernel_size)
+        self.to_rgb = EqualizedConv2d(out, 2, 1, he_slope=1.0)
+        self.block_id = block_id
+        self.scale = config.scale_base
+
+
+class Generator(nn.Module):
+    """Maps (z, condition vector) to a normalised spectrogram `[B, 2, T, F]`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        blocks = []
+        in_channels = config.latent_vector_size + config.condition_dim
+        for block_id in range(1, config.num_resolutions + 1):
+            blocks.append(GeneratorBlock(config, block_id, in_channels))
+            in_channels = config.num_filters(block_id)
+        self.blocks = nn.ModuleList(blocks)
+        self._order = [layer_name(c, b) for b in range(1, config.num_resolutions + 1) for c in (0, 1)]
+
+    # -- introspection ---------------------------------------------------------------------------
+    def layer_names(self) -> list[str]:
+        return list(self._order)
+
+    def layer_shape(self, name: str) -> tuple[int, int, int]:
+        """(channels, height, width) of a named activation."""
+        idx = self._index(name)
+        block_id = idx // 2 + 1
+        h, w = self.config.resolution(block_id)
+        return (self.config.num_filters(block_id), h, w)
+
+    def _index(self, name: str) -> int:
+        try:
+            return self._order.index(name)
+        except ValueError:
+            from ..errors import UserError
+
+            raise UserError(f"unknown layer {name!r}; layers are {', '.join(self._order)}") from None
+
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
+        return pixel_norm(torch.nn.functional.leaky_relu(x, 0.2))
+
+    def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor) -> torch.Tensor:
+        y = block.to_rgb(x)
+        return torch.tanh(y) if self.config.to_rgb_activation == "tanh" else y
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(
+        self,
+        z: torch.Tensor | None,
+        cond: torch.Tensor | None = None,
+        *,
+        num_blocks: int | None = None,
+        alpha: float = 1.0,
+        stop_at: str | None = None,
+        capture: Sequence[str] = (),
+        offsets: Mapping[str, torch.Tensor] | None = None,
+        start_at: str | None = None,
+        start_activation: torch.Tensor | None = None,
+    ):
+        """See docs/DEVELOPING.md. Returns the output, the `stop_at` activation, or (output, captured)."""
+        n_blocks = num_blocks or self.config.num_resolutions
+        offsets = offsets or {}
+        captured: dict[str, torch.Tensor] = {}
+        start_idx = -1
+        if start_at is not None:
+            start_idx = self._index(start_at)
+            if start_activation is None:
+                raise ValueError("start_at needs start_activation")
+        stop_idx = self._index(stop_at) if stop_at is not None else None
+        for name in list(capture) + list(offsets):
+            self._index(name)
+
+        x = None
+        prev_rgb_input = None
+        if start_idx < 0:
+            x = z if cond is None or cond.shape[1] == 0 else torch.cat([z, cond.to(z.dtype)], dim=1)
+            x = pixel_norm(x[:, :, None, None])
+        else:
+            x = start_activation
+        for b, block in enumerate(self.blocks[:n_blocks]):
+            for c, conv in enumerate((block.conv0, block.conv1)):
+                idx = 2 * b + c
+                if idx <= start_idx:
+                    continue
+                if c == 0 and b > 0:
+                    prev_rgb_input = x
+                    x = upscale(x, block.scale)
+                x = self._act(conv(x))
+                name = self._order[idx]
+                if name in offsets:
+                    x = x + offsets[name].to(x.dtype)
+                if name in capture:
+                    captured[name] = x
+                if idx == stop_idx:
+                    return x
+        last = self.blocks[n_blocks - 1]
+        out = self._to_rgb(last, x)
+        if alpha < 1.0 and n_blocks > 1:
+            if prev_rgb_input is None:
+                raise ValueError("fade-in (alpha < 1) needs the previous block's activation; start earlier")
+            prev = upscale(self._to_rgb(self.blocks[n_blocks - 2], prev_rgb_input), last.scale)
+            out = prev + alpha * (out - prev)
+        if capture:
+            return out, captured
+        return out

@@ -1,0 +1,73 @@
+"""Building blocks of the progressive GAN (Karras et al. 2018), as in Magenta's `progressive_gan/layers.py`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise each pixel's feature vector to unit RMS (over channels, dim 1)."""
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
+
+
+def upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Nearest-neighbour upsampling by an integer factor."""
+    if scale == 1:
+        return x
+    return x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+
+
+def downscale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Average pooling by an integer factor (Magenta's `layers.downscale`)."""
+    if scale == 1:
+        return x
+    return F.avg_pool2d(x, scale)
+
+
+class EqualizedConv2d(nn.Module):
+    """Conv2d with equalised learning rate: weights ~ N(0, 1), He's scale applied at run time.
+
+    `he_slope` is Magenta's `he_initializer_slope`: 0 for convs followed by leaky ReLU (gain √2),
+    1 for to_rgb (gain 1). `padding` is 'same' or an explicit (top, bottom, left, right) tuple.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, he_slope: float = 0.0, padding="same"):
+        super().__init__()
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kh, kw))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        fan_in = in_channels * kh * kw
+        self.scale = math.sqrt(2.0 / ((1.0 + he_slope**2) * fan_in))
+        if padding == "same":
+            # TF 'SAME' for stride 1: the extra pad of an even kernel goes at the end.
+            ph, pw = kh - 1, kw - 1
+            padding = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        else:
+            top, bottom, left, right = padding
+            padding = (left, right, top, bottom)
+        self.pad = tuple(int(p) for p in padding)  # F.pad order: left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pad):
+            if self.pad[0] == self.pad[1] and self.pad[2] == self.pad[3]:
+                return F.conv2d(x, self.weight * self.scale, self.bias, padding=(self.pad[2], self.pad[0]))
+            x = F.pad(x, self.pad)
+        return F.conv2d(x, self.weight * self.scale, self.bias)
+
+
+def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
+    """Append the mean standard deviation over minibatch groups as one extra feature map."""
+    b, c, h, w = x.shape
+    g = min(group_size, b)
+    if b % g:
+        g = 1
+    y = x.reshape(g, -1, c, h, w).float()
+    y = y - y.mean(dim=0, keepdim=True)
+    y = (y.square().mean(dim=0) + 1e-8).sqrt()
+    y = y.mean(dim=(1, 2, 3), keepdim=True).to(x.dtype)  # [B/g, 1, 1, 1]
+    y = y.repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)

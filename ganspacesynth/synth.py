@@ -1,0 +1,185 @@
+"""The one API every interface uses: a loaded model on a device, ready to generate notes.
+
+    synth = Synth.load("model.safetensors")
+    z = synth.random_z(4, seed=0)
+    waves = synth.generate(z, pitch=60)          # float32 [4, 64000]
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .audio.spectral import MelIF
+from .errors import UserError
+from .model.conditions import ConditionSet
+from .model.config import ModelConfig
+from .model.files import ModelFile, load_model
+from .model.generator import Generator
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Synth:
+    """A generator plus its representation and conditions on one device."""
+
+    def __init__(self, config: ModelConfig, generator: Generator, *, device: str = "cpu",
+                 precision: str = "float32", fingerprint: str | None = None, path: Path | None = None,
+                 info: dict | None = None):
+        if precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.config = config
+        self.device = torch.device(device)
+        self.precision = precision
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        if self.device.type == "cpu":
+            self.generator = self.generator.to(memory_format=torch.channels_last)
+        self.spectral = MelIF(config.spectral)
+        self.conditions = ConditionSet(config.conditions)
+        self.fingerprint = fingerprint
+        self.path = path
+        self.info = info or {}
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, *, device: str | None = None,
+             precision: str = "float32") -> "Synth":
+        """Load a model file, a training run folder, or (None) the bundled default model."""
+        mf = load_model(path)
+        return cls.from_model_file(mf, device=device or default_device(), precision=precision)
+
+    @classmethod
+    def from_model_file(cls, mf: ModelFile, *, device: str = "cpu", precision: str = "float32") -> "Synth":
+        gen = Generator(mf.config)
+        missing, unexpected = gen.load_state_dict(mf.generator_state, strict=False)
+        if missing or unexpected:
+            raise UserError(
+                f"model weights do not fit its config (missing: {sorted(missing)[:3]}, unexpected: {sorted(unexpected)[:3]})"
+            )
+        return cls(mf.config, gen, device=device, precision=precision, fingerprint=mf.fingerprint, path=mf.path,
+                   info=mf.info)
+
+    # -- facts ---------------------------------------------------------------------------------
+    @property
+    def pitches(self) -> list[int]:
+        return self.config.pitches
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.spectral.sample_rate
+
+    @property
+    def latent_size(self) -> int:
+        return self.config.latent_vector_size
+
+    def layer_names(self) -> list[str]:
+        return self.generator.layer_names()
+
+    # -- inputs --------------------------------------------------------------------------------
+    def random_z(self, count: int, seed: int | None = 0) -> np.ndarray:
+        """`count` standard-normal latents; row i depends only on (seed, i), never on batching."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((count, self.latent_size), dtype=np.float32)
+
+    def check_z(self, z) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.latent_size:
+            raise UserError(f"latents must have shape [N, {self.latent_size}], got {list(z.shape)}")
+        if not np.all(np.isfinite(z)):
+            raise UserError("latents contain NaN or infinity")
+        return z
+
+    def labels(self, count: int, pitch: int | Sequence[int] | None = None,
+               conditions: Mapping[str, object] | None = None) -> dict[str, torch.Tensor]:
+        """Label tensors for `count` notes. Values may be one value or one per note."""
+        values: dict[str, object] = dict(conditions or {})
+        if pitch is not None:
+            values["pitch"] = pitch
+        out: dict[str, torch.Tensor] = {}
+        for name, value in values.items():
+            spec = self.conditions.spec(name)
+            seq = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value] * count
+            if len(seq) != count:
+                raise UserError(f"{len(seq)} values for {name} but {count} notes")
+            if spec.kind == "categorical":
+                out[name] = torch.tensor([self.conditions.index(name, v) for v in seq], dtype=torch.long)
+            else:
+                rows = []
+                for v in seq:
+                    names = [v] if isinstance(v, str) else list(v)
+                    row = torch.zeros(spec.size)
+                    for n in names:
+                        row[self.conditions.index(name, n)] = 1.0
+                    rows.append(row)
+                out[name] = torch.stack(rows)
+        if "pitch" in self.conditions.names and "pitch" not in out:
+            raise UserError("a pitch is required for this model")
+        return out
+
+    # -- generation ----------------------------------------------------------------------------
+    def _autocast(self):
+        if self.precision == "float32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+
+    def _run(self, z: np.ndarray | None, labels: Mapping[str, torch.Tensor], count: int, batch_size: int,
+             **kwargs) -> torch.Tensor:
+        outs = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, count, batch_size):
+                sl = slice(start, min(count, start + batch_size))
+                n = sl.stop - sl.start
+                zb = None if z is None else torch.from_numpy(z[sl]).to(self.device)
+                lb = {k: v[sl] for k, v in labels.items()}
+                cond = self.conditions.encode(lb, batch=n, device=self.device)
+                kw = dict(kwargs)
+                for key in ("start_activation",):
+                    if kw.get(key) is not None:
+                        kw[key] = kw[key][sl].to(self.device)
+                if kw.get("offsets"):
+                    kw["offsets"] = {k: (v[sl] if v.shape[0] == count else v).to(self.device)
+                                     for k, v in kw["offsets"].items()}
+                outs.append(self.generator(zb, cond, **kw).float())
+        return torch.cat(outs)
+
+    def generate_specgrams(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8,
+                           offsets: Mapping[str, torch.Tensor] | None = None, start_at: str | None = None,
+                           start_activation: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised spectrograms `[B, 2, T, F]` for latents z (or from a layer activation)."""
+        if start_at is None:
+            z = self.check_z(z)
+            count = z.shape[0]
+        else:
+            if start_activation is None:
+                raise UserError("start_at needs start_activation")
+            count = start_activation.shape[0]
+            z = None if z is None else self.check_z(z)
+        labels = self.labels(count, pitch, conditions)
+        return self._run(z, labels, count, batch_size, offsets=offsets, start_at=start_at,
+                         start_activation=start_activation)
+
+    def specgrams_to_waves(self, specs: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self.spectral.specgrams_to_waves(specs.float()).cpu().numpy()
+
+    def generate(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8, **kwargs) -> np.ndarray:
+        """Waves `[B, N]` (float32, sample rate `self.sample_rate`)."""
+        specs = self.generate_specgrams(z, pitch, conditions, batch_size=batch_size, **kwargs)
+        return self.specgrams_to_waves(specs)
+
+    def activations(self, z, pitch=None, layer: str = "conv0", conditions=None, *, batch_size: int = 64) -> torch.Tensor:
+        """The named layer's activation `[B, C, H, W]` (float32, on the synth's device)."""
+        z = self.check_z(z)
+        labels = self.labels(z.shape[0], pitch, conditions)
+        return self._run(z, labels, z.shape[0], batch_size, stop_at=layer)
