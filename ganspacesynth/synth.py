@@ -60,11 +60,15 @@ class Synth:
     @classmethod
     def from_model_file(cls, mf: ModelFile, *, device: str = "cpu", precision: str = "float32") -> "Synth":
         gen = Generator(mf.config)
-        missing, unexpected = gen.load_state_dict(mf.generator_state, strict=False)
-        if missing or unexpected:
-            raise UserError(
-                f"model weights do not fit its config (missing: {sorted(missing)[:3]}, unexpected: {sorted(unexpected)[:3]})"
-            )
+        expected = {k: tuple(v.shape) for k, v in gen.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in mf.generator_state.items()}
+        if expected != got:
+            missing = sorted(set(expected) - set(got))[:3]
+            unexpected = sorted(set(got) - set(expected))[:3]
+            wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])[:3]
+            raise UserError(f"model weights do not fit its config (missing: {missing}, unexpected: {unexpected}, "
+                            f"wrong shape: {wrong})")
+        gen.load_state_dict(mf.generator_state)
         return cls(mf.config, gen, device=device, precision=precision, fingerprint=mf.fingerprint, path=mf.path,
                    info=mf.info)
 

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny untrained model, the Magenta reference fixture, quiet threads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def magenta_fixture_path() -> Path | None:
+    env = os.environ.get("GANSPACESYNTH_MAGENTA_FIXTURE")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO / "shared" / "fixtures" / "magenta", REPO.parent / "shared" / "fixtures" / "magenta"]
+    for c in candidates:
+        if (c / "expected.npz").is_file():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def magenta_fixture_dir() -> Path:
+    path = magenta_fixture_path()
+    if path is None:
+        pytest.skip("Magenta fixture not found (set GANSPACESYNTH_MAGENTA_FIXTURE)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """An untrained `tiny` model (seed 0), written once per test session."""
+    from ganspacesynth.model.config import preset
+    from ganspacesynth.model.files import save_model
+    from ganspacesynth.model.generator import Generator
+
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_model(path, cfg, Generator(cfg).state_dict(), info={"untrained": True})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tiny_model_path):
+    from ganspacesynth.synth import Synth
+
+    return Synth.load(tiny_model_path, device="cpu")

@@ -1,0 +1,124 @@
+"""The progressive generator: shapes, channel schedule, named layers, partial and resumed forwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganspacesynth.errors import UserError
+from ganspacesynth.model.conditions import ConditionSet
+from ganspacesynth.model.config import ConditionSpec, preset
+from ganspacesynth.model.generator import Generator
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    return cfg, Generator(cfg).eval(), ConditionSet(cfg.conditions)
+
+
+def _inputs(cfg, cs, n=3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, cfg.latent_vector_size, generator=g)
+    cond = cs.encode({"pitch": torch.arange(n) * 7})
+    return z, cond
+
+
+def test_mel_prog_hires_architecture_is_gansynth():
+    cfg = preset("mel_prog_hires")
+    assert [cfg.num_filters(b) for b in range(1, 8)] == [256, 256, 256, 256, 128, 64, 32]
+    assert cfg.output_shape == (128, 1024)
+    assert cfg.condition_dim == 61 and cfg.pitches[0] == 24 and cfg.pitches[-1] == 84
+    gen = Generator(cfg)
+    assert gen.layer_names()[:4] == ["conv0", "conv1", "conv0_2", "conv1_2"]
+    assert gen.layer_shape("conv0") == (256, 2, 16)
+    assert gen.layer_shape("conv1_7") == (32, 128, 1024)
+    # Block 1's first conv sees z (256) + one-hot pitch (61) through a 2×16 kernel.
+    assert tuple(gen.blocks[0].conv0.weight.shape) == (256, 317, 2, 16)
+
+
+def test_output_shape_and_range(tiny):
+    cfg, gen, cs = tiny
+    z, cond = _inputs(cfg, cs)
+    out = gen(z, cond)
+    assert out.shape == (3, 2, 128, 256)
+    assert float(out.abs().max()) <= 1.0  # tanh output
+
+
+def test_partial_forward_equals_full_forward_at_layer(tiny):
+    cfg, gen, cs = tiny
+    z, cond = _inputs(cfg, cs)
+    for layer in ("conv0", "conv1", "conv0_3", "conv1_4"):
+        _, captured = gen(z, cond, capture=[layer])
+        partial = gen(z, cond, stop_at=layer)
+        assert partial.shape == (3, *gen.layer_shape(layer))
+        assert torch.equal(partial, captured[layer])
+
+
+def test_start_from_own_activation_reproduces_output(tiny):
+    cfg, gen, cs = tiny
+    z, cond = _inputs(cfg, cs)
+    full = gen(z, cond)
+    for layer in ("conv0", "conv1", "conv1_2", "conv0_5"):
+        act = gen(z, cond, stop_at=layer)
+        resumed = gen(None, None, start_at=layer, start_activation=act)
+        torch.testing.assert_close(resumed, full, rtol=0, atol=1e-6)
+
+
+def test_zero_offset_is_identity_and_offset_changes_output(tiny):
+    cfg, gen, cs = tiny
+    z, cond = _inputs(cfg, cs)
+    full = gen(z, cond)
+    shape = gen.layer_shape("conv0")
+    same = gen(z, cond, offsets={"conv0": torch.zeros(shape)})
+    assert torch.equal(same, full)
+    moved = gen(z, cond, offsets={"conv0": torch.ones(shape)})
+    assert float((moved - full).abs().mean()) > 1e-3
+
+
+def test_condition_changes_output(tiny):
+    cfg, gen, cs = tiny
+    z, _ = _inputs(cfg, cs, n=1)
+    a = gen(z, cs.encode({"pitch": torch.tensor([10])}))
+    b = gen(z, cs.encode({"pitch": torch.tensor([40])}))
+    assert float((a - b).abs().mean()) > 1e-3
+
+
+def test_progressive_stages_and_fade_in(tiny):
+    cfg, gen, cs = tiny
+    z, cond = _inputs(cfg, cs)
+    for k in range(1, cfg.num_resolutions + 1):
+        assert gen(z, cond, num_blocks=k).shape[-2:] == cfg.resolution(k)
+    # alpha=0 shows the previous block upsampled; alpha=1 the new block alone.
+    prev = gen(z, cond, num_blocks=2)
+    faded0 = gen(z, cond, num_blocks=3, alpha=0.0)
+    torch.testing.assert_close(faded0, prev.repeat_interleave(2, 2).repeat_interleave(2, 3))
+    torch.testing.assert_close(gen(z, cond, num_blocks=3, alpha=1.0), gen(z, cond, num_blocks=3))
+
+
+def test_generic_conditions():
+    cfg = preset("tiny").replace(conditions=(
+        ConditionSpec("pitch", "categorical", [str(p) for p in range(24, 85)]),
+        ConditionSpec("instrument_family", "categorical", ["bass", "guitar", "organ"]),
+        ConditionSpec("qualities", "multilabel", ["bright", "dark", "percussive"]),
+    ))
+    cs = ConditionSet(cfg.conditions)
+    assert cs.dim == 61 + 3 + 3 == cfg.condition_dim
+    enc = cs.encode({"pitch": torch.tensor([0, 1]), "instrument_family": torch.tensor([2, 0]),
+                     "qualities": torch.tensor([[1.0, 0, 1], [0, 0, 0]])})
+    assert enc.shape == (2, 67)
+    assert enc[0, 61 + 2] == 1 and enc[1, 61] == 1 and enc[0, 64] == 1 and enc[0, 66] == 1
+    gen = Generator(cfg)
+    assert gen(torch.randn(2, cfg.latent_vector_size), enc).shape == (2, 2, 128, 256)
+    with pytest.raises(UserError, match="out of|outside"):
+        cs.index("pitch", 99)
+    with pytest.raises(UserError, match="not known"):
+        cs.index("instrument_family", "kazoo")
+
+
+def test_unknown_layer_is_refused(tiny):
+    cfg, gen, cs = tiny
+    z, cond = _inputs(cfg, cs)
+    with pytest.raises(UserError, match="unknown layer"):
+        gen(z, cond, stop_at="conv9")
