@@ -1,0 +1,119 @@
+"""Seconds per 4 s note for the full mel_prog_hires generator (random weights) on this machine.
+
+Measures float32 and bfloat16 at batch 1 and 8, the spectrogram→wave inverse alone, and in the same run the
+machine's float32 / bfloat16 matrix-multiply rate, to report the achieved fraction of it.
+
+    python benchmarks/generate_speed.py [--repeats 3] [--out bench-out/generate_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+
+from ganspacesynth.model.config import preset  # noqa: E402
+from ganspacesynth.model.generator import Generator  # noqa: E402
+from ganspacesynth.synth import Synth  # noqa: E402
+
+
+def generator_flops(cfg) -> float:
+    """Multiply-adds ×2 of one forward pass (convs only; activations are negligible)."""
+    total = 0.0
+    in_ch = cfg.latent_vector_size + cfg.condition_dim
+    for b in range(1, cfg.num_resolutions + 1):
+        h, w = cfg.resolution(b)
+        out = cfg.num_filters(b)
+        k0 = (cfg.start_height * cfg.start_width) if b == 1 else cfg.kernel_size**2
+        total += 2 * h * w * out * in_ch * k0
+        total += 2 * h * w * out * out * cfg.kernel_size**2
+        in_ch = out
+    h, w = cfg.output_shape
+    total += 2 * h * w * 2 * in_ch
+    return total
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def time_per_note(synth: Synth, batch: int, repeats: int) -> dict:
+    z = synth.random_z(batch, seed=0)
+    synth.generate(z, pitch=60, batch_size=batch)  # warm-up
+    best_total, best_spec = float("inf"), float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        specs = synth.generate_specgrams(z, pitch=60, batch_size=batch)
+        t_spec = time.perf_counter() - t
+        synth.specgrams_to_waves(specs)
+        best_total = min(best_total, time.perf_counter() - t)
+        best_spec = min(best_spec, t_spec)
+    return {"s_per_note": best_total / batch, "generator_s_per_note": best_spec / batch}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    cfg = preset("mel_prog_hires")
+    gen = Generator(cfg)
+    flops = generator_flops(cfg)
+    rates = {"float32": matmul_rate(torch.float32), "bfloat16": matmul_rate(torch.bfloat16)}
+    results = {}
+    specs_ref = None
+    for precision in ("float32", "bfloat16"):
+        synth = Synth(cfg, gen, device="cpu", precision=precision)
+        row = {}
+        for batch in (1, 8):
+            r = time_per_note(synth, batch, args.repeats)
+            r["achieved_gflops"] = flops / r["generator_s_per_note"] / 1e9
+            r["fraction_of_matmul_rate"] = flops / r["generator_s_per_note"] / rates[precision]
+            row[f"batch_{batch}"] = r
+        z = synth.random_z(8, seed=1)
+        specs = synth.generate_specgrams(z, pitch=60)
+        if specs_ref is None:
+            specs_ref = specs
+        else:
+            diff = (specs - specs_ref).abs()
+            row["spectrogram_error_vs_float32"] = {"mean_abs": float(diff.mean()), "p99_abs": float(diff.flatten().kthvalue(int(0.99 * diff.numel())).values)}
+        results[precision] = row
+        print(f"{precision}: batch 1 {row['batch_1']['s_per_note']:.3f} s/note, batch 8 {row['batch_8']['s_per_note']:.3f} s/note")
+
+    synth = Synth(cfg, gen, device="cpu")
+    specs = synth.generate_specgrams(synth.random_z(8, 0), pitch=60)
+    t = time.perf_counter()
+    synth.specgrams_to_waves(specs)
+    inverse = (time.perf_counter() - t) / 8
+    write_result("generate_speed", {
+        "architecture": "mel_prog_hires (random weights)",
+        "generator_gflop_per_note": flops / 1e9,
+        "matmul_gflops": {k: v / 1e9 for k, v in rates.items()},
+        "inverse_s_per_note": inverse,
+        "results": results,
+        "reference_tensorflow_s_per_note": {"batch_1": 0.24, "batch_8": 0.18},
+        "targets": {"float32_batch_8": 0.10, "bfloat16_batch_8": 0.05},
+    }, args.out)
+
+
+if __name__ == "__main__":
+    main()
