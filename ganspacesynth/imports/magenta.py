@@ -19,6 +19,7 @@ import torch
 from ..audio.spectral import SpectralConfig
 from ..errors import UserError
 from ..model.config import DEFAULT_PITCHES, ModelConfig, pitch_condition
+from ..model.files import save_model
 from ..model.generator import Generator
 from .tfcheckpoint import latest_checkpoint, list_variables, read_checkpoint
 
@@ -30,38 +31,74 @@ EMA_SUFFIX = "/ExponentialMovingAverage"
 # Magenta's data_type -> our spectral flags (its data_helpers registry: 'mel' = Mel-IF, 'linear' = linear IF).
 _DATA_TYPES = {"mel": True, "linear": False}
 
-# Hyperparameters the import needs; Magenta writes all of its flags to experiment.json.
-_REQUIRED = (
-    "num_resolutions", "start_height", "start_width", "scale_base", "fmap_base", "fmap_decay", "fmap_max",
-    "kernel_size", "latent_vector_size", "audio_length", "sample_rate", "data_type",
-    "mag_normalizer_a", "mag_normalizer_b", "p_normalizer_a", "p_normalizer_b",
-)
+# Magenta's `model.set_flags` defaults for the keys the import reads. Magenta fills keys missing from
+# experiment.json with these when it loads a model, so we do the same.
+MAGENTA_DEFAULTS = {
+    "data_type": "mel",
+    "audio_length": 64000,
+    "sample_rate": 16000,
+    "data_normalizer": "specgrams_prespecified_normalizer",
+    "mag_normalizer_a": 0.0661371661726,
+    "mag_normalizer_b": 0.113718730221,
+    "p_normalizer_a": 0.8,
+    "p_normalizer_b": 0.0,
+    "g_fn": "specgram",
+    "latent_vector_size": 256,
+    "kernel_size": 3,
+    "start_height": 4,
+    "start_width": 8,
+    "scale_mode": "ALL",
+    "scale_base": 2,
+    "num_resolutions": 7,
+    "simple_arch": False,
+    "to_rgb_activation": "tanh",
+    "fmap_base": 512,
+    "fmap_decay": 1.0,
+    "fmap_max": 128,
+}
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot parse {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return data
 
 
 def read_experiment(ckpt_dir: Path) -> dict:
-    """Parse `experiment.json` of a Magenta training folder."""
-    path = ckpt_dir / "experiment.json"
-    if not path.is_file():
+    """The run's hyperparameters, with Magenta's defaults for missing keys.
+
+    Usually `experiment.json` sits in the checkpoint folder. Magenta's internal sweeps wrote one file
+    for several runs, `{"jobs": {run folder name: flags}}`, in the folder above; that is read too.
+    """
+    own, parent = ckpt_dir / "experiment.json", ckpt_dir.parent / "experiment.json"
+    if own.is_file():
+        experiment = _load_json(own)
+        if isinstance(experiment.get("jobs"), dict):
+            jobs = experiment["jobs"]
+            if ckpt_dir.name not in jobs and len(jobs) != 1:
+                raise UserError(f"{own} describes runs {', '.join(sorted(jobs))}, none named {ckpt_dir.name!r}")
+            experiment = jobs.get(ckpt_dir.name) or next(iter(jobs.values()))
+    elif parent.is_file() and isinstance((jobs := _load_json(parent).get("jobs")), dict) and ckpt_dir.name in jobs:
+        experiment = jobs[ckpt_dir.name]
+    else:
         hint = ""
-        if (ckpt_dir.parent / "experiment.json").is_file():
+        if parent.is_file():
             hint = f" (give the folder above it, {ckpt_dir.parent})"
         elif ckpt_dir.suffix == ".zip" or not ckpt_dir.exists():
             hint = " (unzip the downloaded checkpoint and give the folder that holds experiment.json)"
         raise UserError(f"{ckpt_dir} is not a Magenta GANSynth checkpoint folder: no experiment.json{hint}")
-    try:
-        experiment = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot parse {path}: {exc}") from None
     if not isinstance(experiment, dict):
-        raise UserError(f"{path} does not hold a JSON object")
-    return experiment
+        raise UserError(f"the experiment.json for {ckpt_dir} does not hold a JSON object of flags")
+    return {**MAGENTA_DEFAULTS, **experiment}
 
 
 def magenta_config(experiment: dict, pitches: tuple[int, ...] | None = None) -> ModelConfig:
     """Translate Magenta hyperparameters into a ModelConfig, refusing what our generator cannot reproduce."""
-    missing = [k for k in _REQUIRED if k not in experiment]
-    if missing:
-        raise UserError(f"experiment.json lacks {', '.join(missing)}")
+    experiment = {**MAGENTA_DEFAULTS, **experiment}
     refusals = {
         "g_fn": ("specgram", "only the spectrogram generator (g_fn 'specgram') is supported"),
         "simple_arch": (False, "simple_arch generators are not supported"),
@@ -72,7 +109,7 @@ def magenta_config(experiment: dict, pitches: tuple[int, ...] | None = None) -> 
         ),
     }
     for key, (wanted, message) in refusals.items():
-        if key in experiment and experiment[key] != wanted:
+        if experiment[key] != wanted:
             raise UserError(f"unsupported Magenta configuration {key}={experiment[key]!r}: {message}")
     data_type = experiment["data_type"]
     if data_type not in _DATA_TYPES:
@@ -80,14 +117,13 @@ def magenta_config(experiment: dict, pitches: tuple[int, ...] | None = None) -> 
             f"unsupported Magenta configuration data_type={data_type!r}: "
             f"supported are {', '.join(repr(k) for k in _DATA_TYPES)}"
         )
-    activation = experiment.get("to_rgb_activation", "tanh")
-    # Magenta applies tanh for 'tanh' and no activation for anything else it accepts.
-    if activation not in ("tanh", None, "linear", "none", ""):
+    activation = experiment["to_rgb_activation"]
+    if activation not in ("tanh", "linear"):  # the only two Magenta's generator_fn_specgram knows
         raise UserError(f"unsupported Magenta configuration to_rgb_activation={activation!r}")
 
     if pitches is None:
-        # Magenta's NSynth datasets keep MIDI pitches 24..84; experiment.json does not record them.
-        pitches = tuple(experiment.get("pitches", DEFAULT_PITCHES))
+        # All of Magenta's NSynth datasets keep MIDI pitches 24..84 (experiment.json does not record them).
+        pitches = DEFAULT_PITCHES
     try:
         num_res = int(experiment["num_resolutions"])
         height = int(experiment["start_height"]) * int(experiment["scale_base"]) ** (num_res - 1)
@@ -116,7 +152,7 @@ def magenta_config(experiment: dict, pitches: tuple[int, ...] | None = None) -> 
             fmap_decay=float(experiment["fmap_decay"]),
             fmap_max=int(experiment["fmap_max"]),
             kernel_size=int(experiment["kernel_size"]),
-            to_rgb_activation="tanh" if activation == "tanh" else "linear",
+            to_rgb_activation=activation,
             conditions=(pitch_condition(pitches),),
             spectral=spectral,
         )
@@ -126,7 +162,7 @@ def magenta_config(experiment: dict, pitches: tuple[int, ...] | None = None) -> 
     return config
 
 
-def final_stage_checkpoint(ckpt_dir: Path, experiment: dict) -> Path:
+def final_stage_checkpoint(ckpt_dir: Path, num_resolutions: int) -> Path:
     """Prefix of the newest checkpoint in the last `stage_000NN` folder, which must be the final stage."""
     stages = sorted(
         (int(m.group(1)), p) for p in ckpt_dir.iterdir() if p.is_dir() and (m := re.fullmatch(r"stage_(\d+)", p.name))
@@ -135,7 +171,7 @@ def final_stage_checkpoint(ckpt_dir: Path, experiment: dict) -> Path:
         raise UserError(f"no stage_000NN folder in {ckpt_dir}")
     stage_id, stage_dir = stages[-1]
     # Stages alternate stable/transition: the last one (all blocks, fully faded in) is 2·(resolutions − 1).
-    final = 2 * (int(experiment["num_resolutions"]) - 1)
+    final = 2 * (num_resolutions - 1)
     if stage_id != final:
         raise UserError(
             f"the last stage in {ckpt_dir} is {stage_dir.name}, but a finished run ends with stage_{final:05d}: "
@@ -205,19 +241,37 @@ def _state_dict(arrays: dict[str, np.ndarray], config: ModelConfig) -> dict[str,
     return state
 
 
-def import_magenta(ckpt_dir: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Read a Magenta GANSynth training folder; return our ModelConfig and the generator's state dict."""
-    ckpt_dir = Path(ckpt_dir)
+def _import(ckpt_dir: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict]:
     experiment = read_experiment(ckpt_dir)
-    prefix = final_stage_checkpoint(ckpt_dir, experiment)
-    arrays, _ = _generator_weights(prefix)
     config = magenta_config(experiment)
+    prefix = final_stage_checkpoint(ckpt_dir, config.num_resolutions)
+    arrays, used_ema = _generator_weights(prefix)
     conv0 = arrays.get(f"{GENERATOR_SCOPE}/progressive_gan_block_1/conv0/conv2d/kernel")
     if conv0 is not None and conv0.ndim == 4:
         labels = conv0.shape[2] - config.latent_vector_size
         if labels != config.condition_dim:
             raise UserError(
-                f"the generator takes {labels} label inputs, but pitches {config.pitches[0]}..{config.pitches[-1]} "
-                f"make {config.condition_dim}: the checkpoint was trained on another pitch range"
+                f"the generator's first layer takes {conv0.shape[2]} inputs, i.e. {labels} label inputs after "
+                f"latent_vector_size={config.latent_vector_size}, but pitches {config.pitches[0]}..{config.pitches[-1]} "
+                f"are {config.condition_dim} classes: experiment.json does not describe this checkpoint"
             )
-    return config, _state_dict(arrays, config)
+    info = {
+        "source": "magenta",
+        "checkpoint": f"{prefix.parent.name}/{prefix.name}",
+        "weights": "ema" if used_ema else "raw",
+        "dataset_name": experiment.get("dataset_name"),
+        "total_num_images": experiment.get("total_num_images"),
+    }
+    return config, _state_dict(arrays, config), info
+
+
+def import_magenta(ckpt_dir: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Read a Magenta GANSynth training folder; return our ModelConfig and the generator's state dict."""
+    config, state, _ = _import(Path(ckpt_dir))
+    return config, state
+
+
+def import_magenta_to_file(ckpt_dir: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Convert a Magenta GANSynth training folder into a GANSpaceSynth model file (written atomically)."""
+    config, state, info = _import(Path(ckpt_dir))
+    return save_model(out_path, config, state, info=info)

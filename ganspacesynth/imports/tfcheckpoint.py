@@ -313,7 +313,8 @@ def _read_index(prefix: Path, check_crc) -> tuple[dict[str, TensorEntry], int, b
             if key == b"":
                 header = _parse_message(value)
             else:
-                name = key.decode("utf-8")
+                # Names are UTF-8; keys of partitioned-variable slices are binary, so never fail on them.
+                name = key.decode("utf-8", errors="backslashreplace")
                 entries[name] = _parse_entry(name, value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"corrupt checkpoint index {index}: {exc}") from None

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import EqualizedConv2d, pixel_norm, upscale
+from .layers import EqualizedConv2d, pixel_norm, upsample_conv3x3, upscale
 
 
 def layer_name(conv: int, block_id: int) -> str:
@@ -119,8 +119,12 @@ class Generator(nn.Module):
                     continue
                 if c == 0 and b > 0:
                     prev_rgb_input = x
-                    x = upscale(x, block.scale)
-                x = self._act(conv(x))
+                    if block.scale == 2 and self.config.kernel_size == 3:
+                        x = self._act(upsample_conv3x3(x, conv))
+                    else:
+                        x = self._act(conv(upscale(x, block.scale)))
+                else:
+                    x = self._act(conv(x))
                 name = self._order[idx]
                 if name in offsets:
                     x = x + offsets[name].to(x.dtype)
