@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import EqualizedConv2d, pixel_norm, upsample_conv3x3, upscale
+from .layers import EqualizedConv2d, lrelu_pixel_norm, pixel_norm, upsample_conv3x3, upscale
 
 
 def layer_name(conv: int, block_id: int) -> str:
@@ -72,7 +72,7 @@ class Generator(nn.Module):
             raise UserError(f"unknown layer {name!r}; layers are {', '.join(self._order)}") from None
 
     def _act(self, x: torch.Tensor) -> torch.Tensor:
-        return pixel_norm(torch.nn.functional.leaky_relu(x, 0.2))
+        return lrelu_pixel_norm(x)
 
     def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor) -> torch.Tensor:
         y = block.to_rgb(x)
