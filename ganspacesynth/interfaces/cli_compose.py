@@ -1,0 +1,212 @@
+"""Composing commands: hallucinate (random or GANSpace step sequences) and midi (play a MIDI file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .options import device_option, load_synth, model_option, parse_floats, precision_option
+
+#: hallucinate options that describe the composition (refused with --from, which re-renders exactly).
+_COMPOSITION = ("notes", "steps", "spacing", "start_trim", "attack", "sustain", "release", "pitch", "seed", "mode")
+#: option name -> score field, for options a --score steps file may also set.
+_SCORE_FIELDS = {"steps": "interpolation_steps", "spacing": "spacing", "start_trim": "start_trim",
+                 "attack": "attack", "sustain": "sustain", "release": "release", "seed": "seed", "mode": "mode", "pitch": "pitch"}
+
+seed_or_random = click.option("--seed", type=int, default=None,
+                              help="Random seed (default: a fresh one, printed and saved in the score).")
+batch_option = click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
+                            help="Notes generated per batch.")
+max_notes_option = click.option("--max-notes", type=click.IntRange(1), default=1024, show_default=True,
+                                help="Refuse requests with more notes than this.")
+max_seconds_option = click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=1200.0,
+                                  show_default=True, help="Refuse pieces longer than this.")
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
+def _progress(total_label: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="note", desc=total_label, leave=False, disable=None)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _load_components(path: Path | None, synth):
+    if path is None:
+        return None
+    from ..ganspace.components import Components
+
+    return Components.load(path, synth)
+
+
+@click.command("hallucinate")
+@model_option
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="WAV file to write; the score goes beside it as <name>.score.json.")
+@click.option("--notes", type=click.IntRange(1), default=3, show_default=True, help="Random key points.")
+@click.option("--steps", type=click.IntRange(0), default=3, show_default=True,
+              help="Interpolation steps between consecutive key points.")
+@click.option("--spacing", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Seconds between note onsets.")
+@click.option("--start-trim", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds skipped at the start of each generated note.")
+@click.option("--attack", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Linear attack, seconds.")
+@click.option("--sustain", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Sustain, seconds.")
+@click.option("--release", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Linear release, seconds.")
+@click.option("--pitch", type=int, default=32, show_default=True,
+              help="MIDI pitch (with --score: for steps that give none).")
+@seed_or_random
+@click.option("--from", "from_score", type=click.Path(path_type=Path), default=None,
+              help="Re-render a score written by an earlier run, exactly.")
+@click.option("--components", type=click.Path(path_type=Path), default=None,
+              help="GANSpace components file: makes the steps of --score coefficient vectors.")
+@click.option("--score", "steps_score", type=click.Path(path_type=Path), default=None,
+              help="Steps file (JSON, see docs/composing.md) for the GANSpace mode; options given override it.")
+@click.option("--mode", type=click.Choice(["noz", "offset", "latent"]), default=None,
+              help="GANSpace synthesis mode (default: the steps file's, else noz).")
+@batch_option
+@max_notes_option
+@max_seconds_option
+@device_option
+@precision_option
+@click.pass_context
+def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, sustain, release, pitch, seed,
+                    from_score, components, steps_score, mode, batch_size, max_notes, max_seconds, device,
+                    precision) -> None:
+    """Compose a piece that wanders between key points: n random timbres with m slerp steps between each
+    pair (n + (n-1)*m notes), each note enveloped, placed --spacing seconds apart and mixed.
+
+    With --components and --score, the key points are GANSpace coefficient vectors (the Hallu step
+    sequencer), lerped. A score JSON with every parameter, the key points and the seed is written next
+    to the WAV; --from re-renders it exactly.
+
+    \b
+    Examples:
+      ganspacesynth hallucinate --model tiny.safetensors --notes 3 --steps 3 --spacing 0.3 \\
+          --attack 0.05 --sustain 0.4 --release 0.3 --seed 1 --out piece.wav
+      ganspacesynth hallucinate --model tiny.safetensors --from piece.score.json --out again.wav
+      ganspacesynth hallucinate --model m.safetensors --components comps.npz --score steps.json --out hallu.wav
+    """
+    from ..audio.io import write_wav
+    from ..generate import hallucinate as H
+
+    limits = H.Limits(max_notes=max_notes, max_seconds=max_seconds)
+    defaults = H.HallucinationParams(notes=notes, steps=steps, spacing=spacing, start_trim=start_trim,
+                                     attack=attack, sustain=sustain, release=release, pitch=pitch, seed=seed)
+    if from_score is not None and steps_score is not None:
+        raise UserError("give either --from (re-render a score) or --score (a steps file), not both")
+    if from_score is not None:
+        given = [f"--{n.replace('_', '-')}" for n in _COMPOSITION if _explicit(ctx, n)]
+        if given:
+            raise UserError(f"--from re-renders a score exactly; do not combine it with {', '.join(given)}")
+        score = H.load_score(from_score)
+    elif steps_score is not None:
+        if components is None:
+            raise UserError("--score holds GANSpace coefficient steps: give the components file with --components")
+        if _explicit(ctx, "notes"):
+            raise UserError("with --score the number of key points is the number of steps in the file; drop --notes")
+        score = H.load_score(steps_score)
+        score.setdefault("mode", "noz")
+        for name, key in _SCORE_FIELDS.items():
+            if _explicit(ctx, name):
+                score[key] = ctx.params[name]
+    else:
+        if components is not None:
+            raise UserError("--components is for the GANSpace mode: give the coefficient steps with --score")
+        if mode is not None:
+            raise UserError("--mode is for the GANSpace mode (--components with --score)")
+        limits.check(defaults.note_count, defaults.seconds)  # before loading anything
+        score = None
+
+    synth = load_synth(model, device, precision)
+    if score is None:
+        plan = H.plan_latent(synth, defaults, limits)
+    else:
+        plan = H.plan_from_score(synth, score, limits, defaults)
+        made_with = score.get("model")
+        fp = made_with.get("fingerprint") if isinstance(made_with, dict) else None
+        if fp and synth.fingerprint and fp != synth.fingerprint:
+            click.echo(f"warning: the score was made with another model ({fp[:12]}…); the sound will differ", err=True)
+    comps = None
+    if plan.mode != H.LATENT_MODE:
+        if components is None:
+            raise UserError(f"this score is in GANSpace mode {plan.mode!r}: give its components file with --components")
+        comps = _load_components(components, synth)
+    audio, score_out = H.render(synth, plan, comps, batch_size=batch_size, progress=_progress("hallucinate"))
+    write_wav(out, audio, synth.sample_rate)
+    score_file = H.save_score(H.score_path_for(out), score_out)
+    click.echo(f"wrote {out} ({plan.count} notes, {len(audio) / synth.sample_rate:.2f} s, mode {plan.mode}, "
+               f"seed {plan.params.seed}) and {score_file}")
+
+
+@click.command("midi")
+@model_option
+@click.argument("midi_file", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--secs-per-instrument", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
+              help="Seconds between random timbres; notes in between get their slerp.")
+@seed_or_random
+@click.option("--components", type=click.Path(path_type=Path), default=None,
+              help="GANSpace components file, to edit every note with --coeffs.")
+@click.option("--coeffs", default=None, help="Comma-separated component coefficients, e.g. '2,0,-1'.")
+@click.option("--mode", type=click.Choice(["offset", "latent"]), default="offset", show_default=True,
+              help="How --coeffs edit each note's timbre.")
+@click.option("--include-drums", is_flag=True, help="Also play channel-10 (drum) notes as pitched notes.")
+@batch_option
+@max_notes_option
+@max_seconds_option
+@device_option
+@precision_option
+def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeffs, mode, include_drums, batch_size,
+             max_notes, max_seconds, device, precision) -> None:
+    """Play a MIDI file with a model (Magenta GANSynth's MIDI mode) into a WAV file.
+
+    A random timbre every --secs-per-instrument seconds; each note gets the slerp of the timbres around
+    its start, a 10 ms attack, its length (capped by the model's note length), a 0.3 s release and its
+    velocity. Notes outside the model's pitch range are skipped and counted.
+
+    \b
+    Example:
+      ganspacesynth midi --model tiny.safetensors --seed 1 song.mid song.wav
+    """
+    from ..audio.io import write_wav
+    from ..generate.hallucinate import Limits
+    from ..generate.midi import MidiParams, plan_midi, read_midi, render_midi
+
+    if (components is None) != (coeffs is None):
+        raise UserError("--components and --coeffs go together")
+    coeff_values = parse_floats(coeffs, "--coeffs") if coeffs is not None else None
+    params = MidiParams(secs_per_instrument=secs_per_instrument, seed=seed, include_drums=include_drums)
+    notes = read_midi(midi_file)
+    if not notes:
+        raise UserError(f"{midi_file} has no notes")
+    synth = load_synth(model, device, precision)
+    plan = plan_midi(synth, notes, params, Limits(max_notes=max_notes, max_seconds=max_seconds))
+    skipped = plan.skipped
+    if skipped["out_of_range"]:
+        click.echo(f"skipped {skipped['out_of_range']} of {len(notes)} notes outside the model's pitch range "
+                   f"{synth.pitches[0]}..{synth.pitches[-1]}", err=True)
+    if skipped["drums"]:
+        click.echo(f"skipped {skipped['drums']} drum notes (channel 10; --include-drums plays them)", err=True)
+    comps = _load_components(components, synth)
+    audio = render_midi(synth, plan, comps, coeff_values, mode, batch_size=batch_size, progress=_progress("midi"))
+    write_wav(out, audio, synth.sample_rate)
+    click.echo(f"wrote {out} ({plan.count} notes, {len(plan.timbres)} timbres, "
+               f"{len(audio) / synth.sample_rate:.2f} s, seed {plan.seed})")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (hallucinate_cmd, midi_cmd):
+        group.add_command(cmd)

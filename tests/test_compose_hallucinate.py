@@ -1,0 +1,204 @@
+"""Hallucinations: note counts, paths between key points, onsets and envelopes to the sample,
+determinism, the score round trip and the refusals (generate/hallucinate.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ganspacesynth.errors import UserError
+from ganspacesynth.generate.envelope import envelope_curve
+from ganspacesynth.generate.hallucinate import (
+    HallucinationParams, Limits, load_score, note_onsets, plan_coefficients, plan_from_score, plan_latent, render,
+    save_score,
+)
+from ganspacesynth.generate.interpolate import lerp, slerp
+
+SHORT = dict(attack=0.05, sustain=0.2, release=0.1)  # fits the tiny model's 1.024 s notes
+
+
+class ConstSynth:
+    """The tiny synth, except each note is a constant wave equal to its z[0] (so mixes can be predicted
+    exactly); counts generate calls to prove refusals happen before any work."""
+
+    def __init__(self, synth):
+        self._synth = synth
+        self.generate_calls = 0
+        self.random_z_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._synth, name)
+
+    def random_z(self, count, seed=0):
+        self.random_z_calls += 1
+        return self._synth.random_z(count, seed)
+
+    def generate(self, z, pitch=None, conditions=None, *, batch_size=8, **kw):
+        self.generate_calls += 1
+        z = self._synth.check_z(z)
+        self._synth.labels(len(z), pitch)  # same pitch validation as the real one
+        return np.repeat(z[:, :1], self.config.spectral.audio_length, axis=1).astype(np.float32)
+
+
+@pytest.fixture()
+def const_synth(tiny_synth):
+    return ConstSynth(tiny_synth)
+
+
+@pytest.mark.parametrize("n,m", [(1, 0), (1, 5), (2, 0), (3, 2), (4, 4)])
+def test_note_count_and_path(tiny_synth, n, m):
+    plan = plan_latent(tiny_synth, HallucinationParams(notes=n, steps=m, seed=7, **SHORT))
+    assert plan.count == n + (n - 1) * m == plan.z.shape[0]
+    assert plan.z.shape[1] == tiny_synth.latent_size
+    keys = tiny_synth.random_z(n, 7)
+    np.testing.assert_array_equal(plan.keys, keys)
+    np.testing.assert_array_equal(plan.z[:: m + 1], keys)  # key points sit every m+1 notes, unchanged
+    for i in range(n - 1):
+        for j in range(1, m + 1):
+            np.testing.assert_allclose(plan.z[i * (m + 1) + j], slerp(keys[i], keys[i + 1], j / (m + 1)), atol=1e-6)
+    assert plan.pitches == [32] * plan.count
+
+
+def test_onsets_and_mix_to_the_sample(const_synth):
+    sr = const_synth.sample_rate
+    params = HallucinationParams(notes=3, steps=2, spacing=0.1234, start_trim=0.01, seed=3, **SHORT)
+    plan = plan_latent(const_synth, params)
+    audio, _ = render(const_synth, plan, batch_size=3, peak=None)
+    onsets = note_onsets(plan.count, 0.1234, sr)
+    np.testing.assert_array_equal(onsets, [round(k * 0.1234 * sr) for k in range(7)])
+    assert onsets[1] == 1974 and onsets[6] == 11846
+    curve = envelope_curve(800, 3200, 1600)
+    assert len(audio) == onsets[-1] + len(curve)
+    expected = np.zeros(len(audio))
+    for k, onset in enumerate(onsets):
+        expected[onset:onset + len(curve)] += plan.z[k, 0] * curve.astype(np.float64)
+    np.testing.assert_allclose(audio, expected, rtol=1e-6, atol=1e-6)
+    assert const_synth.generate_calls == 3  # 7 notes in batches of 3
+
+
+def test_single_note_has_the_envelope_shape(tiny_synth):
+    params = HallucinationParams(notes=1, steps=0, start_trim=0.02, attack=0.1, sustain=0.3, release=0.25, seed=11)
+    plan = plan_latent(tiny_synth, params)
+    audio, _ = render(tiny_synth, plan, peak=None)
+    wave = tiny_synth.generate(tiny_synth.random_z(1, 11), pitch=32)[0]
+    trim, a, s, r = 320, 1600, 4800, 4000
+    assert len(audio) == a + s + r
+    np.testing.assert_allclose(audio, wave[trim:trim + a + s + r] * envelope_curve(a, s, r), rtol=1e-5, atol=1e-6)
+    gain = audio / np.where(wave[trim:trim + len(audio)] == 0, 1, wave[trim:trim + len(audio)])
+    np.testing.assert_allclose(gain[1:a:100], np.arange(1, a, 100) / a, atol=1e-5)  # linear attack
+    np.testing.assert_allclose(gain[a:a + s], 1.0, atol=1e-5)
+    assert audio[0] == 0.0 and audio[-1] == 0.0
+
+
+def test_render_matches_the_notes_generated_alone(tiny_synth):
+    params = HallucinationParams(notes=2, steps=2, spacing=0.3, seed=2, **SHORT)
+    plan = plan_latent(tiny_synth, params)
+    audio, _ = render(tiny_synth, plan, peak=None)
+    waves = tiny_synth.generate(plan.z, pitch=32, batch_size=16)
+    curve = envelope_curve(800, 3200, 1600)
+    expected = np.zeros(len(audio))
+    for k in range(plan.count):
+        expected[4800 * k:4800 * k + len(curve)] += waves[k, :len(curve)] * curve
+    np.testing.assert_allclose(audio, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    normalised, _ = render(tiny_synth, plan)
+    assert np.abs(normalised).max() == pytest.approx(0.99, abs=1e-6)
+
+
+def test_deterministic_by_seed(tiny_synth):
+    params = HallucinationParams(notes=3, steps=1, spacing=0.2, seed=5, **SHORT)
+    a, score_a = render(tiny_synth, plan_latent(tiny_synth, params))
+    b, score_b = render(tiny_synth, plan_latent(tiny_synth, params))
+    c, _ = render(tiny_synth, plan_latent(tiny_synth, HallucinationParams(notes=3, steps=1, spacing=0.2, seed=6, **SHORT)))
+    np.testing.assert_array_equal(a, b)
+    assert score_a == score_b
+    assert np.abs(a - c).max() > 0.05
+    one_by_one, _ = render(tiny_synth, plan_latent(tiny_synth, params), batch_size=1)
+    np.testing.assert_allclose(one_by_one, a, atol=1e-4)
+
+
+def test_score_round_trip_renders_identically(tiny_synth, tmp_path):
+    params = HallucinationParams(notes=3, steps=2, spacing=0.15, start_trim=0.01, pitch=40, seed=None, **SHORT)
+    plan = plan_latent(tiny_synth, params)
+    assert isinstance(plan.params.seed, int)  # a fresh seed is chosen and recorded
+    audio, score = render(tiny_synth, plan)
+    path = save_score(tmp_path / "piece.score.json", score)
+    loaded = load_score(path)
+    assert loaded["seed"] == plan.params.seed and loaded["mode"] == "z"
+    assert loaded["interpolation_steps"] == 2 and loaded["spacing"] == 0.15 and loaded["start_trim"] == 0.01
+    assert (loaded["attack"], loaded["sustain"], loaded["release"]) == (0.05, 0.2, 0.1)
+    assert [s["pitch"] for s in loaded["steps"]] == [40, 40, 40] and loaded["note_count"] == 7
+    assert loaded["model"]["fingerprint"] == tiny_synth.fingerprint
+    again = plan_from_score(tiny_synth, loaded)
+    np.testing.assert_array_equal(again.keys, plan.keys)
+    np.testing.assert_array_equal(again.z, plan.z)
+    audio2, score2 = render(tiny_synth, again)
+    np.testing.assert_array_equal(audio2, audio)
+    assert score2 == json.loads(json.dumps(score))
+
+
+def test_score_with_own_key_points_and_pitches(tiny_synth):
+    keys = tiny_synth.random_z(2, 99)
+    score = {"mode": "z", "steps": [{"z": keys[0].tolist(), "pitch": 50}, {"z": keys[1].tolist(), "pitch": 55}],
+             "interpolation_steps": 1, "spacing": 0.2, **SHORT}
+    plan = plan_from_score(tiny_synth, score)
+    assert plan.pitches == [50, 50, 55]
+    np.testing.assert_array_equal(plan.z[[0, 2]], keys)
+
+
+def test_coefficient_plan_lerps_and_changes_pitch_per_step(tiny_synth):
+    coeffs = [[0.0, 1.0], [2.0, -1.0], [4.0, 0.0]]
+    plan = plan_coefficients(tiny_synth, coeffs, [60, 64, 67], HallucinationParams(steps=2, seed=1, **SHORT), "offset")
+    assert plan.count == 7 and plan.mode == "offset"
+    assert plan.pitches == [60, 60, 60, 64, 64, 64, 67]
+    np.testing.assert_allclose(plan.coeffs[1], lerp(np.array(coeffs[0]), np.array(coeffs[1]), 1 / 3), atol=1e-6)
+    np.testing.assert_allclose(plan.coeffs[5], [10 / 3, -1 / 3], atol=1e-6)
+    np.testing.assert_array_equal(plan.base_z, tiny_synth.random_z(1, 1)[0])  # offset edits the seed's timbre
+    noz = plan_coefficients(tiny_synth, coeffs, None, HallucinationParams(steps=0, pitch=45, **SHORT), "noz")
+    assert noz.base_z is None and noz.pitches == [45, 45, 45]
+
+
+def test_refusals_happen_before_any_generation(const_synth):
+    with pytest.raises(UserError, match="longer than this model's notes"):
+        plan_latent(const_synth, HallucinationParams(attack=0.5, sustain=0.5, release=0.5))
+    with pytest.raises(UserError, match="limit is 10"):
+        plan_latent(const_synth, HallucinationParams(notes=4, steps=3, **SHORT), Limits(max_notes=10))  # 13 notes
+    with pytest.raises(UserError, match="5 s"):
+        plan_latent(const_synth, HallucinationParams(notes=10, steps=2, spacing=0.2, **SHORT), Limits(max_seconds=5))
+    with pytest.raises(UserError, match="outside this model's range"):
+        plan_latent(const_synth, HallucinationParams(pitch=100, **SHORT))
+    with pytest.raises(UserError, match="limit"):
+        plan_from_score(const_synth, {"mode": "noz", "steps": [{"coeffs": [1.0]}] * 20, **SHORT}, Limits(max_notes=50))
+    assert const_synth.generate_calls == 0 and const_synth.random_z_calls == 0
+    # the limit counts interpolated notes too: 3 + 2·20 = 43
+    assert HallucinationParams(notes=3, steps=20).note_count == 43
+
+
+@pytest.mark.parametrize("score,match", [
+    ({"steps": []}, "non-empty"),
+    ({"steps": [{"z": [0.0] * 32}], "atack": 0.1}, "unknown score fields"),
+    ({"steps": [{"z": [0.0] * 5}], **SHORT}, r"shape \[N, 32\]"),
+    ({"steps": [{"z": [0.0] * 32}, {"z": [0.0] * 31}]}, "different lengths"),
+    ({"steps": [{"z": ["a"] * 32}]}, "list of numbers"),
+    ({"steps": [{"z": [0.0] * 32, "pitch": 60.5}], **SHORT}, "integer"),
+    ({"mode": "bogus", "steps": [{"z": [0.0] * 32}]}, "mode must be"),
+    ({"format": "something-else", "steps": [{"z": [0.0] * 32}]}, "not a hallucination score"),
+    ({"steps": [{"z": [0.0] * 32}], "interpolation_steps": -1, **SHORT}, "interpolation steps"),
+    ({"steps": [{"coeffs": [1.0, float("nan")]}], **SHORT}, "NaN"),
+])
+def test_bad_scores_get_one_line_errors(tiny_synth, score, match):
+    with pytest.raises(UserError, match=match):
+        plan_from_score(tiny_synth, score)
+
+
+def test_load_score_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_score(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match="JSON"):
+        load_score(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(UserError, match="object"):
+        load_score(bad)
