@@ -1,0 +1,145 @@
+"""Live-control commands: serve-osc (Pure Data and any OSC client) and serve-web (a page in the browser)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .options import device_option, load_synth, model_option, precision_option, seed_option
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _common(fn):
+    """Options every server shares (model, components, folders, queue)."""
+    opts = [
+        model_option,
+        click.option("--components", type=click.Path(path_type=Path), default=None,
+                     help="GANSpace components file to load at start (needed for sliders, noz and hallucinations)."),
+        click.option("--out-dir", type=click.Path(path_type=Path), default=None,
+                     help="Folder for the WAV files it writes (default: a new folder under the system temp dir)."),
+        click.option("--allow-dir", "allow_dirs", type=click.Path(path_type=Path), multiple=True,
+                     help="Folder clients may load models/components from (repeatable). The folders of --model "
+                          "and --components are always allowed."),
+        click.option("--queue-size", type=click.IntRange(1, 10000), default=16, show_default=True,
+                     help="Requests that may wait for the generator; more are refused with an error reply."),
+        click.option("--keep", type=click.IntRange(1, 100000), default=200, show_default=True,
+                     help="Newest WAV files kept in --out-dir (older ones are deleted)."),
+        device_option,
+        precision_option,
+        seed_option,
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed):
+    from .session import Session
+
+    synth = load_synth(model, device or "cpu", precision)
+    allowed = [Path(d) for d in allow_dirs]
+    for d in allowed:
+        if not d.is_dir():
+            raise UserError(f"--allow-dir {d} is not a folder")
+    if synth.path is not None:
+        allowed.append(Path(synth.path).resolve().parent)
+    if components is not None:
+        allowed.append(Path(components).resolve().parent)
+    if out_dir is None:
+        out_dir = Path(tempfile.mkdtemp(prefix="ganspacesynth-live-"))
+    session = Session(synth, allowed_dirs=allowed, out_dir=out_dir, queue_size=queue_size, keep=keep, seed=seed)
+    if components is not None:
+        session.load_components(str(Path(components).resolve()))
+    return session
+
+
+def _serve_forever(session, *servers) -> None:
+    import threading
+
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for s in servers:
+            s.shutdown()
+        session.close()
+
+
+@click.command("serve-osc")
+@_common
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep loopback).")
+@click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True, help="UDP port (0: any free one).")
+@click.option("--reply-port", type=click.IntRange(1, 65535), default=None,
+              help="Send replies to this port on the sender's host instead of the sender's own port.")
+def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed, host, port,
+                  reply_port) -> None:
+    """Serve a model over OSC/UDP for Pure Data (pd/*.pd) or any OSC client; replies go to the sender.
+
+    Each note is written as a WAV in --out-dir and answered with /synthesized <path> <samples> <rate>.
+    The address space is documented in docs/live.md. Example:
+
+    \b
+    ganspacesynth serve-osc --model tiny.safetensors --components tiny_pca.npz --port 9000
+    """
+    from .osc import OSCServer
+
+    session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed)
+    server = OSCServer(session, host, port, reply_port=reply_port, log=lambda m: click.echo(m, err=True))
+    if host not in LOOPBACK:
+        click.echo(f"warning: listening on {host}: anyone who can reach it can make this machine generate",
+                   err=True)
+    h, p = server.address
+    click.echo(f"listening on udp://{h}:{p} (model {session.synth.path}, {session.num_components} components, "
+               f"writing to {session.out_dir}); Ctrl-C stops", err=False)
+    import sys
+
+    sys.stdout.flush()
+    server.start()
+    _serve_forever(session, server)
+
+
+@click.command("serve-web")
+@_common
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="HTTP port on 127.0.0.1.")
+@click.option("--osc-port", type=click.IntRange(1, 65535), default=None,
+              help="Also serve OSC on this UDP port, sharing the same state.")
+def serve_web_cmd(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed, port,
+                  osc_port) -> None:
+    """Serve a page on http://127.0.0.1:PORT to play a model in the browser: pitch, direction sliders,
+    random z, spectrogram, hallucination step sequencer and WAV download.
+
+    Needs the `web` extra (pip install 'ganspacesynth[web]'). Example:
+
+    \b
+    ganspacesynth serve-web --model tiny.safetensors --components tiny_pca.npz --port 8000
+    """
+    try:
+        from .web.app import WebServer
+    except ImportError as exc:
+        raise UserError(f"serve-web needs the web extra: pip install 'ganspacesynth[web]' ({exc})") from None
+
+    session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed)
+    servers = []
+    if osc_port is not None:
+        from .osc import OSCServer
+
+        servers.append(OSCServer(session, "127.0.0.1", osc_port).start())
+    web = WebServer(session, "127.0.0.1", port)
+    servers.append(web)
+    click.echo(f"serving http://127.0.0.1:{web.port}/ (model {session.synth.path}, {session.num_components} "
+               f"components){f', OSC on udp port {osc_port}' if osc_port else ''}; Ctrl-C stops")
+    import sys
+
+    sys.stdout.flush()
+    web.start()
+    _serve_forever(session, *servers)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(serve_osc_cmd)
+    group.add_command(serve_web_cmd)

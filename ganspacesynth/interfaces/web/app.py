@@ -1,0 +1,183 @@
+"""serve-web: a small JSON API over the shared `Session` plus one static page (static/index.html).
+
+Flask + werkzeug's threaded server, bound to 127.0.0.1. Each request thread submits its job to the
+session's single generation worker and waits for it, so the page and any OSC client share one queue
+and one state. Requests from other hosts (DNS rebinding) are refused by checking the Host header.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from flask import Flask, abort, jsonify, request, send_file, send_from_directory
+from werkzeug.serving import make_server
+
+from ...errors import UserError
+from ..session import Result, Session
+
+STATIC = Path(__file__).resolve().parent / "static"
+RESULT_NAME = re.compile(r"^(note|hallucination)-\d{6}\.wav$")
+#: How long a request waits for its place in the queue and its generation.
+WAIT_S = 600
+SPECTROGRAM_CACHE = 32
+
+
+def spectrogram_png(synth, wave: np.ndarray) -> bytes:
+    """The model's own view of a sound: the normalised log-magnitude (mel) channel, low notes at the bottom."""
+    from matplotlib import image
+
+    n = synth.config.spectral.audio_length
+    wave = np.asarray(wave, dtype=np.float32)
+    chunks = [wave[i:i + n] for i in range(0, max(len(wave), 1), n)]
+    chunks[-1] = np.pad(chunks[-1], (0, n - len(chunks[-1])))
+    spec = synth.spectral.waves_to_specgrams(np.stack(chunks))[:, 0]  # [B, T, F]
+    mag = np.concatenate(list(spec.cpu().numpy()), axis=0).T[::-1]  # [F, T·B], high frequencies on top
+    buf = io.BytesIO()
+    image.imsave(buf, mag, cmap="magma", vmin=-1.0, vmax=1.0, format="png")
+    return buf.getvalue()
+
+
+def create_app(session: Session) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    pngs: OrderedDict[str, bytes] = OrderedDict()
+    png_lock = threading.Lock()
+
+    @app.before_request
+    def local_only():
+        host = (request.host or "").rsplit(":", 1)[0].strip("[]")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            abort(403)
+
+    @app.errorhandler(UserError)
+    def user_error(exc):
+        status = 503 if str(exc).startswith("busy") else 400
+        return jsonify(error=str(exc)), status
+
+    def body() -> dict:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise UserError("expected a JSON object")
+        return data
+
+    def finish(job) -> dict:
+        result: Result = session.submit(job, session.new_id()).result(timeout=WAIT_S)
+        png = spectrogram_png(session.synth, result.wave)
+        with png_lock:
+            pngs[result.path.name] = png
+            while len(pngs) > SPECTROGRAM_CACHE:
+                pngs.popitem(last=False)
+        name = result.path.name
+        return {"id": result.id, "kind": result.kind, "name": name, "audio": f"/audio/{name}",
+                "download": f"/download/{name}", "spectrogram": f"/spectrogram/{name}.png",
+                "samples": result.samples, "sample_rate": result.sample_rate}
+
+    @app.get("/")
+    def index():
+        return send_from_directory(STATIC, "index.html")
+
+    @app.get("/static/<path:name>")
+    def static_file(name):
+        return send_from_directory(STATIC, name)
+
+    @app.get("/api/state")
+    def state():
+        return jsonify(session.describe())
+
+    @app.post("/api/z")
+    def z():
+        data = body()
+        if "t" in data:
+            zz = session.slerp_z(data["t"], data.get("a", 1), data.get("b", 2))
+        else:
+            zz = session.randomize_z(data.get("seed"))
+        return jsonify(z=[float(v) for v in zz])
+
+    @app.post("/api/synthesize")
+    def synthesize():
+        data = body()
+        coeffs = data.get("coefficients")
+        if coeffs is not None and not isinstance(coeffs, list):
+            raise UserError("coefficients must be a list of numbers")
+        if data.get("pitch") is not None:
+            session.set_pitch(data["pitch"])
+        if coeffs is not None and session.num_components:
+            session.set_coefficients(coeffs)
+        return jsonify(finish(session.note_job(str(data.get("mode", "offset")), coeffs=coeffs)))
+
+    @app.post("/api/hallucinate")
+    def hallucinate():
+        data = body()
+        mode = str(data.get("mode", "noz"))
+        if data.get("pitch") is not None:
+            session.set_pitch(data["pitch"])
+        settings = data.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise UserError("settings must be an object")
+        for name, value in settings.items():
+            session.set_setting(str(name), value)
+        if mode != "z":
+            steps = data.get("steps")
+            if not isinstance(steps, list) or not all(isinstance(s, list) for s in steps):
+                raise UserError("steps must be a list of coefficient lists")
+            session.set_steps(steps)
+        return jsonify(finish(session.hallucination_job(mode, count=data.get("count"), seed=data.get("seed"))))
+
+    def result_path(name: str) -> Path:
+        if not RESULT_NAME.match(name) or not (session.out_dir / name).is_file():
+            abort(404)
+        return session.out_dir / name
+
+    @app.get("/audio/<name>")
+    def audio(name):
+        return send_file(result_path(name), mimetype="audio/wav", max_age=0)
+
+    @app.get("/download/<name>")
+    def download(name):
+        return send_file(result_path(name), mimetype="audio/wav", as_attachment=True, download_name=name)
+
+    @app.get("/spectrogram/<name>.png")
+    def spectrogram(name):
+        with png_lock:
+            png = pngs.get(name)
+        if png is None:
+            from ...audio.io import read_audio
+
+            wave, _ = read_audio(result_path(name), sample_rate=session.synth.sample_rate)
+            png = spectrogram_png(session.synth, wave)
+        return send_file(io.BytesIO(png), mimetype="image/png", max_age=0)
+
+    return app
+
+
+class WebServer:
+    """The app on a threaded werkzeug server at 127.0.0.1:port (0: any free port)."""
+
+    def __init__(self, session: Session, host: str = "127.0.0.1", port: int = 8000):
+        try:
+            self._server = make_server(host, port, create_app(session), threaded=True)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self.port = self._server.server_port
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> "WebServer":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ganspacesynth-web", daemon=True)
+        self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+__all__ = ["create_app", "WebServer", "spectrogram_png"]

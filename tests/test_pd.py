@@ -1,0 +1,287 @@
+"""Headless Pure Data against the real OSC server and a tiny model (Debian `puredata-core`).
+
+Test patches talk OSC with vanilla objects only ([netsend -u -b], [oscformat], [oscparse], [soundfiler]),
+read each result into an array and print its sample count and peak; the shipped patches in pd/ are opened
+and driven through their `gss-*` remote-control names. Pd runs in real time (-nogui -noaudio: -batch never
+reads sockets) under an outer timeout and an in-patch watchdog.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganspacesynth.interfaces.osc import OSCServer
+from ganspacesynth.interfaces.session import Session
+
+PD = shutil.which("pd")
+PD_DIR = Path(__file__).resolve().parents[1] / "pd"
+SHIPPED = sorted(PD_DIR.glob("*.pd"))
+pytestmark = pytest.mark.skipif(PD is None, reason="Pure Data not installed (apt-get install puredata-core)")
+
+
+class Patch:
+    """Just enough of the Pd file format to write test patches."""
+
+    def __init__(self):
+        self.lines, self.conns = ["#N canvas 0 50 900 700 10;"], []
+
+    def _add(self, kind: str, text: str) -> int:
+        text = text.replace("$", "\\$").replace(",", " \\,").replace(";", " \\;")
+        self.lines.append(f"#X {kind} 10 {10 * len(self.lines)} {text};")
+        return len(self.lines) - 2
+
+    def obj(self, text: str) -> int:
+        return self._add("obj", text)
+
+    def msg(self, text: str) -> int:
+        return self._add("msg", text)
+
+    def chain(self, *objs, outlet: int = 0) -> None:
+        for a, b in zip(objs, objs[1:]):
+            self.conns.append(f"#X connect {a} {outlet if a == objs[0] else 0} {b} 0;")
+
+    def connect(self, a: int, outlet: int, b: int, inlet: int = 0) -> None:
+        self.conns.append(f"#X connect {a} {outlet} {b} {inlet};")
+
+    def write(self, path: Path) -> Path:
+        path.write_text("\n".join(self.lines + self.conns) + "\n")
+        return path
+
+
+def watchdog(p: Patch, ms: int) -> None:
+    lb, d, pr, q = p.obj("loadbang"), p.obj(f"delay {ms}"), p.obj("print TIMEOUT"), p.msg("; pd quit 1")
+    p.chain(lb, d, pr)
+    p.connect(d, 0, q)
+
+
+def request_patch(path: Path, messages: str) -> Path:
+    """Connect to the port given with -send "test-port N", send `messages` (a Pd message box, commas between
+    messages, first word = OSC address), wait for /synthesized or /hallucinated, read the WAV into an array and
+    print SAMPLES <n> <rate>, PEAK <max |x|>; an /error prints ERROR and quits 2."""
+    p = Patch()
+    watchdog(p, 15000)
+    # sender: "address args" -> [oscformat] (address set with "set") -> [netsend -u -b]
+    r, lst, t = p.obj("r $0-send"), p.obj("list"), p.obj("t a a")
+    head, setm, trim, fmt = p.obj("list split 1"), p.obj("list prepend set"), p.obj("list trim"), p.obj("oscformat")
+    rest, pre, trim2, ns = p.obj("list split 1"), p.obj("list prepend send"), p.obj("list trim"), p.obj("netsend -u -b")
+    p.chain(r, lst, t)
+    p.connect(t, 1, head)
+    p.chain(head, setm, trim, fmt)
+    p.connect(t, 0, rest)
+    p.connect(rest, 1, fmt)
+    p.chain(fmt, pre, trim2, ns)
+    port, tp, con = p.obj("r test-port"), p.obj("t b f"), p.msg("connect 127.0.0.1 $1")
+    go, send = p.msg(messages), p.obj("s $0-send")
+    p.chain(port, tp)
+    p.connect(tp, 1, con)
+    p.connect(con, 0, ns)
+    p.connect(tp, 0, go)
+    p.connect(go, 0, send)
+    # replies
+    parse, trim3, route = p.obj("oscparse"), p.obj("list trim"), p.obj("route synthesized hallucinated error")
+    p.connect(ns, 1, parse)
+    p.chain(parse, trim3, route)
+    tolist, unpack, pk, fz, lb = p.obj("list"), p.obj("unpack s f f"), p.obj("pack s f"), p.obj("f $0"), p.obj("loadbang")
+    read, sfiler, arr = p.msg("read -resize $1 $2-snd"), p.obj("soundfiler"), p.obj("array define $0-snd")
+    p.connect(route, 0, tolist)
+    p.connect(route, 1, tolist)
+    p.chain(tolist, unpack)
+    p.connect(unpack, 0, pk)
+    p.chain(lb, fz)
+    p.connect(fz, 0, pk, 1)
+    p.chain(pk, read, sfiler)
+    t2, pk2, prs = p.obj("t b f"), p.obj("pack f f"), p.obj("print SAMPLES")
+    amax, amin, expr, prp = p.obj("array max $0-snd"), p.obj("array min $0-snd"), p.obj("expr max($f1, -$f2)"), p.obj("print PEAK")
+    t3, quit0 = p.obj("t b b"), p.msg("; pd quit 0")
+    p.connect(sfiler, 0, t2)
+    p.connect(t2, 1, pk2)
+    p.connect(unpack, 2, pk2, 1)  # the rate arrives (right to left) before the path is read
+    p.chain(pk2, prs)
+    p.connect(t2, 0, t3)
+    p.connect(t3, 1, amin)
+    p.connect(amin, 0, expr, 1)
+    p.connect(t3, 0, amax)
+    p.connect(amax, 0, expr)
+    p.chain(expr, prp)
+    p.connect(t3, 0, quit0)
+    perr, quit2 = p.obj("print ERROR"), p.msg("; pd quit 2")
+    p.connect(route, 2, perr)
+    p.connect(route, 2, quit2)
+    return p.write(path)
+
+
+def run_pd(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([PD, "-nogui", "-noaudio", "-nomidi", "-noprefs", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def printed(stderr: str, tag: str) -> list[float]:
+    m = re.search(rf"^{tag}: (.*)$", stderr, re.M)
+    assert m, stderr
+    return [float(v) for v in m.group(1).split()]
+
+
+@pytest.fixture
+def server(tiny_synth, tiny_model_path, tmp_path):
+    session = Session(tiny_synth, allowed_dirs=[tiny_model_path.parent], out_dir=tmp_path / "out")
+    srv = OSCServer(session, "127.0.0.1", 0).start()  # listening before Pd starts (UDP loses early messages)
+    yield session, srv.address[1]
+    srv.shutdown()
+    session.close()
+
+
+@pytest.mark.parametrize("patch", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_patch_opens_without_errors(patch):
+    out = run_pd("-send", "pd quit", str(patch))
+    assert out.returncode == 0
+    assert "couldn't create" not in out.stderr and "error" not in out.stderr.lower(), out.stderr
+    assert "connection failed" not in out.stderr
+
+
+def test_the_open_check_does_catch_a_broken_patch(tmp_path):
+    p = Patch()
+    p.obj("no_such_external_object")
+    out = run_pd("-send", "pd quit", str(p.write(tmp_path / "broken.pd")))
+    assert "couldn't create" in out.stderr
+
+
+def test_expected_patches_are_shipped():
+    assert {p.name for p in SHIPPED} >= {"ganspacesynth.pd", "ganspacesynth_noz.pd", "hallu.pd"}
+
+
+def test_pd_synthesizes_a_note_and_reads_it(server, tmp_path, tiny_synth):
+    session, port = server
+    patch = request_patch(tmp_path / "synth.pd", "randomize_z 4, pitch 48, synthesize")
+    out = run_pd("-send", f"test-port {port}", str(patch))
+    assert out.returncode == 0, out.stderr
+    assert printed(out.stderr, "SAMPLES") == [16384, 16000]
+    peak = printed(out.stderr, "PEAK")[0]
+    expected = np.abs(tiny_synth.generate(tiny_synth.random_z(1, 4), pitch=48)[0]).max()
+    assert 1e-3 < peak and abs(peak - min(expected, 0.99)) < 1e-3  # the note Pd read is the one the model made
+
+
+def test_pd_hallucinates_and_reads_the_piece(server, tmp_path):
+    _, port = server
+    patch = request_patch(tmp_path / "hallu.pd",
+                          "interp_steps 1, sample_spacing 0.25, attack 0.1, sustain 0.2, release 0.1, hallucinate 3 2")
+    out = run_pd("-send", f"test-port {port}", str(patch))
+    assert out.returncode == 0, out.stderr
+    notes = 3 + 2 * 1
+    expected = round((notes - 1) * 0.25 * 16000) + 1600 + 3200 + 1600
+    assert printed(out.stderr, "SAMPLES") == [expected, 16000]
+    assert 0.9 < printed(out.stderr, "PEAK")[0] <= 1.0  # normalised mix, not silence
+
+
+def test_pd_gets_error_replies(server, tmp_path):
+    _, port = server
+    patch = request_patch(tmp_path / "err.pd", "synthesize 200")
+    out = run_pd("-send", f"test-port {port}", str(patch))
+    assert out.returncode == 2, out.stderr
+    assert "outside this model's range" in out.stderr
+
+
+def harness(path: Path, trigger: str, notify: str) -> Path:
+    """Drive a shipped patch through its remote-control names: connect, bang `trigger`, print what `notify`
+    and gss-playing report, then quit."""
+    p = Patch()
+    watchdog(p, 15000)
+    port, tp, con, scon = p.obj("r harness-port"), p.obj("t b f"), p.msg("list 127.0.0.1 $1"), p.obj("s gss-connect")
+    p.chain(port, tp)
+    p.connect(tp, 1, con)
+    p.connect(con, 0, scon)
+    d, bang, trig = p.obj("delay 100"), p.msg("bang"), p.obj(f"s {trigger}")
+    p.connect(tp, 0, d)
+    p.chain(d, bang, trig)
+    rs, prs = p.obj(f"r {notify}"), p.obj("print SOUND")
+    p.chain(rs, prs)
+    rp, tq, prp, d2, q = p.obj("r gss-playing"), p.obj("t b a"), p.obj("print PLAYING"), p.obj("delay 50"), p.msg("; pd quit 0")
+    p.chain(rp, tq)
+    p.connect(tq, 1, prp)
+    p.connect(tq, 0, d2)
+    p.connect(d2, 0, q)
+    return p.write(path)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_shipped_main_patch_synthesizes_and_plays_at_the_files_rate(server, tmp_path, rate):
+    _, port = server
+    h = harness(tmp_path / "harness.pd", "gss-synthesize", "gss-sound")
+    out = run_pd("-r", str(rate), "-send", f"harness-port {port}", "-open", str(PD_DIR / "ganspacesynth.pd"), str(h))
+    assert out.returncode == 0, out.stderr
+    assert printed(out.stderr, "SOUND") == [16384, 16000]
+    samples, ms = printed(out.stderr, "PLAYING")
+    assert samples == 16384 and ms == pytest.approx(1024.0)  # 16384 samples at 16 kHz, whatever Pd's rate
+
+
+@pytest.fixture(scope="module")
+def components_path(tiny_synth, tmp_path_factory):
+    from ganspacesynth.ganspace.fit import fit_components
+
+    comps = fit_components(tiny_synth, "conv0", count=512, n_components=8, pitches=[60])
+    return comps.save(tmp_path_factory.mktemp("comps") / "tiny_comps.npz")
+
+
+@pytest.fixture
+def ganspace_server(tiny_synth, components_path, tmp_path):
+    session = Session(tiny_synth, allowed_dirs=[components_path.parent], out_dir=tmp_path / "out")
+    srv = OSCServer(session, "127.0.0.1", 0).start()
+    yield session, srv.address[1]
+    srv.shutdown()
+    session.close()
+
+
+@pytest.mark.parametrize("messages", [
+    "load_ganspace_components tiny_comps.npz, coefficients 1.5 -1, synthesize_noz 60",
+    "load_ganspace_components tiny_comps.npz, synthesize_noz 60 1.5 -1",
+])
+def test_pd_sets_coefficients_and_synthesizes_without_z(ganspace_server, tmp_path, tiny_synth, components_path,
+                                                        messages):
+    from ganspacesynth.ganspace.components import Components
+    from ganspacesynth.ganspace.edits import synthesize
+
+    _, port = ganspace_server
+    out = run_pd("-send", f"test-port {port}", str(request_patch(tmp_path / "noz.pd", messages)))
+    assert out.returncode == 0, out.stderr
+    assert printed(out.stderr, "SAMPLES") == [16384, 16000]
+    wave = synthesize(tiny_synth, Components.load(components_path, tiny_synth), [1.5, -1.0], 60, mode="noz")[0]
+    assert abs(printed(out.stderr, "PEAK")[0] - min(np.abs(wave).max(), 0.99)) < 1e-3
+
+
+def test_pd_hallucinates_from_a_step_sequence(ganspace_server, tmp_path):
+    _, port = ganspace_server
+    patch = request_patch(tmp_path / "seq.pd", "load_ganspace_components tiny_comps.npz, coefficients -1, add_step, "
+                          "coefficients 2 1, add_step, coefficients 0 -2, interp_steps 2, sample_spacing 0.1, "
+                          "attack 0.05, sustain 0.1, release 0.05, hallucinate_noz 60")
+    out = run_pd("-send", f"test-port {port}", str(patch))
+    assert out.returncode == 0, out.stderr
+    notes = 3 + 2 * 2
+    assert printed(out.stderr, "SAMPLES") == [round((notes - 1) * 0.1 * 16000) + 800 + 1600 + 800, 16000]
+    assert 0.9 < printed(out.stderr, "PEAK")[0] <= 1.0
+
+
+def test_shipped_noz_patch_synthesizes(ganspace_server, tmp_path, components_path):
+    session, port = ganspace_server
+    session.load_components(str(components_path))
+    h = harness(tmp_path / "harness.pd", "gss-synthesize", "gss-sound")
+    out = run_pd("-send", f"harness-port {port}", "-open", str(PD_DIR / "ganspacesynth_noz.pd"), str(h))
+    assert out.returncode == 0, out.stderr
+    assert printed(out.stderr, "SOUND") == [16384, 16000]
+
+
+def test_shipped_hallu_patch_generates_with_its_settings(ganspace_server, tmp_path, components_path):
+    session, port = ganspace_server
+    session.load_components(str(components_path))
+    session.add_step()
+    h = harness(tmp_path / "harness.pd", "gss-generate", "gss-hallucinated")
+    out = run_pd("-r", "48000", "-send", f"harness-port {port}", "-open", str(PD_DIR / "hallu.pd"), str(h))
+    assert out.returncode == 0, out.stderr
+    # two steps, the patch's defaults: 4 interpolation steps, 0.2 s spacing, envelope 0.05 + 0.3 + 0.3 s
+    samples = round(5 * 0.2 * 16000) + 800 + 4800 + 4800
+    assert printed(out.stderr, "SOUND") == [samples, 16000]
+    assert printed(out.stderr, "PLAYING") == [samples, pytest.approx(samples / 16.0)]
