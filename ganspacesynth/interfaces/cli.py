@@ -12,6 +12,14 @@ from ..errors import UserError
 #: Modules (relative to this package) whose `register(group)` adds subcommands.
 SUBCOMMAND_MODULES = [
     "cli_core",
+    "cli_imports",
+    "cli_dataset",
+    "cli_compose",
+    "cli_serve",
+    "cli_ganspace",
+    "cli_train",
+    "cli_evaluate",
+    "cli_demo",
 ]
 
 

@@ -1,0 +1,138 @@
+"""`ganspacesynth demo`: everything the toolkit does, on the bundled model, in under a minute."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import UserError
+from .options import device_option, model_option, seed_option
+
+DEMO_DIR = Path("ganspacesynth-demo")
+
+
+def spread_pitches(pitches: list[int], count: int = 5) -> list[int]:
+    """`count` pitches spread evenly over the model's range, C's where the range has enough of them."""
+    cs = [p for p in pitches if p % 12 == 0]
+    pool = cs if len(cs) >= count else pitches
+    idx = np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int)
+    return sorted({int(pool[i]) for i in idx})
+
+
+def demo_envelope(note_seconds: float) -> dict:
+    """An envelope that fits the model's note length (the original's 0.5/0.5/0.5 s for 4 s notes)."""
+    scale = min(1.0, note_seconds / 2.0)
+    return {"attack": 0.25 * scale, "sustain": 0.5 * scale, "release": 0.5 * scale, "spacing": 0.35 * scale}
+
+
+def direction_lines(components, top: int = 8) -> list[str]:
+    """One line per direction: its measured label and what changes, or how to get descriptions."""
+    lines = []
+    descriptions = components.descriptions or []
+    for i in range(min(top, components.n_components)):
+        head = f"direction {i}: {100 * float(components.var_ratio[i]):.1f}% of the variance at {components.layer}"
+        if i < len(descriptions) and descriptions[i]:
+            d = descriptions[i]
+            changes = ", ".join(str(c) for c in d.get("changes", [])) or "no descriptor changes monotonically"
+            lines.append(f"{head}: {d.get('label', 'unlabelled')} ({changes})")
+        else:
+            lines.append(f"{head}: not described yet (run `ganspacesynth describe`)")
+    return lines
+
+
+def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) -> dict:
+    """Write notes, a 5 × 5 direction grid, a hallucination and direction descriptions into `out_dir`."""
+    from ..audio.io import write_wav
+    from ..fileio import atomic_directory, write_json
+    from ..ganspace.grid import render_grid
+    from ..generate import hallucinate as H
+    from .cli_core import write_notes
+
+    note_seconds = synth.config.spectral.audio_length / synth.sample_rate
+    pitches = spread_pitches(synth.pitches)
+    mid = pitches[len(pitches) // 2]
+    summary: dict = {}
+    with atomic_directory(out_dir, overwrite=True) as tmp:
+        t0 = time.perf_counter()
+        z = synth.random_z(len(pitches), seed)
+        waves = synth.generate(z, pitch=pitches)
+        write_notes(synth, waves, tmp / "notes", [f"p{p}_000.wav" for p in pitches])
+        summary["notes"] = [f"notes/p{p}_000.wav" for p in pitches]
+        log(f"notes across the range ({', '.join(map(str, pitches))}): {time.perf_counter() - t0:.1f} s")
+
+        t0 = time.perf_counter()
+        (tmp / "grid").mkdir()
+        base_z = synth.random_z(1, seed + 1)
+        render_grid(synth, components, tmp / "grid", x=0, y=1, lo=-2.0, hi=2.0, steps=5, pitch=mid,
+                    mode="offset", z=base_z)
+        log(f"5 x 5 grid over directions 0 and 1 at pitch {mid}: {time.perf_counter() - t0:.1f} s")
+
+        t0 = time.perf_counter()
+        env = demo_envelope(note_seconds)
+        params = H.HallucinationParams(notes=3, steps=3, pitch=mid, seed=seed, **env)
+        plan = H.plan_latent(synth, params)
+        audio, score = H.render(synth, plan)
+        write_wav(tmp / "hallucination.wav", audio, synth.sample_rate)
+        H.save_score(tmp / "hallucination.json", score)
+        log(f"hallucination ({plan.count} notes, {len(audio) / synth.sample_rate:.1f} s): {time.perf_counter() - t0:.1f} s")
+
+        lines = direction_lines(components)
+        (tmp / "directions.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        summary.update({"grid": "grid/grid.png", "hallucination": "hallucination.wav",
+                        "score": "hallucination.json", "directions": "directions.txt",
+                        "model": str(synth.path), "seed": seed})
+        write_json(tmp / "demo.json", summary)
+    return summary
+
+
+@click.command("demo")
+@model_option
+@click.option("--components", type=click.Path(path_type=Path), default=None,
+              help="GANSpace components file (default: the bundled model's).")
+@seed_option
+@device_option
+@click.option("--out", type=click.Path(path_type=Path), default=DEMO_DIR, show_default=True,
+              help="Folder to (re)write.")
+@click.option("--serve", is_flag=True, help="Then open the web explorer on the same model.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Web explorer port.")
+def demo_cmd(model, components, seed, device, out, serve, port) -> None:
+    """Hear what GANSpaceSynth does: notes, a grid over two GANSpace directions, a hallucination.
+
+    With no options it uses the bundled model and writes into ./ganspacesynth-demo/:
+    notes/ (a few notes across the pitch range), grid/ (5 x 5 WAVs and grid.png over the first two
+    directions), hallucination.wav + hallucination.json (its score), directions.txt (what each direction
+    does). Example: ganspacesynth demo   (or: ganspacesynth demo --serve)
+    """
+    from ..ganspace.components import Components
+    from .options import load_synth
+
+    if components is None and model is not None:
+        raise UserError("with --model, also give --components (the bundled components belong to the bundled model)")
+    t0 = time.perf_counter()
+    synth = load_synth(model, device or "cpu")
+    comps = Components.load(components, synth)
+    summary = run_demo(synth, comps, out, seed)
+    click.echo(f"\nwrote {out}/ in {time.perf_counter() - t0:.1f} s:")
+    for key in ("notes", "grid", "hallucination", "score", "directions"):
+        value = summary[key]
+        shown = f"{len(value)} files in {out}/notes/" if isinstance(value, list) else f"{out}/{value}"
+        click.echo(f"  {key:14s} {shown}")
+    click.echo("")
+    click.echo((out / "directions.txt").read_text(encoding="utf-8").rstrip())
+    if serve:
+        from .cli_serve import build_session
+        from .web.app import WebServer
+        from .cli_serve import _serve_forever
+
+        session = build_session(model, components or comps.path, None, (), 8, 64, device, "float32", seed)
+        web = WebServer(session, "127.0.0.1", port)
+        click.echo(f"\nweb explorer on http://127.0.0.1:{web.port}/ (Ctrl-C stops)")
+        web.start()
+        _serve_forever(session, web)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo_cmd)
