@@ -40,5 +40,59 @@ def import_magenta_cmd(ckpt_dir: Path, out: Path) -> None:
     )
 
 
+# -- legacy GANSpaceSynth PCA pickles (import-pca / export-pca; GANSpace engineer) ---------------------------
+
+
+@click.command("import-pca")
+@click.argument("pickle_file", type=click.Path(path_type=Path))
+@click.option("--model", "model", type=click.Path(path_type=Path), default=None,
+              help="Model the pickle was made for (default: the bundled model); its layer shapes are checked.")
+@click.option("--trust-pickle", is_flag=True, help="Confirm you trust the file enough to unpickle it (restricted to numpy arrays).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Components file to write (.npz).")
+def import_pca_cmd(pickle_file: Path, model, trust_pickle: bool, out: Path) -> None:
+    """Convert an original GANSpaceSynth PCA pickle into a components file (TF NHWC order → ours).
+
+    \b
+    Example:
+      ganspacesynth import-pca pca_conv0.pickle --model m.safetensors --trust-pickle --out comps.npz
+    """
+    from ..errors import UserError
+
+    if not trust_pickle:
+        raise UserError(
+            "pickles can run code when loaded; even though this import only rebuilds numpy arrays and refuses "
+            "anything else, it runs only with --trust-pickle for files whose origin you trust")
+    from ..imports.legacy import import_legacy
+    from .options import load_synth
+
+    synth = load_synth(model, "cpu")
+    comps = import_legacy(pickle_file, synth)
+    comps.save(out)
+    latent = "with" if comps.z_comp is not None else "without"
+    click.echo(f"wrote {out}: {comps.n_components} components of {comps.layer} {comps.layer_shape}, "
+               f"{latent} latent directions")
+
+
+@click.command("export-pca")
+@click.argument("components_file", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Pickle file to write.")
+def export_pca_cmd(components_file: Path, out: Path) -> None:
+    """Write a components file as an original GANSpaceSynth PCA pickle, for the old Pd setup.
+
+    \b
+    Example:
+      ganspacesynth export-pca comps.npz --out pca_conv0.pickle
+    """
+    from ..ganspace.components import Components
+    from ..imports.legacy import export_legacy
+
+    comps = Components.load(components_file)
+    export_legacy(comps, out)
+    click.echo(f"wrote {out}: {comps.n_components} components of {comps.layer} in TF (NHWC) order"
+               + (", version 2 with z_comp" if comps.z_comp is not None else ""))
+
+
 def register(group: click.Group) -> None:
     group.add_command(import_magenta_cmd)
+    group.add_command(import_pca_cmd)
+    group.add_command(export_pca_cmd)

@@ -1,0 +1,91 @@
+"""Latent directions by regression, as GANSpace does: least squares from scaled PCA coordinates to z.
+
+For fresh samples (z, x): coords = (x - mean) · compᵀ / stdev (one unit = one standard deviation along a
+component). The regression z ≈ z_mean + coords · M gives row i of M as the change in z that moves the activation
+one stdev along component i; GANSpace normalises these rows, so `z_comp` rows are unit vectors and a latent edit
+z + c · z_comp[i] moves z by c prior standard deviations (z is standard normal).
+
+The normal equations are accumulated with the streamed covariance estimator over rows [coords | z], so the
+regression is exact, streams in bounded memory and all-reduces across processes like the PCA itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .estimators import CovarianceEstimator, Decomposition
+
+#: GANSpace fits the latent regression on at least this many samples.
+MIN_REGRESSION_SAMPLES = 10_000
+
+
+@dataclass
+class Regression:
+    z_comp: np.ndarray  # [K, L] float32, unit rows (zero rows for components without variance)
+    z_mean: np.ndarray  # [L] float32
+    report: dict = field(default_factory=dict)
+
+
+def orthonormality_error(comp: np.ndarray, max_components: int = 1024) -> tuple[float, int]:
+    """max |C Cᵀ - I| over the first `max_components` rows (GANSpace's sanity check of the basis)."""
+    c = torch.from_numpy(np.asarray(comp[:max_components], np.float64))
+    gram = c @ c.T
+    return float((gram - torch.eye(len(c), dtype=torch.float64)).abs().max()), len(c)
+
+
+class RegressionAccumulator:
+    """Streams (z, x) batches into the statistics of [coords | z]; `solve()` returns the regression."""
+
+    def __init__(self, dec: Decomposition, latent_size: int, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.k = dec.comp.shape[0]
+        self.latent_size = latent_size
+        self.comp = torch.from_numpy(dec.comp).to(self.device, torch.float32)
+        self.mean = torch.from_numpy(dec.mean).to(self.device, torch.float32)
+        stdev = torch.from_numpy(dec.stdev.astype(np.float64))
+        # Components without variance (beyond the data's rank) get zero coordinates instead of 0/0.
+        self.live = stdev > max(float(stdev.max()), 1e-30) * 1e-6
+        inv = torch.where(self.live, 1.0 / stdev.clamp_min(1e-30), torch.zeros_like(stdev))
+        self.inv_stdev = inv.to(self.device, torch.float32)
+        self.stats = CovarianceEstimator(device=self.device)
+
+    def update(self, z: np.ndarray, x: torch.Tensor) -> None:
+        x = x.to(self.device, torch.float32)
+        coords = ((x - self.mean) @ self.comp.T) * self.inv_stdev
+        zt = torch.from_numpy(np.asarray(z, np.float32)).to(self.device)
+        self.stats.fit_partial(torch.cat([coords, zt], dim=1))
+
+    def solve(self) -> Regression:
+        n = self.stats.count
+        if n < 2:
+            raise UserError("latent regression needs samples")
+        mean, cov = self.stats.covariance(symmetric=True)
+        k = self.k
+        a, b = cov[:k, :k], cov[:k, k:]
+        # A tiny ridge keeps the solve defined when some coordinates are constant (dead components).
+        ridge = 1e-9 * float(torch.diagonal(a).mean().clamp_min(1e-30))
+        a = a + ridge * torch.eye(k, dtype=a.dtype, device=a.device)
+        chol = torch.linalg.cholesky(a)
+        m = torch.cholesky_solve(b, chol)  # [K, L]
+        zz = cov[k:, k:]
+        resid = zz - b.T @ m
+        r2 = 1.0 - float(torch.trace(resid) / torch.trace(zz).clamp_min(1e-30))
+        m = m.cpu().numpy()
+        norms = np.linalg.norm(m, axis=1, keepdims=True)
+        z_comp = np.where(norms > 0, m / np.maximum(norms, 1e-30), 0.0).astype(np.float32)
+        live = self.live.numpy()
+        zc = z_comp[live][:1024].astype(np.float64)
+        gram = zc @ zc.T
+        off = gram - np.diag(np.diag(gram))
+        report = {
+            "samples": int(n),
+            "r2": r2,
+            "dead_components": int((~live).sum()),
+            "z_comp_max_abs_cosine": float(np.abs(off).max()) if len(zc) > 1 else 0.0,
+            "z_comp_raw_norms_first": [float(v) for v in norms[:8, 0]],
+        }
+        return Regression(z_comp=z_comp, z_mean=mean[k:].cpu().numpy().astype(np.float32), report=report)

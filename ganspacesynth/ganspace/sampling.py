@@ -1,0 +1,97 @@
+"""Seeded latent sampling and streamed layer activations for GANSpace.
+
+Latent row i depends only on (seed, stream, i): rows come in fixed blocks of `BLOCK` rows, block b drawn from
+`numpy.random.default_rng([seed, stream, b])`. Any batch size, any split across processes, gives the same
+latents, and nothing larger than one batch (plus one block) is ever held in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+#: Rows per random block. Part of the sampling definition: changing it changes every seeded latent.
+BLOCK = 1024
+#: Independent random streams: PCA samples and regression samples never share latents.
+STREAM_PCA = 0
+STREAM_REGRESSION = 1
+
+
+def latent_rows(start: int, stop: int, latent_size: int, seed: int, stream: int = STREAM_PCA) -> np.ndarray:
+    """Latents for sample indices [start, stop): float32 `[stop - start, latent_size]`."""
+    if stop <= start:
+        return np.zeros((0, latent_size), np.float32)
+    out = np.empty((stop - start, latent_size), np.float32)
+    for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+        rng = np.random.default_rng([int(seed), int(stream), block])
+        rows = rng.standard_normal((BLOCK, latent_size), dtype=np.float32)
+        lo, hi = max(start, block * BLOCK), min(stop, (block + 1) * BLOCK)
+        out[lo - start:hi - start] = rows[lo - block * BLOCK:hi - block * BLOCK]
+    return out
+
+
+def resolve_pitches(synth, pitches: int | str | Sequence[int] | None) -> list[int]:
+    """`None`/an int → one pitch; "all" → every pitch of the model; a list stays a list (all validated)."""
+    if "pitch" not in synth.conditions.names:
+        if pitches not in (None, "all", [], ()):
+            raise UserError("this model has no pitch condition; leave out --pitch")
+        return []
+    if pitches is None:
+        pitches = [32 if 32 in synth.pitches else synth.pitches[len(synth.pitches) // 2]]
+    elif isinstance(pitches, str):
+        if pitches != "all":
+            raise UserError(f"--pitches takes 'all' or comma-separated MIDI numbers, not {pitches!r}")
+        pitches = list(synth.pitches)
+    elif isinstance(pitches, (int, np.integer)):
+        pitches = [int(pitches)]
+    pitches = [int(p) for p in pitches]
+    if not pitches:
+        raise UserError("no pitches given")
+    for p in pitches:
+        synth.conditions.index("pitch", p)  # refuses out-of-range pitches before any work
+    return pitches
+
+
+@dataclass
+class ActivationSampler:
+    """Streams `(z, activations)` for sample index ranges of one layer at given pitches/conditions.
+
+    Sample i is played at `pitches[i % len(pitches)]`, so the mix of pitches does not depend on batching either.
+    """
+
+    synth: object
+    layer: str
+    pitches: list[int]
+    seed: int = 0
+    batch_size: int = 256
+    conditions: Mapping[str, object] | None = None
+    stream: int = STREAM_PCA
+
+    def __post_init__(self):
+        self.shape = tuple(self.synth.generator.layer_shape(self.layer))  # validates the name
+        if self.batch_size < 1:
+            raise UserError("--batch-size must be at least 1")
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.shape))
+
+    def batch(self, start: int, stop: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Latents `[n, L]` (numpy) and flattened activations `[n, D]` (float32, on the synth's device)."""
+        z = latent_rows(start, stop, self.synth.latent_size, self.seed, self.stream)
+        pitch = [self.pitches[i % len(self.pitches)] for i in range(start, stop)] if self.pitches else None
+        act = self.synth.activations(z, pitch, self.layer, self.conditions, batch_size=stop - start)
+        return z, act.reshape(stop - start, -1).float()
+
+    def iterate(self, start: int, stop: int, progress=None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Batches covering [start, stop); `progress` (a tqdm bar or None) is advanced by each batch size."""
+        for lo in range(start, stop, self.batch_size):
+            hi = min(stop, lo + self.batch_size)
+            yield self.batch(lo, hi)
+            if progress is not None:
+                progress.update(hi - lo)

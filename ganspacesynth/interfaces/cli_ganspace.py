@@ -1,0 +1,196 @@
+"""GANSpace commands: ganspace (find components), edit (one sound from coefficients), grid (2-D sweep)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import UserError
+from .options import device_option, load_synth, model_option, parse_conditions, parse_floats, precision_option
+
+components_option = click.option(
+    "--components", "components_path", type=click.Path(path_type=Path), default=None,
+    help="Components file from `ganspacesynth ganspace` (default: the bundled one).",
+)
+mode_option = click.option(
+    "--mode", type=click.Choice(["noz", "offset", "latent"]), default="noz", show_default=True,
+    help="noz: mean activation + components; offset: add to the activation of a latent; latent: move the latent.",
+)
+
+
+def _parse_pitches(text: str | None) -> str | list[int] | None:
+    if text is None or text == "all":
+        return text
+    return [int(v) for v in parse_floats(text, "--pitches")]
+
+
+def _latent(synth, seed: int, z_path: Path | None, z_index: int) -> np.ndarray:
+    if z_path is None:
+        return synth.random_z(1, seed)
+    from ..fileio import load_npy
+
+    z = synth.check_z(load_npy(z_path))
+    if not 0 <= z_index < len(z):
+        raise UserError(f"--z-index {z_index} is out of range: {z_path} holds {len(z)} latents")
+    return z[z_index:z_index + 1]
+
+
+def _load(model, components_path, device, precision):
+    from ..ganspace.components import Components
+
+    synth = load_synth(model, device, precision)
+    return synth, Components.load(components_path, synth)
+
+
+@click.command("ganspace")
+@model_option
+@click.option("--layer", default="conv0", show_default=True, help="Layer to analyse (see --list-layers).")
+@click.option("--list-layers", is_flag=True, help="List the model's layers (shape, size, samples for a full PCA) and exit.")
+@click.option("--random-z-count", type=int, default=8192, show_default=True, help="Random latents to sample.")
+@click.option("--estimator", type=click.Choice(["cov", "ipca", "pca", "randomized", "ica", "spca"]), default="cov",
+              show_default=True, help="cov: exact streamed PCA; ipca: scikit-learn IncrementalPCA (the original's).")
+@click.option("--components", "n_components", type=int, default=None, help="Components to keep (default: all).")
+@click.option("--pitch", type=int, default=None, help="MIDI pitch of every sample (default 32, as the original).")
+@click.option("--pitches", "pitches_text", default=None, help="'all' or comma-separated pitches, cycled over the samples.")
+@click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Latents per forward pass (bounds memory).")
+@click.option("--regression-samples", type=int, default=10000, show_default=True,
+              help="Samples for the latent regression (z_comp); 0 skips it.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same latents whatever the batch size).")
+@device_option
+@precision_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Components file to write (.npz).")
+def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_components, pitch, pitches_text, conditions,
+                 batch_size, regression_samples, seed, device, precision, quiet, out) -> None:
+    """Find GANSpace directions: PCA of a layer's activations over many random latents.
+
+    Run it under torchrun to split the sampling over processes (cov estimator).
+
+    \b
+    Examples:
+      ganspacesynth ganspace --model tiny.safetensors --list-layers
+      ganspacesynth ganspace --model tiny.safetensors --layer conv0 --random-z-count 8192 --out comps.npz
+      torchrun --nproc-per-node 2 -m ganspacesynth ganspace --model m.safetensors --out comps.npz
+    """
+    from ..ganspace import distributed
+    from ..ganspace.fit import fit_components, list_layers as layers_of
+
+    if list_layers:
+        synth = load_synth(model, "cpu")
+        click.echo(f"{'layer':<10} {'shape (C, H, W)':<18} {'size':>8} {'min samples for full PCA':>26}")
+        for info in layers_of(synth):
+            click.echo(f"{info['name']:<10} {str(info['shape']):<18} {info['size']:>8} {info['min_samples_full_pca']:>26}")
+        return
+    if out is None:
+        raise UserError("--out is required (or use --list-layers)")
+    if pitch is not None and pitches_text is not None:
+        raise UserError("give --pitch or --pitches, not both")
+    world, device = distributed.setup(device)
+    try:
+        synth = load_synth(model, device, precision)
+        start = time.perf_counter()
+        comps = fit_components(
+            synth, layer, random_z_count, estimator=estimator, n_components=n_components,
+            pitches=pitch if pitches_text is None else _parse_pitches(pitches_text),
+            conditions=parse_conditions(conditions) or None, seed=seed, batch_size=batch_size,
+            regression_samples=regression_samples, world=world, progress=not quiet,
+            log=lambda msg: click.echo(msg, err=True),
+        )
+        if world.is_main:
+            comps.save(out)
+            top = ", ".join(f"{v:.3f}" for v in comps.var_ratio[:4])
+            click.echo(f"wrote {out}: {comps.n_components} components of {layer} {comps.layer_shape} from "
+                       f"{comps.meta['sample_count']} samples ({estimator}, {world.size} process(es), "
+                       f"{time.perf_counter() - start:.1f} s); variance ratios {top} …")
+        world.barrier()
+    finally:
+        distributed.teardown()
+
+
+@click.command("edit")
+@model_option
+@components_option
+@click.option("--coeffs", required=True, help='Coefficients, in standard deviations, e.g. "1.5,-0.5,0,0.8".')
+@click.option("--pitch", type=int, default=None, help="MIDI pitch (default: the components' first pitch).")
+@mode_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent (offset and latent modes).")
+@click.option("--z", "z_path", type=click.Path(path_type=Path), default=None, help="Latents .npy instead of a seed.")
+@click.option("--z-index", type=int, default=0, show_default=True, help="Row of --z to use.")
+@click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
+@device_option
+@precision_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
+def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index, conditions, device, precision, out) -> None:
+    """Synthesise one note from component coefficients (GANSpaceSynth's sliders).
+
+    \b
+    Examples:
+      ganspacesynth edit --model m.safetensors --components comps.npz --coeffs "1.5,-0.5,0,0.8" --pitch 60 --out x.wav
+      ganspacesynth edit --components comps.npz --coeffs 2 --mode offset --seed 3 --pitch 48 --out y.wav
+    """
+    from ..audio.io import write_wav
+    from ..ganspace.edits import synthesize
+    from .cli_core import _peak_safe
+
+    synth, comps = _load(model, components_path, device, precision)
+    pitch = _default_pitch(comps, pitch)
+    z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
+    values = parse_floats(coeffs, "--coeffs")
+    if not values:
+        raise UserError("--coeffs needs at least one number")
+    wave = synthesize(synth, comps, np.array(values), pitch, mode, z, parse_conditions(conditions) or None)
+    write_wav(out, _peak_safe(wave)[0], synth.sample_rate)
+    click.echo(f"wrote {out} ({mode}, pitch {pitch}, {len(values)} coefficients)")
+
+
+def _default_pitch(comps, pitch):
+    if pitch is not None:
+        return pitch
+    pitches = comps.meta.get("pitches") or []
+    return pitches[0] if pitches else None
+
+
+@click.command("grid")
+@model_option
+@components_option
+@click.option("--x", "x", type=int, default=0, show_default=True, help="Component along the horizontal axis.")
+@click.option("--y", "y", type=int, default=1, show_default=True, help="Component along the vertical axis.")
+@click.option("--range", "value_range", type=float, nargs=2, default=(-1.0, 1.0), show_default=True,
+              help="Coefficient range (standard deviations).")
+@click.option("--steps", type=int, default=5, show_default=True, help="Values per axis.")
+@click.option("--pitch", type=int, default=None, help="MIDI pitch (default: the components' first pitch).")
+@mode_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent (offset and latent modes).")
+@click.option("--z", "z_path", type=click.Path(path_type=Path), default=None, help="Latents .npy instead of a seed.")
+@click.option("--z-index", type=int, default=0, show_default=True, help="Row of --z to use.")
+@click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
+@device_option
+@precision_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (new or empty).")
+def grid_cmd(model, components_path, x, y, value_range, steps, pitch, mode, seed, z_path, z_index, conditions,
+             device, precision, out) -> None:
+    """Sweep two components on a grid: WAVs named wave_<x>,<y>.wav, grid.png (spectrograms) and grid.json.
+
+    \b
+    Example:
+      ganspacesynth grid --model m.safetensors --components comps.npz --x 0 --y 1 --range -1 1 --steps 5 --pitch 32 --out grid/
+    """
+    from ..fileio import atomic_directory
+    from ..ganspace.grid import render_grid
+
+    synth, comps = _load(model, components_path, device, precision)
+    pitch = _default_pitch(comps, pitch)
+    z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
+    with atomic_directory(out) as tmp:
+        render_grid(synth, comps, tmp, x=x, y=y, lo=value_range[0], hi=value_range[1], steps=steps, pitch=pitch,
+                    mode=mode, z=z, conditions=parse_conditions(conditions) or None)
+    click.echo(f"wrote {steps * steps} notes, grid.png and grid.json to {out}")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (ganspace_cmd, edit_cmd, grid_cmd):
+        group.add_command(cmd)

@@ -1,0 +1,90 @@
+"""The ganspace, edit and grid commands, run as a user would."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from ganspacesynth.ganspace.components import Components
+from ganspacesynth.interfaces.cli import main
+
+
+def invoke(*args, ok=True):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    if ok and res.exit_code != 0:
+        raise AssertionError(res.output + repr(res.exception))
+    return res
+
+
+@pytest.fixture(scope="module")
+def comps_path(tiny_model_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("comps") / "c.npz"
+    res = invoke("ganspace", "--model", tiny_model_path, "--layer", "conv0", "--random-z-count", 600, "--pitch", 40,
+                 "--batch-size", 128, "--seed", 1, "--quiet", "--out", out)
+    assert "512 components of conv0" in res.output and "orthonormality check" in res.output
+    return out
+
+
+def test_ganspace_writes_components(comps_path, tiny_synth):
+    comps = Components.load(comps_path, tiny_synth)
+    assert comps.meta["sample_count"] == 600 and comps.meta["pitches"] == [40] and comps.z_comp is not None
+
+
+def test_ganspace_options(tiny_model_path, tmp_path):
+    res = invoke("ganspace", "--model", tiny_model_path, "--list-layers")
+    assert "conv0" in res.output and "513" in res.output and "conv1_6" in res.output
+    out = tmp_path / "ipca.npz"
+    invoke("ganspace", "--model", tiny_model_path, "--random-z-count", 300, "--estimator", "ipca", "--components", 8,
+           "--pitches", "30,31", "--regression-samples", 0, "--quiet", "--out", out)
+    comps = Components.load(out)
+    assert comps.n_components == 8 and comps.z_comp is None and comps.meta["pitches"] == [30, 31]
+    assert comps.meta["estimator"] == "ipca"
+    bad = invoke("ganspace", "--model", tiny_model_path, "--random-z-count", 300, "--pitch", 3, "--out", out, ok=False)
+    assert bad.exit_code == 1 and "outside this model's range" in bad.output
+    bad = invoke("ganspace", "--model", tiny_model_path, "--regression-samples", 50, "--random-z-count", 100,
+                 "--out", tmp_path / "x.npz", ok=False)
+    assert bad.exit_code == 1 and "at least 10000" in bad.output and not (tmp_path / "x.npz").exists()
+    bad = invoke("ganspace", "--model", tiny_model_path, "--layer", "conv9", "--out", out, ok=False)
+    assert bad.exit_code == 1 and "unknown layer" in bad.output
+
+
+def test_edit_all_modes(tiny_model_path, comps_path, tmp_path):
+    for mode in ("noz", "offset", "latent"):
+        out = tmp_path / f"{mode}.wav"
+        invoke("edit", "--model", tiny_model_path, "--components", comps_path, "--coeffs", "1.5,-0.5,0,0.8",
+               "--pitch", 60, "--mode", mode, "--seed", 2, "--out", out)
+        data, rate = sf.read(out)
+        assert rate == 16000 and data.shape == (16384,) and np.abs(data).max() > 0
+    np.save(tmp_path / "z.npy", np.zeros((2, 32), np.float32))
+    invoke("edit", "--model", tiny_model_path, "--components", comps_path, "--coeffs", "0", "--mode", "offset",
+           "--z", tmp_path / "z.npy", "--z-index", 1, "--out", tmp_path / "z.wav")
+    bad = invoke("edit", "--model", tiny_model_path, "--components", comps_path, "--coeffs", "1,x", "--out",
+                 tmp_path / "bad.wav", ok=False)
+    assert bad.exit_code == 1 and "comma-separated" in bad.output
+
+
+def test_edit_refuses_components_of_another_model(comps_path, tmp_path):
+    other = tmp_path / "other.safetensors"
+    invoke("init", "--preset", "tiny", "--seed", 5, "--out", other)
+    bad = invoke("edit", "--model", other, "--components", comps_path, "--coeffs", "1", "--out", tmp_path / "x.wav",
+                 ok=False)
+    assert bad.exit_code == 1 and "another model" in bad.output and not (tmp_path / "x.wav").exists()
+
+
+def test_grid(tiny_model_path, comps_path, tmp_path):
+    out = tmp_path / "grid"
+    invoke("grid", "--model", tiny_model_path, "--components", comps_path, "--x", 0, "--y", 2, "--range", -1, 1,
+           "--steps", 3, "--pitch", 40, "--out", out)
+    index = json.loads((out / "grid.json").read_text())
+    assert index["values"] == [-1.0, 0.0, 1.0] and len(index["files"]) == 9
+    for item in index["files"]:
+        assert (out / item["file"]).is_file()
+    assert (out / "wave_-1.0,1.0.wav").is_file()
+    assert (out / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    bad = invoke("grid", "--model", tiny_model_path, "--components", comps_path, "--x", 0, "--y", 0, "--out",
+                 tmp_path / "g2", ok=False)
+    assert bad.exit_code == 1 and "different" in bad.output and not (tmp_path / "g2").exists()
