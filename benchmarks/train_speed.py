@@ -1,0 +1,134 @@
+"""Training speed: images/s of one full training step (D step with gradient penalty + G step + EMA) per
+progressive stage, for the `tiny` and `mel_prog_hires` presets.
+
+    python benchmarks/train_speed.py                      # CPU, both presets, every stage
+    python benchmarks/train_speed.py --device cuda --presets fast,mel_prog_hires --steps 20
+
+Writes JSON (default bench-out/train_speed.json) and prints a table. The reference: Magenta's TensorFlow
+GANSynth takes about 22 s per training step at batch 8 at the final stage on the 2-core development
+machine; `speedup_vs_tf` is 22 s divided by our seconds per step at that stage and batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from ganspacesynth.model.conditions import ConditionSet
+from ganspacesynth.model.config import pitch_condition
+from ganspacesynth.model.discriminator import Discriminator
+from ganspacesynth.model.generator import Generator
+from ganspacesynth.training import distributed
+from ganspacesynth.training.config import resolve_config
+from ganspacesynth.training.data import in_memory
+from ganspacesynth.training.loop import Nets, draw_batch, make_optimizers, train_step
+from ganspacesynth.training.schedule import StagePoint
+
+TF_SECONDS_PER_STEP = 22.0  # Magenta TF, batch 8, final stage, this 2-core machine when idle
+
+
+def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch: int | None, precision: str,
+                 channels_last: bool, max_blocks: int | None, stages: list[int] | None = None) -> list[dict]:
+    cfg = resolve_config(name)
+    model = cfg.model.replace(conditions=(pitch_condition(),))
+    n = 32
+    g = torch.Generator().manual_seed(0)
+    specs = torch.rand(n, 2, *model.output_shape, generator=g) * 2 - 1
+    data = in_memory(specs, {"pitch": torch.randint(61, (n,), generator=g)}, {"pitch": model.conditions[0].classes},
+                     model.spectral).to(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(0)
+    G = Generator(model).to(device, memory_format=fmt)
+    D = Discriminator(model).to(device, memory_format=fmt)
+    opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    nets = Nets(G, D, copy.deepcopy(G).requires_grad_(False), opt_g, opt_d)
+    info = distributed.DistInfo(device=device)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
+    conditions = ConditionSet(model.conditions)
+    rows = []
+    for k in range(1, (max_blocks or model.num_resolutions) + 1):
+        if stages and k not in stages:
+            continue
+        bs = batch or cfg.train.batch_size(k, model.num_resolutions)
+        point = StagePoint(stage_id=2 * (k - 1), num_blocks=k, alpha=1.0, batch_size=bs)
+        times, cpu_times = [], []
+        for step in range(warmup + steps):
+            b = draw_batch(0, step, step * bs, bs, n, model.latent_vector_size)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
+            train_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if step >= warmup:
+                times.append(time.perf_counter() - t0)
+                cpu_times.append(time.process_time() - c0)
+        per_step = sorted(times)[len(times) // 2]  # median: the machine is shared
+        h, w = model.resolution(k)
+        cpu = sorted(cpu_times)[len(cpu_times) // 2]
+        rows.append({"preset": name, "num_blocks": k, "resolution": f"{h}x{w}", "batch_size": bs,
+                     "seconds_per_step": per_step, "images_per_s": bs / per_step, "cpu_seconds_per_step": cpu})
+        print(f"{name:15s} {k}  {h:4d}x{w:<5d} batch {bs:4d}  {per_step * 1000:9.1f} ms/step  {bs / per_step:9.1f} img/s  (process CPU {cpu:.2f} s)",
+              flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--presets", default="tiny,mel_prog_hires")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per stage (median reported)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=None, help="batch size for every stage (default: the preset's)")
+    ap.add_argument("--precision", choices=["float32", "bfloat16"], default=None,
+                    help="default: bfloat16 on CUDA, float32 on CPU")
+    ap.add_argument("--channels-last", action="store_true", default=None)
+    ap.add_argument("--max-blocks", type=int, default=None, help="stop after this many stages")
+    ap.add_argument("--stages", default=None, help="comma-separated num_blocks to measure (default: all)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="bench-out/train_speed.json")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    precision = args.precision or ("bfloat16" if device.type == "cuda" else "float32")
+    channels_last = args.channels_last if args.channels_last is not None else device.type == "cuda"
+    results = []
+    for name in args.presets.split(","):
+        results += bench_preset(name, device, args.steps, args.warmup, args.batch, precision, channels_last,
+                                args.max_blocks, [int(s) for s in args.stages.split(",")] if args.stages else None)
+    summary = {}
+    final = [r for r in results if r["preset"] == "mel_prog_hires" and r["num_blocks"] == 7 and r["batch_size"] == 8]
+    if final:
+        summary["mel_prog_hires_final_stage_seconds_per_step"] = final[0]["seconds_per_step"]
+        summary["speedup_vs_tf"] = TF_SECONDS_PER_STEP / final[0]["seconds_per_step"]
+        print(f"mel_prog_hires final stage, batch 8: {final[0]['seconds_per_step']:.2f} s/step, "
+              f"{summary['speedup_vs_tf']:.1f}x faster than TensorFlow's {TF_SECONDS_PER_STEP:.0f} s")
+    report = {
+        "benchmark": "train_speed",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                    "load_average": os.getloadavg()},
+        "settings": {"precision": precision, "channels_last": channels_last, "steps": args.steps},
+        "reference": {"tensorflow_seconds_per_step_final_stage_batch8": TF_SECONDS_PER_STEP},
+        "summary": summary,
+        "results": results,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

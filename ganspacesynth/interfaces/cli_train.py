@@ -1,0 +1,127 @@
+"""`ganspacesynth train`: progressive GANSynth training on a dataset folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+
+
+def _default_preset(data: Path | None) -> str:
+    """fast for 4 s datasets (128 × 1024), tiny for the tiny representation."""
+    if data is None:
+        return "fast"
+    from ..data.dataset import read_manifest
+    from ..model.config import PRESETS
+
+    shape = tuple(read_manifest(data)["spec_shape"][1:])
+    for name in ("fast", "tiny"):
+        if PRESETS[name].output_shape == shape:
+            return name
+    raise UserError(f"no preset makes {shape[0]}x{shape[1]} spectrograms; pass --preset and --set to match")
+
+
+@click.command("train")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (from `ganspacesynth dataset make/soundfont`). With --resume: the run's dataset.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder to create (or continue).")
+@click.option("--preset", "preset_name", type=click.Choice(["tiny", "fast", "mel_prog_hires"]), default=None,
+              help="Architecture and hyper-parameters [default: fast, or tiny for tiny datasets].")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyper-parameter (Magenta's names), e.g. --set total_num_images=2e6. Repeatable.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="JSON of settings: a run's config.json or Magenta's experiment.json.")
+@click.option("--conditions", default="pitch", show_default=True,
+              help="Comma-separated labels to condition on, e.g. pitch,instrument_family,qualities.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
+@click.option("--device", default=None, help="torch device (default: cuda if available; torchrun: this rank's GPU).")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="auto: bfloat16 autocast on CUDA, float32 on CPU.")
+@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the generator's layers.")
+@click.option("--max-steps", type=int, default=None, help="Stop (checkpoint and export) after this many steps.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs still go to stats.jsonl).")
+@click.option("--no-tensorboard", is_flag=True, help="Do not write TensorBoard logs.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and exit.")
+def train_cmd(data, out, preset_name, settings, config_file, conditions, resume, device, precision, use_compile,
+              max_steps, no_progress, no_tensorboard, dry_run) -> None:
+    """Train a GANSynth model (progressive WGAN-GP with auxiliary classifiers, EMA generator).
+
+    The run folder gets config.json, stats.jsonl, tensorboard/, checkpoints/ (written atomically every
+    checkpoint_every_seconds and on Ctrl-C/SIGTERM) and model.safetensors (EMA generator), which any
+    --model option accepts as the run folder itself. Several GPUs or nodes: start it with torchrun.
+
+    \b
+    Examples:
+      ganspacesynth train --data data/gm --out runs/gm --preset fast --conditions pitch,instrument_family
+      ganspacesynth train --data data/gm --out runs/gm --preset fast --set train_time_limit=none --dry-run
+      ganspacesynth train --out runs/gm --resume
+      torchrun --nproc_per_node 8 -m ganspacesynth.interfaces.cli train --data data/gm --out runs/gm
+    """
+    from ..training.config import parse_overrides, resolve_config
+    from ..training.loop import RunOptions, read_run_config, train
+
+    overrides = parse_overrides(settings)
+    names = [c.strip() for c in conditions.split(",") if c.strip()]
+    if resume:
+        if out is None:
+            raise UserError("--resume needs --out RUN")
+        if preset_name or config_file:
+            raise UserError("a resumed run keeps its configuration: drop --preset/--config")
+        _, saved = read_run_config(out)
+        data = data or Path(saved.get("data", ""))
+        config = None
+    else:
+        preset_name = preset_name or _default_preset(data)
+        config = resolve_config(preset_name, overrides, config_file)
+    if dry_run:
+        if resume:
+            resolved, _ = read_run_config(out)
+            click.echo(json.dumps(resolved.to_dict(), indent=2))
+            return
+        resolved = config.to_dict()
+        if data is not None:
+            from ..training.data import TrainingData
+
+            specs = TrainingData.from_folder(data, names, device="cpu", preload=False).condition_specs(names)
+            resolved["model"] = config.model.replace(conditions=specs).to_dict()
+        resolved["model"]["conditions"] = [
+            {**c, "classes": c["classes"][:4] + (["…"] if len(c["classes"]) > 4 else [])}
+            for c in resolved["model"]["conditions"]]
+        click.echo(json.dumps(resolved, indent=2))
+        return
+    if data is None or out is None:
+        raise UserError("train needs --data DATASET and --out RUN (or --dry-run)")
+
+    from ..training import distributed
+    from ..training.data import TrainingData
+
+    info = distributed.setup(device)
+    training_data = TrainingData.from_folder(data, names if not resume else _run_conditions(out), device=info.device)
+    options = RunOptions(device=device, precision=precision, compile=use_compile, progress=not no_progress,
+                         tensorboard=not no_tensorboard, max_steps=max_steps)
+    result = train(out, training_data, config, names, resume=resume, overrides=overrides if resume else None,
+                   options=options)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    p = result.position
+    state = "finished" if result.finished else ("interrupted" if result.interrupted else "stopped")
+    click.echo(f"{state} at step {p.step}, {p.images} images, {p.seconds:.0f} s of training; "
+               f"model: {out / 'model.safetensors'}")
+    if result.interrupted:
+        raise SystemExit(130 if result.stop_signal == signal.SIGINT else 143)
+
+
+def _run_conditions(run: Path) -> list[str]:
+    from ..training.loop import read_run_config
+
+    config, _ = read_run_config(run)
+    return [c.name for c in config.model.conditions]
+
+
+def register(group: click.Group) -> None:
+    group.add_command(train_cmd)

@@ -1,0 +1,261 @@
+"""Training hyper-parameters (Magenta's names) and presets.
+
+`TrainConfig` holds what Magenta's GANSynth calls hparams for training; the architecture lives in
+`ModelConfig` (model/config.py), whose fields also carry Magenta's names. `resolve_config` merges a
+preset, a JSON file (ours or Magenta's `experiment.json`) and `key=value` overrides into both, so a
+Magenta config maps one to one. A few extras that Magenta hard-codes or lacks (`ema_decay`, `seed`,
+checkpoint intervals) are ordinary fields here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import UserError
+from ..model.config import PRESETS as MODEL_PRESETS
+from ..model.config import ModelConfig
+
+CONFIG_FORMAT = "ganspacesynth-train-config"
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Progressive WGAN-GP + AC-GAN training. Defaults are Magenta's published `mel_prog_hires` run."""
+
+    # -- progressive schedule (counted in real images shown to the discriminator) --
+    stable_stage_num_images: int = 800_000
+    transition_stage_num_images: int = 800_000
+    total_num_images: int = 11_000_000
+    batch_size_schedule: tuple[int, ...] = (8,)  # one per resolution; padded at the front with the first
+    train_progressive: bool = True  # False: train at full resolution from the start
+    train_time_limit: float | None = None  # seconds; when set, stages are timed instead of counted (Magenta)
+    train_time_stage_multiplier: float = 1.0  # stage i gets a share of the time proportional to this^i
+    # -- losses --
+    gradient_penalty_weight: float = 10.0
+    gradient_penalty_target: float = 1.0
+    real_score_penalty_weight: float = 0.001
+    generator_ac_loss_weight: float = 10.0
+    discriminator_ac_loss_weight: float = 10.0
+    # -- optimisation --
+    generator_learning_rate: float = 8e-4
+    discriminator_learning_rate: float = 8e-4
+    adam_beta1: float = 0.0
+    adam_beta2: float = 0.99
+    ema_decay: float = 0.999  # Magenta hard-codes 0.999
+    # -- logging and checkpoints --
+    save_summaries_num_images: int = 10_000  # spectrogram images and audio of fixed latents
+    fake_batch_size: int = 8  # how many fixed latents those summaries show
+    checkpoint_every_seconds: float = 600.0  # Magenta's save_checkpoint_secs
+    checkpoint_every_images: int = 0  # 0: only the time interval (plus the end and signals)
+    keep_checkpoints: int = 3
+    log_every_steps: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "batch_size_schedule", tuple(int(b) for b in self.batch_size_schedule))
+
+    def validate(self, num_resolutions: int) -> None:
+        if not self.batch_size_schedule or any(b < 1 for b in self.batch_size_schedule):
+            raise UserError("batch_size_schedule must list positive batch sizes")
+        if len(self.batch_size_schedule) > num_resolutions:
+            raise UserError(f"batch_size_schedule has {len(self.batch_size_schedule)} entries for {num_resolutions} resolutions")
+        for name in ("stable_stage_num_images", "transition_stage_num_images", "total_num_images"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be positive")
+        if self.train_time_limit is not None and self.train_time_limit <= 0:
+            raise UserError("train_time_limit must be positive (or none)")
+        if self.train_time_stage_multiplier <= 0:
+            raise UserError("train_time_stage_multiplier must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError("ema_decay must be in [0, 1)")
+        if self.keep_checkpoints < 1:
+            raise UserError("keep_checkpoints must be at least 1")
+        if self.log_every_steps < 1:
+            raise UserError("log_every_steps must be at least 1")
+
+    def batch_size(self, num_blocks: int, num_resolutions: int) -> int:
+        """Magenta's `get_batch_size`: the schedule padded at the front, indexed by resolution."""
+        sched = list(self.batch_size_schedule)
+        sched = [sched[0]] * (num_resolutions - len(sched)) + sched
+        return sched[num_blocks - 1]
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["batch_size_schedule"] = list(self.batch_size_schedule)
+        return d
+
+
+#: Training presets; each names the architecture preset of model/config.py it trains.
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # Magenta's experiment.json for the published model: 11 M images at batch 8 (days on one GPU).
+    "mel_prog_hires": TrainConfig(),
+    # About 10 minutes on one H100 (see docs/training.md): a wall-clock schedule that gives the
+    # high-resolution stages most of the time, large batches that keep the GPU busy at low resolution,
+    # and image counts (used only if train_time_limit is set to none) sized for the same budget.
+    "fast": TrainConfig(
+        stable_stage_num_images=150_000,
+        transition_stage_num_images=100_000,
+        total_num_images=3_000_000,
+        batch_size_schedule=(64, 64, 64, 64, 32, 32, 32),
+        train_time_limit=540.0,
+        train_time_stage_multiplier=1.25,
+        save_summaries_num_images=100_000,
+        checkpoint_every_seconds=120.0,
+        log_every_steps=50,
+    ),
+    # Trying the pipeline on a CPU in minutes (and the tests).
+    "tiny": TrainConfig(
+        stable_stage_num_images=8_000,
+        transition_stage_num_images=8_000,
+        total_num_images=96_000,
+        batch_size_schedule=(32, 32, 32, 32, 16, 16),
+        generator_learning_rate=2e-3,
+        discriminator_learning_rate=2e-3,
+        ema_decay=0.99,
+        save_summaries_num_images=8_000,
+        checkpoint_every_seconds=120.0,
+    ),
+}
+
+#: Magenta experiment.json keys with no effect here (paths, cluster settings, TF-only switches).
+MAGENTA_IGNORED = {
+    "dataset_name", "train_data_path", "train_root_dir", "master", "ps_tasks", "task", "debug_hook",
+    "d_fn", "g_fn", "data_type", "data_normalizer", "normalizer_margin", "normalizer_num_examples",
+}
+#: Magenta keys this implementation supports only at one value.
+MAGENTA_FIXED = {"scale_mode": "ALL", "simple_arch": False, "gen_gl_consistency_loss_weight": 0.0}
+#: Magenta keys describing the representation: they must match the dataset's spectral config.
+SPECTRAL_KEYS = ("sample_rate", "audio_length", "mag_normalizer_a", "mag_normalizer_b", "p_normalizer_a", "p_normalizer_b")
+
+TRAIN_KEYS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"conditions", "spectral"}
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A `--set key=value` value: JSON when it parses (numbers, lists, true, null), else the string."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        if "," in text:  # batch_size_schedule=64,32
+            return [parse_value(key, t) for t in text.split(",")]
+        return text
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if value is None or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+            return bool(value)
+        if isinstance(default, int):
+            if float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            return tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    except (ValueError, TypeError, KeyError):
+        raise UserError(f"{key}: cannot use {value!r} (expected {type(default).__name__})") from None
+    return value
+
+
+@dataclass
+class ResolvedConfig:
+    """Everything a run needs besides the data: preset name, training and architecture configs."""
+
+    preset: str
+    train: TrainConfig
+    model: ModelConfig
+    spectral_checks: dict[str, Any] = field(default_factory=dict)  # Magenta representation keys to verify
+
+    def to_dict(self) -> dict:
+        return {"format": CONFIG_FORMAT, "format_version": CONFIG_FORMAT_VERSION, "preset": self.preset,
+                "train": self.train.to_dict(), "model": self.model.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ResolvedConfig":
+        if data.get("format") != CONFIG_FORMAT:
+            raise UserError("not a GANSpaceSynth training config")
+        if int(data.get("format_version", 0)) > CONFIG_FORMAT_VERSION:
+            raise UserError(f"training config version {data['format_version']} is newer than this GANSpaceSynth reads")
+        train = dict(data["train"])
+        unknown = set(train) - set(TRAIN_KEYS)
+        if unknown:
+            raise UserError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(preset=data["preset"], train=TrainConfig(**train), model=ModelConfig.from_dict(dict(data["model"])))
+
+
+def resolve_config(preset: str = "tiny", overrides: Mapping[str, Any] | None = None,
+                   config_file: str | Path | None = None) -> ResolvedConfig:
+    """Preset, then a JSON config file (ours, or Magenta's flat experiment.json), then overrides."""
+    if preset not in TRAIN_PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read config {path}: {exc}") from None
+        if data.get("format") == CONFIG_FORMAT:
+            preset = data.get("preset", preset)
+            values.update(data["train"])
+            values.update({k: v for k, v in data["model"].items() if k in MODEL_KEYS})
+        else:
+            values.update(data)
+    values.update(overrides or {})
+
+    train_changes: dict[str, Any] = {}
+    model_changes: dict[str, Any] = {}
+    spectral_checks: dict[str, Any] = {}
+    base_train = TRAIN_PRESETS[preset]
+    base_model = MODEL_PRESETS[preset]
+    for key, value in values.items():
+        if key in TRAIN_KEYS:
+            train_changes[key] = _coerce(key, value, getattr(base_train, key))
+        elif key in MODEL_KEYS:
+            model_changes[key] = _coerce(key, value, getattr(base_model, key))
+        elif key in SPECTRAL_KEYS:
+            spectral_checks[key] = value
+        elif key in MAGENTA_IGNORED:
+            continue
+        elif key in MAGENTA_FIXED:
+            if value != MAGENTA_FIXED[key]:
+                raise UserError(f"{key}={value!r} is not supported (only {MAGENTA_FIXED[key]!r})")
+        else:
+            known = sorted(set(TRAIN_KEYS) | MODEL_KEYS)
+            raise UserError(f"unknown setting {key!r}; settings are: {', '.join(known)}")
+    train = dataclasses.replace(base_train, **train_changes)
+    model = base_model.replace(**model_changes) if model_changes else base_model
+    train.validate(model.num_resolutions)
+    return ResolvedConfig(preset=preset, train=train, model=model, spectral_checks=spectral_checks)
+
+
+def with_overrides(train: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
+    """A copy of `train` with some training settings changed (values coerced to the field types)."""
+    unknown = sorted(set(overrides) - set(TRAIN_KEYS))
+    if unknown:
+        raise UserError(f"unknown training settings: {', '.join(unknown)}")
+    return dataclasses.replace(train, **{k: _coerce(k, v, getattr(train, k)) for k, v in overrides.items()})
+
+
+def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`key=value` strings → dict (values parsed as JSON where possible)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = parse_value(key.strip(), value.strip())
+    return out

@@ -1,0 +1,455 @@
+"""The progressive GANSynth training loop, top to bottom.
+
+    result = train("runs/gm", TrainingData.from_folder("data/gm", ["pitch"]), resolve_config("fast"),
+                   conditions=["pitch"])
+
+1. the run folder: a new run writes `config.json`; `resume=True` reads it and the newest checkpoint;
+2. networks (G, D, EMA copy of G) and Adam optimisers (β1 0, β2 0.99; fresh moments every stage,
+   as Magenta starts every stage with new optimisers);
+3. the loop: schedule point → one discriminator step (WGAN-GP + drift + AC on real data) → one
+   generator step (critic + AC on the fakes' labels) → EMA → statistics, samples, checkpoints;
+4. the end (or SIGINT/SIGTERM, or `max_steps`): a last checkpoint and the exported model file.
+
+Every random draw of step s comes from counters (seed, s) and the real rows from per-epoch
+permutations, never from a global RNG, so a resumed run and an R-process run repeat a straight run.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..fileio import write_json
+from ..model.conditions import ConditionSet
+from ..model.config import ModelConfig
+from ..model.discriminator import Discriminator
+from ..model.generator import Generator
+from ..model.layers import upscale
+from . import distributed
+from .checkpoint import Position, export_model, latest_checkpoint, save_checkpoint
+from .config import ResolvedConfig, resolve_config, with_overrides
+from .data import TrainingData
+from .losses import auxiliary_losses, discriminator_loss, generator_loss, gradient_penalty
+from .schedule import Schedule, StagePoint, real_at_stage
+from .stats import Rate, RunLog, truncate_stats
+
+CONFIG_FILE = "config.json"
+#: Settings a resumed run may change (they do not alter the networks or the past schedule).
+RESUMABLE_KEYS = {"total_num_images", "train_time_limit", "save_summaries_num_images", "checkpoint_every_seconds",
+                  "checkpoint_every_images", "keep_checkpoints", "log_every_steps"}
+
+
+@dataclass
+class RunOptions:
+    """How to run (not what to learn): device, arithmetic, reporting."""
+
+    device: str | None = None  # default: cuda (this rank's GPU under torchrun) if available, else cpu
+    precision: str = "auto"  # "auto": bfloat16 autocast on CUDA, float32 elsewhere
+    channels_last: bool | None = None  # None: on CUDA
+    compile: bool = False  # torch.compile the generator's layers (the critic needs double backward)
+    progress: bool = True
+    tensorboard: bool = True
+    samples: bool = True  # spectrogram images and audio of fixed latents in TensorBoard
+    max_steps: int | None = None  # stop (checkpoint + export) after this many steps in all
+    preload: bool | str = "auto"  # dataset folders: copy the split to the device when it fits
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    position: Position
+    finished: bool  # the schedule is complete
+    interrupted: bool  # stopped by SIGINT/SIGTERM
+    stop_signal: int | None = None
+    last: dict = field(default_factory=dict)  # the last logged statistics
+
+
+# -- randomness from counters --------------------------------------------------------------------
+def seeded(*key: int) -> torch.Generator:
+    """A CPU generator whose stream depends only on `key` (e.g. (seed, purpose, step))."""
+    g = torch.Generator()
+    g.manual_seed(int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0]))
+    return g
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    return torch.randperm(n, generator=seeded(seed, 1, epoch))
+
+
+def real_rows(seed: int, start: int, count: int, n: int) -> torch.Tensor:
+    """Rows for real-image positions start..start+count-1: epoch after epoch of a fresh permutation."""
+    pos = torch.arange(start, start + count)
+    out = torch.empty(count, dtype=torch.long)
+    for epoch in torch.unique(pos // n).tolist():
+        mask = (pos // n) == epoch
+        out[mask] = _epoch_permutation(seed, epoch, n)[pos[mask] % n]
+    return out
+
+
+@dataclass
+class Batch:
+    """One step's draws for the global batch (every rank draws all of it and keeps its rows)."""
+
+    real_rows: torch.Tensor
+    z_d: torch.Tensor
+    fake_rows_d: torch.Tensor  # fake labels = labels of random dataset rows: the data's label distribution
+    eps: torch.Tensor  # gradient-penalty interpolation weights
+    z_g: torch.Tensor
+    fake_rows_g: torch.Tensor
+
+    def local(self, rows: slice) -> "Batch":
+        return Batch(**{k: v[rows] for k, v in asdict(self).items()})
+
+
+def draw_batch(seed: int, step: int, images: int, batch_size: int, n_data: int, latent: int) -> Batch:
+    g = seeded(seed, 0, step)
+    return Batch(
+        real_rows=real_rows(seed, images, batch_size, n_data),
+        z_d=torch.randn(batch_size, latent, generator=g),
+        fake_rows_d=torch.randint(n_data, (batch_size,), generator=g),
+        eps=torch.rand(batch_size, generator=g),
+        z_g=torch.randn(batch_size, latent, generator=g),
+        fake_rows_g=torch.randint(n_data, (batch_size,), generator=g),
+    )
+
+
+# -- one training step ---------------------------------------------------------------------------
+@dataclass
+class Nets:
+    generator: Generator
+    discriminator: Discriminator
+    ema: Generator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+def make_optimizers(g: torch.nn.Module, d: torch.nn.Module, cfg) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    betas = (cfg.adam_beta1, cfg.adam_beta2)
+    return (torch.optim.Adam(g.parameters(), lr=cfg.generator_learning_rate, betas=betas),
+            torch.optim.Adam(d.parameters(), lr=cfg.discriminator_learning_rate, betas=betas))
+
+
+def reset_optimizer(opt: torch.optim.Optimizer) -> None:
+    opt.state.clear()
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p.detach(), 1.0 - decay)
+
+
+def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, model_cfg: ModelConfig, cfg,
+               conditions: ConditionSet, info: distributed.DistInfo, amp, memory_format) -> dict[str, torch.Tensor]:
+    """One discriminator update then one generator update on this rank's rows; returns detached stats."""
+    G, D = nets.generator, nets.discriminator
+    k, a = point.num_blocks, point.alpha
+    dev = info.device
+    specs = model_cfg.conditions
+
+    real, real_labels = data.gather(batch.real_rows)
+    real = real_at_stage(real.to(dev), model_cfg, point).contiguous(memory_format=memory_format)
+    cond_d = conditions.encode(data.labels_of(batch.fake_rows_d), batch=len(batch.z_d), device=dev)
+    labels_g = data.labels_of(batch.fake_rows_g)
+    cond_g = conditions.encode(labels_g, batch=len(batch.z_g), device=dev)
+    z_d, z_g, eps = batch.z_d.to(dev), batch.z_g.to(dev), batch.eps.to(dev)
+
+    # Discriminator: Wasserstein critic + gradient penalty + drift + classifying the real data.
+    D.requires_grad_(True)
+    with amp:
+        with torch.no_grad():
+            fake = G(z_d, cond_d, num_blocks=k, alpha=a).contiguous(memory_format=memory_format)
+        real_scores, real_logits = D(real, k, a)
+        fake_scores, _ = D(fake, k, a)
+        gp = gradient_penalty(lambda x: D(x, k, a)[0], real, fake, eps, cfg.gradient_penalty_target)
+        ac_real, acc_real = auxiliary_losses(specs, real_logits, real_labels)
+        d_loss, stats = discriminator_loss(real_scores, fake_scores, gp, ac_real, cfg)
+    nets.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    distributed.average_gradients(D.parameters(), info)
+    nets.opt_d.step()
+
+    # Generator: raise the critic's score of new fakes and make them classified as their labels.
+    D.requires_grad_(False)
+    with amp:
+        fake = G(z_g, cond_g, num_blocks=k, alpha=a).contiguous(memory_format=memory_format)
+        fake_scores, fake_logits = D(fake, k, a)
+        ac_fake, acc_fake = auxiliary_losses(specs, fake_logits, labels_g)
+        g_loss, g_stats = generator_loss(fake_scores, ac_fake, cfg)
+    nets.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    distributed.average_gradients(G.parameters(), info)
+    nets.opt_g.step()
+    update_ema(nets.ema, G, cfg.ema_decay)
+
+    stats.update(g_stats)
+    stats.update({f"acc_real/{n}": v for n, v in acc_real.items()})
+    stats.update({f"acc_fake/{n}": v for n, v in acc_fake.items()})
+    return stats
+
+
+# -- run folder ----------------------------------------------------------------------------------
+def read_run_config(run_dir: Path) -> tuple[ResolvedConfig, dict]:
+    import json
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a training run (no {CONFIG_FILE}); drop --resume to start one")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    return ResolvedConfig.from_dict(data), data
+
+
+def _check_data(model_cfg: ModelConfig, data: TrainingData, spectral_checks: Mapping[str, Any]) -> None:
+    if model_cfg.output_shape != data.spectral.shape:
+        raise UserError(f"the data's spectrograms are {data.spectral.shape[0]}x{data.spectral.shape[1]} but this "
+                        f"architecture makes {model_cfg.output_shape[0]}x{model_cfg.output_shape[1]}: choose the preset "
+                        f"the dataset was built for")
+    spectral = data.spectral.to_dict()
+    for key, value in spectral_checks.items():
+        if key in spectral and not np.isclose(float(spectral[key]), float(value)):
+            raise UserError(f"{key}={value} in the config but the dataset was built with {key}={spectral[key]}")
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the loop to stop after the current step (a second SIGINT aborts)."""
+
+    def __init__(self):
+        self.requested = False
+        self.signum: int | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested, self.signum = True, signum
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _fixed_samples(seed: int, data: TrainingData, latent: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents and label rows shown in every summary (rows sorted by pitch when there is one)."""
+    g = seeded(seed, 2)
+    z = torch.randn(count, latent, generator=g)
+    rows = torch.randint(len(data), (count,), generator=g)
+    if "pitch" in data.labels:
+        rows = rows[torch.argsort(data.labels["pitch"].cpu()[rows], stable=True)]
+    return z, rows
+
+
+@torch.no_grad()
+def _write_samples(log: RunLog, nets: Nets, data: TrainingData, fixed, point: StagePoint, model_cfg: ModelConfig,
+                   conditions: ConditionSet, images: int, device) -> None:
+    from ..audio.spectral import MelIF
+
+    z, rows = fixed
+    cond = conditions.encode(data.labels_of(rows), batch=len(z), device=device)
+    specs = nets.ema(z.to(device), cond, num_blocks=point.num_blocks, alpha=point.alpha).float()
+    factor = model_cfg.scale_base ** (model_cfg.num_resolutions - point.num_blocks)
+    full = upscale(specs, factor).cpu()  # lower stages are heard blurred, as Magenta's summaries are
+    waves = MelIF(model_cfg.spectral).specgrams_to_waves(full).numpy()
+    log.samples(images, specs, waves, model_cfg.spectral.sample_rate)
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def train(run_dir: str | Path, data: TrainingData, config: ResolvedConfig | None = None,
+          conditions: Sequence[str] = ("pitch",), *, resume: bool = False, overrides: Mapping[str, Any] | None = None,
+          options: RunOptions | None = None) -> TrainResult:
+    """Train (or, with `resume`, continue) a run in `run_dir`; see the module docstring."""
+    options = options or RunOptions()
+    info = distributed.setup(options.device)
+    try:
+        return _train(Path(run_dir), data, config, conditions, resume, dict(overrides or {}), options, info)
+    finally:
+        distributed.teardown(info)
+
+
+def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, condition_names: Sequence[str],
+           resume: bool, overrides: dict, options: RunOptions, info: distributed.DistInfo) -> TrainResult:
+    # 1. Run folder and configuration.
+    if resume:
+        config, saved = read_run_config(run_dir)
+        bad = sorted(set(overrides) - RESUMABLE_KEYS)
+        if bad:
+            raise UserError(f"a resumed run cannot change {', '.join(bad)} (only {', '.join(sorted(RESUMABLE_KEYS))})")
+        config.train = with_overrides(config.train, overrides)
+        model_cfg = config.model
+        condition_names = [c.name for c in model_cfg.conditions]
+        if data.condition_specs(condition_names) != model_cfg.conditions:
+            raise UserError("the data's condition vocabularies differ from the run's: resume with the same dataset")
+    else:
+        config = config or resolve_config("tiny")
+        if overrides:
+            raise UserError("pass overrides through resolve_config for a new run")
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
+        model_cfg = config.model.replace(conditions=data.condition_specs(condition_names), spectral=data.spectral)
+    _check_data(model_cfg, data, config.spectral_checks)
+    model_cfg.validate()
+    cfg = config.train
+    cfg.validate(model_cfg.num_resolutions)
+    distributed.barrier(info)  # every rank has checked the run folder before rank 0 writes into it
+    if info.is_main:
+        write_json(run_dir / CONFIG_FILE, {**config.to_dict(), "model": model_cfg.to_dict(), "data": data.source,
+                                           "world_size": info.world_size})
+    distributed.barrier(info)
+
+    device = info.device
+    if data.batcher is None:
+        data.to(device)
+    precision = options.precision
+    if precision == "auto":
+        precision = "bfloat16" if device.type == "cuda" else "float32"
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
+    use_cl = options.channels_last if options.channels_last is not None else device.type == "cuda"
+    memory_format = torch.channels_last if use_cl else torch.contiguous_format
+
+    # 2. Networks and optimisers (the same seed gives every rank the same initial weights).
+    torch.manual_seed(cfg.seed)
+    G = Generator(model_cfg).to(device, memory_format=memory_format)
+    D = Discriminator(model_cfg).to(device, memory_format=memory_format)
+    ema = copy.deepcopy(G).requires_grad_(False).eval()
+    opt_g, opt_d = make_optimizers(G, D, cfg)
+    nets = Nets(G, D, ema, opt_g, opt_d)
+    position = Position()
+    if resume:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise UserError(f"{run_dir} has no checkpoint to resume from")
+        ckpt.restore(G, D, ema, opt_g, opt_d)
+        position = ckpt.position
+        if info.is_main:
+            truncate_stats(run_dir, position.step)
+    if options.compile:
+        for module in G.modules():
+            if module is not G and hasattr(module, "weight"):
+                module.compile()
+    conditions = ConditionSet(model_cfg.conditions)
+    schedule = Schedule(cfg, model_cfg)
+
+    total = float(cfg.train_time_limit) if schedule.timed else float(cfg.total_num_images)
+    start = position.seconds if schedule.timed else float(position.images)
+    log = RunLog(run_dir, active=info.is_main, tensorboard=options.tensorboard, progress=options.progress,
+                 total=total, initial=start, unit="s" if schedule.timed else "img")
+    point = schedule.at(position.images, position.seconds)
+    log.message(f"{'resuming' if resume else 'training'} {run_dir} at step {position.step}, {position.images} images, "
+                f"{point.describe(model_cfg)}; {len(data)} notes, conditions {', '.join(condition_names) or 'none'}, "
+                f"{info.world_size} process(es) on {device.type}, {precision}")
+
+    fixed = _fixed_samples(cfg.seed, data, model_cfg.latent_vector_size, cfg.fake_batch_size)
+    stop = StopRequest()
+    rate = Rate(position.images)
+    last_checkpoint = time.monotonic()
+    record: dict = {}
+    stage_id = position.stage_id
+
+    def checkpoint() -> None:
+        nonlocal last_checkpoint
+        if info.is_main:
+            position.stage_id = stage_id
+            save_checkpoint(run_dir, position, G, D, ema, opt_g, opt_d, keep=cfg.keep_checkpoints)
+            export_model(run_dir, model_cfg, ema, info={
+                "trained_images": position.images, "step": position.step, "stage": stage_id,
+                "num_blocks_trained": schedule.at(position.images, position.seconds).num_blocks,
+                "preset": config.preset, "data": data.source})
+        last_checkpoint = time.monotonic()
+
+    # 3. The loop.
+    try:
+        while not schedule.done(position.images, position.seconds):
+            if options.max_steps is not None and position.step >= options.max_steps:
+                break
+            t0 = time.perf_counter()
+            point = schedule.at(position.images, position.seconds)
+            if point.stage_id != stage_id:  # Magenta starts each stage with fresh optimisers
+                reset_optimizer(opt_g)
+                reset_optimizer(opt_d)
+                stage_id = point.stage_id
+                log.message(f"step {position.step}, {position.images} images: {point.describe(model_cfg)}")
+            batch = draw_batch(cfg.seed, position.step, position.images, point.batch_size, len(data),
+                               model_cfg.latent_vector_size)
+            batch = batch.local(distributed.local_rows(point.batch_size, info))
+            stats = train_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format)
+
+            previous_images = position.images
+            position.step += 1
+            position.images += point.batch_size
+            if schedule.timed and device.type == "cuda":
+                torch.cuda.synchronize(device)  # time the GPU's work, not the launches
+            elapsed = time.perf_counter() - t0
+            agreed = distributed.max_over_ranks(torch.tensor([float(stop.requested), elapsed], dtype=torch.float64,
+                                                             device=device if info.enabled else "cpu"), info)
+            stop.requested = bool(agreed[0].item())
+            position.seconds += float(agreed[1].item())
+            last_step = schedule.done(position.images, position.seconds) or stop.requested or (
+                options.max_steps is not None and position.step >= options.max_steps)
+
+            if position.step % cfg.log_every_steps == 0 or last_step:
+                values = distributed.mean_over_ranks(torch.stack([v.float() for v in stats.values()]), info)
+                record = {"step": position.step, "images": position.images, "time": round(position.seconds, 3),
+                          "stage": point.stage_id, "num_blocks": point.num_blocks, "alpha": point.alpha,
+                          "batch_size": point.batch_size, "images_per_s": rate.update(position.images)}
+                record.update(_named_stats(stats.keys(), values.tolist()))
+                log.scalars(record)
+                log.progress(position.seconds if schedule.timed else position.images, point.describe(model_cfg), record)
+
+            every = cfg.save_summaries_num_images
+            if (options.samples and info.is_main and log.writer is not None and every > 0
+                    and (position.images // every > previous_images // every or position.step == 1)):
+                _write_samples(log, nets, data, fixed, point, model_cfg, conditions, position.images, device)
+
+            by_images = cfg.checkpoint_every_images > 0 and (
+                position.images // cfg.checkpoint_every_images > previous_images // cfg.checkpoint_every_images)
+            if by_images or time.monotonic() - last_checkpoint >= cfg.checkpoint_every_seconds:
+                checkpoint()
+            if stop.requested:
+                break
+
+        # 4. The end: a last checkpoint and the model file.
+        checkpoint()
+        distributed.barrier(info)
+    finally:
+        stop.restore()
+        log.close()
+    finished = schedule.done(position.images, position.seconds)
+    if stop.requested:
+        log.message(f"stopped at step {position.step} ({position.images} images); continue with --resume")
+    return TrainResult(run_dir, position, finished, stop.requested, stop.signum, record)
+
+
+_LABELS = {"d_loss": "loss/d", "g_loss": "loss/g", "wasserstein": "loss/wasserstein",
+           "gradient_penalty": "loss/gradient_penalty", "drift": "loss/drift", "d_real": "score/real",
+           "d_fake": "score/fake", "ac_real": "loss/ac_real", "ac_fake": "loss/ac_fake",
+           "g_adversarial": "loss/g_adversarial"}
+
+
+def _named_stats(keys, values: list[float]) -> dict[str, float]:
+    out = {}
+    for key, value in zip(keys, values):
+        if key.startswith("acc_real/"):
+            name = "accuracy/real_" + key.split("/", 1)[1]
+        elif key.startswith("acc_fake/"):
+            name = "accuracy/fake_" + key.split("/", 1)[1]
+        else:
+            name = _LABELS.get(key, key)
+        out[name] = float(value)
+    return out

@@ -1,0 +1,71 @@
+"""GANSynth's losses: WGAN-GP with a drift penalty (Magenta `train_util.define_loss`, tfgan's
+wasserstein losses and gradient penalty with epsilon 0) and AC-GAN auxiliary classification losses
+(GANSynth `model.py`: the discriminator learns to classify real data, the generator to make its
+fakes classified as their labels). Every condition has one auxiliary loss: softmax cross-entropy for
+categorical conditions, per-class binary cross-entropy for multi-label ones (qualities).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from ..model.config import ConditionSpec
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     eps: torch.Tensor, target: float = 1.0) -> torch.Tensor:
+    """mean((‖∇ D(x̂)‖ − target)² / target²) at x̂ = real + eps·(fake − real), eps ~ U(0,1) per example."""
+    eps = eps.to(real.dtype).reshape(-1, *([1] * (real.dim() - 1)))
+    mixed = (real.detach() + eps * (fake.detach() - real.detach())).requires_grad_(True)
+    scores = critic(mixed)
+    (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
+    norm = grad.float().flatten(1).square().sum(dim=1).sqrt()
+    return ((norm - target).square() / (target**2)).mean()
+
+
+def classification_loss(spec: ConditionSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for a categorical condition (class indices), binary CE for a multi-label one."""
+    if spec.kind == "categorical":
+        return F.cross_entropy(logits.float(), labels.long())
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def classification_accuracy(spec: ConditionSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Top-1 accuracy (categorical) or per-class agreement at logit 0 (multi-label), as a 0-dim tensor."""
+    if spec.kind == "categorical":
+        return (logits.argmax(dim=1) == labels.long()).float().mean()
+    return ((logits > 0) == (labels > 0.5)).float().mean()
+
+
+def auxiliary_losses(specs: tuple[ConditionSpec, ...], logits: Mapping[str, torch.Tensor],
+                     labels: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Sum over conditions of the classification losses, and each condition's accuracy (detached)."""
+    total = logits[specs[0].name].new_zeros((), dtype=torch.float32) if specs else torch.zeros(())
+    accuracy: dict[str, torch.Tensor] = {}
+    for spec in specs:
+        total = total + classification_loss(spec, logits[spec.name], labels[spec.name])
+        accuracy[spec.name] = classification_accuracy(spec, logits[spec.name].detach(), labels[spec.name])
+    return total, accuracy
+
+
+def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, gp: torch.Tensor,
+                       ac_real: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Wasserstein critic loss + gradient penalty + drift penalty + auxiliary loss on real data."""
+    real_scores, fake_scores = real_scores.float(), fake_scores.float()
+    wasserstein = fake_scores.mean() - real_scores.mean()
+    drift = real_scores.square().mean()
+    loss = (wasserstein + cfg.gradient_penalty_weight * gp + cfg.real_score_penalty_weight * drift
+            + cfg.discriminator_ac_loss_weight * ac_real)
+    parts = {"d_loss": loss, "wasserstein": wasserstein, "gradient_penalty": gp, "drift": drift,
+             "d_real": real_scores.mean(), "d_fake": fake_scores.mean(), "ac_real": ac_real}
+    return loss, {k: v.detach() for k, v in parts.items()}
+
+
+def generator_loss(fake_scores: torch.Tensor, ac_fake: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """−mean critic score of the fakes + auxiliary loss on the fakes' labels."""
+    adversarial = -fake_scores.float().mean()
+    loss = adversarial + cfg.generator_ac_loss_weight * ac_fake
+    return loss, {"g_loss": loss.detach(), "g_adversarial": adversarial.detach(), "ac_fake": ac_fake.detach()}

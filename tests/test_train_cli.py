@@ -1,0 +1,89 @@
+"""`ganspacesynth train` on a dataset folder: run folder contents, TensorBoard logs, errors, dry run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganspacesynth.interfaces.cli import main
+from ganspacesynth.model.config import PRESETS
+from ganspacesynth.training.stats import read_stats
+from ganspacesynth.training.synthetic import write_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ds") / "ds"
+    write_synthetic_dataset(path, PRESETS["tiny"].spectral, per_class=2, seed=4)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["train", *map(str, args)], catch_exceptions=False)
+
+
+def test_dry_run_prints_the_resolved_config(dataset):
+    result = run("--data", dataset, "--set", "total_num_images=5e4", "--set", "adam_beta2=0.9",
+                 "--conditions", "pitch,instrument_family", "--dry-run")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.output)
+    assert cfg["preset"] == "tiny"  # chosen from the dataset's spectrogram shape
+    assert cfg["train"]["total_num_images"] == 50_000 and cfg["train"]["adam_beta2"] == 0.9
+    assert [c["name"] for c in cfg["model"]["conditions"]] == ["pitch", "instrument_family"]
+    assert cfg["model"]["conditions"][0]["classes"][:2] == ["36", "37"]
+
+
+def test_bad_input_gets_one_line_errors(dataset, tmp_path):
+    cases = [
+        (["--data", dataset, "--out", tmp_path / "a", "--conditions", "pitch,velocity_class"], "no 'velocity_class'"),
+        (["--data", dataset, "--out", tmp_path / "b", "--set", "learning_rate=1"], "unknown setting"),
+        (["--data", dataset, "--out", tmp_path / "c", "--preset", "fast"], "choose the preset"),
+        (["--out", tmp_path / "missing", "--resume"], "not a training run"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_train_writes_the_run_folder_and_resumes(dataset, tmp_path):
+    out = tmp_path / "run"
+    common = ["--no-progress", "--set", "batch_size_schedule=[8]", "--set", "stable_stage_num_images=40",
+              "--set", "transition_stage_num_images=40", "--set", "save_summaries_num_images=40",
+              "--set", "log_every_steps=2"]
+    result = run("--data", dataset, "--out", out, "--conditions", "pitch,instrument_family",
+                 "--set", "total_num_images=96", *common)
+    assert result.exit_code == 0, result.output
+    assert "finished at step 12, 96 images" in result.output
+    for name in ("config.json", "stats.jsonl", "model.safetensors"):
+        assert (out / name).is_file(), name
+    stats = read_stats(out)
+    assert [s["step"] for s in stats] == [2, 4, 6, 8, 10, 12]
+    assert stats[-1]["num_blocks"] == 2 and stats[-1]["images_per_s"] > 0
+    assert {"accuracy/real_pitch", "accuracy/fake_instrument_family", "loss/gradient_penalty"} <= set(stats[-1])
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0, "audio": 0}).Reload()
+    tags = events.Tags()
+    assert {"loss/d", "loss/g", "loss/gradient_penalty", "accuracy/real_pitch", "images_per_s"} <= set(tags["scalars"])
+    assert "samples/spectrograms" in tags["images"] and "samples/audio" in tags["audio"]
+    assert len(events.Images("samples/spectrograms")) >= 2  # at step 1 and every 40 images
+
+    again = run("--data", dataset, "--out", out, "--set", "total_num_images=96")
+    assert again.exit_code == 1 and "--resume" in again.output
+    more = run("--out", out, "--resume", "--set", "total_num_images=128", "--no-progress")
+    assert more.exit_code == 0, more.output
+    assert "finished at step 16, 128 images" in more.output
+    assert read_stats(out)[-1]["step"] == 16
