@@ -1,0 +1,93 @@
+"""train-classifier, evaluate and describe end to end on a tiny model and a small dataset of tones."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from test_data_helpers import SPECTRAL, tone
+
+from ganspacesynth.data.labels import Note
+from ganspacesynth.data.shards import build_dataset
+from ganspacesynth.ganspace.components import Components
+from ganspacesynth.interfaces.cli import main
+
+PITCHES = (48, 55, 60, 67)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    """8 instruments (2 families) × 4 pitches; the validation split holds whole instruments."""
+    notes = []
+    for i in range(8):
+        for p in PITCHES:
+            notes.append(Note(id=f"inst{i}-{p}", instrument=f"inst{i}", pitch=p, source=("array", tone(p, seed=10 * i + p,
+                              decay=1.0 + i % 3)), velocity=100, instrument_family=("bass", "flute")[i % 2],
+                              instrument_source="acoustic", qualities=[]))
+    out = tmp_path_factory.mktemp("evalcli") / "ds"
+    build_dataset(out, notes, SPECTRAL, built_from={"kind": "test"}, valid_fraction=0.25, workers=1, progress=False)
+    return out
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_classifier_evaluate_and_describe(dataset_dir, tiny_model_path, tmp_path):
+    clf = tmp_path / "clf.safetensors"
+    res = run("train-classifier", "--data", dataset_dir, "--steps", 30, "--batch-size", 8, "--out", clf)
+    assert res.exit_code == 0, res.output
+    assert "held-out pitch accuracy" in res.output and "held-out instrument_family accuracy" in res.output
+    assert clf.is_file()
+
+    report = tmp_path / "report"
+    res = run("evaluate", "--model", tiny_model_path, "--data", dataset_dir, "--classifier", clf, "--count", 10,
+              "--reference-count", 12, "--batch-size", 4, "--out", report)
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    for key in ("generated", "real"):
+        m = metrics[key]
+        assert 0.0 <= m["pitch_accuracy"] <= 1.0 and m["fid"] >= 0 and m["inception_score"] >= 1.0 - 1e-9
+        assert set(m["condition_accuracy"]) == {"pitch", "instrument_family"}
+        assert m["ndb"]["bins"] == metrics["setup"]["ndb_bins"]
+    # Real notes: all 8 held-out ones (2 instruments × 4 pitches); generated notes cycle through their labels.
+    assert metrics["generated"]["count"] == 10 and metrics["real"]["count"] == 8
+    # The held-out notes are clean harmonic tones: the f0 tracker finds every pitch.
+    assert metrics["real"]["f0"]["f0_accuracy"] == 1.0
+    assert metrics["per_pitch"]["pitches"] == list(PITCHES)
+    for name in ("report.md", "examples.png", "accuracy_per_pitch.png"):
+        assert (report / name).is_file()
+    assert len(list((report / "audio").glob("*.wav"))) == 6 + 6
+    assert "| pitch accuracy (classifier)" in (report / "report.md").read_text()
+
+    res = run("evaluate", "--model", tiny_model_path, "--data", dataset_dir, "--classifier", clf, "--count", 4,
+              "--out", report)
+    assert res.exit_code == 1 and "already exists" in res.output and "Traceback" not in res.output
+
+    comps_path = tmp_path / "comps.npz"
+    res = run("ganspace", "--model", tiny_model_path, "--random-z-count", 64, "--components", 4, "--pitch", 60,
+              "--out", comps_path)
+    assert res.exit_code == 0, res.output
+    res = run("describe", "--model", tiny_model_path, "--components", comps_path, "--top", 2, "--latents", 1,
+              "--pitch", 60, "--values", "-2,0,2", "--report", tmp_path / "describe")
+    assert res.exit_code == 0, res.output
+    comps = Components.load(comps_path)
+    assert len(comps.descriptions) == 2
+    for d in comps.descriptions:
+        assert isinstance(d["label"], str) and d["values"] == [-2.0, 0.0, 2.0]
+        assert set(d["stats"]) >= {"centroid_hz", "loudness_db", "sustain_s"}
+        assert len(d["stats"]["centroid_hz"]["curve"]) == 3
+    assert (tmp_path / "describe" / "descriptor_curves.png").is_file()
+    assert (tmp_path / "describe" / "variance_explained.png").is_file()
+
+
+def test_bad_inputs_are_one_line_errors(dataset_dir, tiny_model_path, tmp_path):
+    res = run("train-classifier", "--data", dataset_dir, "--head", "qualities", "--out", tmp_path / "c.safetensors")
+    assert res.exit_code == 1 and "qualities" in res.output and "Traceback" not in res.output
+    res = run("evaluate", "--model", tiny_model_path, "--data", dataset_dir, "--classifier", tmp_path / "none.safetensors",
+              "--out", tmp_path / "r")
+    assert res.exit_code == 1 and "classifier file not found" in res.output
+    assert not (tmp_path / "r").exists()
+    res = run("describe", "--model", tiny_model_path, "--components", tmp_path / "none.npz", "--values", "1,2")
+    assert res.exit_code == 1 and "at least 3" in res.output
