@@ -19,6 +19,7 @@ import google_crc32c
 import numpy as np
 
 from ..errors import UserError
+from ..protowire import iter_fields, read_varint, signed64
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -77,67 +78,28 @@ def write_records(f: BinaryIO, records: Sequence[bytes]) -> None:
         f.write(length + struct.pack("<I", masked_crc(length)) + data + struct.pack("<I", masked_crc(data)))
 
 
-# -- protobuf wire format ---------------------------------------------------------------------------
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
-    """(field number, wire type, value): int for varint, bytes for length-delimited."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            if pos + n > end:
-                raise ValueError("truncated field")
-            value, pos = buf[pos : pos + n], pos + n
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, wire, value
-
-
-def _signed64(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
+# -- protobuf wire format (shared reader in ganspacesynth/protowire.py) ----------------------------
 
 
 def _parse_feature(buf: bytes) -> list | np.ndarray:
-    for kind, _, payload in _fields(buf):
+    for kind, _, payload in iter_fields(buf):
         if kind == 1:  # BytesList
-            return [v for n, w, v in _fields(payload) if n == 1 and w == 2]
+            return [v for n, w, v in iter_fields(payload) if n == 1 and w == 2]
         if kind == 2:  # FloatList: packed (wire 2) or one fixed32 per value (wire 5)
-            parts = [np.frombuffer(v, dtype="<f4") for n, w, v in _fields(payload) if n == 1]
+            parts = [np.frombuffer(v, dtype="<f4") for n, w, v in iter_fields(payload) if n == 1]
             return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
         if kind == 3:  # Int64List: packed or one varint per value
             values: list[int] = []
-            for n, w, v in _fields(payload):
+            for n, w, v in iter_fields(payload):
                 if n != 1:
                     continue
                 if w == 0:
-                    values.append(_signed64(v))
+                    values.append(signed64(v))
                 else:
                     pos = 0
                     while pos < len(v):
-                        x, pos = _varint(v, pos)
-                        values.append(_signed64(x))
+                        x, pos = read_varint(v, pos)
+                        values.append(signed64(x))
             return np.asarray(values, dtype=np.int64)
     return []
 
@@ -145,14 +107,14 @@ def _parse_feature(buf: bytes) -> list | np.ndarray:
 def parse_example(data: bytes) -> dict[str, list | np.ndarray]:
     """A serialised tf.train.Example → {feature name: list of bytes | float32 array | int64 array}."""
     out: dict[str, list | np.ndarray] = {}
-    for n, w, features in _fields(data):
+    for n, w, features in iter_fields(data):
         if n != 1 or w != 2:
             continue
-        for fn, fw, entry in _fields(features):
+        for fn, fw, entry in iter_fields(features):
             if fn != 1 or fw != 2:
                 continue
             key, value = None, b""
-            for en, _, ev in _fields(entry):
+            for en, _, ev in iter_fields(entry):
                 if en == 1:
                     key = ev.decode("utf-8")
                 elif en == 2:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..protowire import parse_message, read_varint, signed64
 
 __all__ = ["TensorEntry", "read_checkpoint", "list_variables", "latest_checkpoint", "resolve_prefix"]
 
@@ -76,54 +77,6 @@ class TensorEntry:
 
 # ---------------------------------------------------------------- protobuf wire format
 
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Decode a base-128 varint at `pos`; return (value, next position)."""
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise ValueError("truncated or overlong varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _parse_message(buf: bytes) -> dict[int, list[int | bytes]]:
-    """Split a protobuf message into {field number: [values]} (ints for varint/fixed, bytes otherwise)."""
-    fields: dict[int, list[int | bytes]] = {}
-    pos, end = 0, len(buf)
-    while pos < end:
-        tag, pos = _varint(buf, pos, end)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-        elif wire == 1:
-            if pos + 8 > end:
-                raise ValueError("truncated fixed64")
-            (value,) = struct.unpack_from("<Q", buf, pos)
-            pos += 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            if pos + length > end:
-                raise ValueError("truncated length-delimited field")
-            value = bytes(buf[pos : pos + length])
-            pos += length
-        elif wire == 5:
-            if pos + 4 > end:
-                raise ValueError("truncated fixed32")
-            (value,) = struct.unpack_from("<I", buf, pos)
-            pos += 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        fields.setdefault(number, []).append(value)
-    return fields
-
-
-def _signed64(value: int) -> int:
-    """Reinterpret a decoded varint as a two's complement int64 (negative ints use 10 bytes)."""
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _last(fields: dict[int, list], number: int, default=0):
@@ -134,9 +87,9 @@ def _last(fields: dict[int, list], number: int, default=0):
 def _parse_entry(name: str, buf: bytes) -> TensorEntry:
     # BundleEntryProto: dtype=1, shape=2 (TensorShapeProto: repeated Dim dim=2 {int64 size=1}),
     # shard_id=3, offset=4, size=5, fixed32 crc32c=6, repeated TensorSliceProto slices=7.
-    f = _parse_message(buf)
-    shape_fields = _parse_message(_last(f, 2, b""))
-    dims = tuple(_signed64(_last(_parse_message(d), 1)) for d in shape_fields.get(2, []))
+    f = parse_message(buf)
+    shape_fields = parse_message(_last(f, 2, b""))
+    dims = tuple(signed64(_last(parse_message(d), 1)) for d in shape_fields.get(2, []))
     if any(d < 0 for d in dims) or _last(shape_fields, 3):
         raise ValueError(f"tensor {name!r} has an unknown shape")
     crc = f.get(6)
@@ -145,8 +98,8 @@ def _parse_entry(name: str, buf: bytes) -> TensorEntry:
         dtype=int(_last(f, 1)),
         shape=dims,
         shard_id=int(_last(f, 3)),
-        offset=_signed64(int(_last(f, 4))),
-        size=_signed64(int(_last(f, 5))),
+        offset=signed64(int(_last(f, 4))),
+        size=signed64(int(_last(f, 5))),
         crc32c=int(crc[-1]) if crc else None,
         sliced=bool(f.get(7)),
     )
@@ -155,8 +108,8 @@ def _parse_entry(name: str, buf: bytes) -> TensorEntry:
 # ---------------------------------------------------------------- LevelDB table
 
 def _block_handle(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    offset, pos = _varint(buf, pos, end)
-    size, pos = _varint(buf, pos, end)
+    offset, pos = read_varint(buf, pos, end)
+    size, pos = read_varint(buf, pos, end)
     return offset, size, pos
 
 
@@ -188,9 +141,9 @@ def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
     key = b""
     pos = 0
     while pos < limit:
-        shared, pos = _varint(block, pos, limit)
-        unshared, pos = _varint(block, pos, limit)
-        value_len, pos = _varint(block, pos, limit)
+        shared, pos = read_varint(block, pos, limit)
+        unshared, pos = read_varint(block, pos, limit)
+        value_len, pos = read_varint(block, pos, limit)
         if shared > len(key) or pos + unshared + value_len > limit:
             raise ValueError("corrupt block entry")
         key = key[:shared] + block[pos : pos + unshared]
@@ -311,7 +264,7 @@ def _read_index(prefix: Path, check_crc) -> tuple[dict[str, TensorEntry], int, b
         entries: dict[str, TensorEntry] = {}
         for key, value in pairs:
             if key == b"":
-                header = _parse_message(value)
+                header = parse_message(value)
             else:
                 # Names are UTF-8; keys of partitioned-variable slices are binary, so never fail on them.
                 name = key.decode("utf-8", errors="backslashreplace")

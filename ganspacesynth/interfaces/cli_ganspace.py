@@ -111,18 +111,30 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
         distributed.teardown()
 
 
+def synthesis_options(fn):
+    """Pitch, mode, latent source, conditions and device: shared by `edit` and `grid`."""
+    for opt in reversed([
+        click.option("--pitch", type=int, default=None, help="MIDI pitch (default: the components' first pitch)."),
+        mode_option,
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the latent (offset and latent modes)."),
+        click.option("--z", "z_path", type=click.Path(path_type=Path), default=None,
+                     help="Latents .npy instead of a seed."),
+        click.option("--z-index", type=int, default=0, show_default=True, help="Row of --z to use."),
+        click.option("--condition", "conditions", multiple=True,
+                     help="Other conditions, e.g. instrument_family=guitar."),
+        device_option,
+        precision_option,
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @click.command("edit")
 @model_option
 @components_option
 @click.option("--coeffs", required=True, help='Coefficients, in standard deviations, e.g. "1.5,-0.5,0,0.8".')
-@click.option("--pitch", type=int, default=None, help="MIDI pitch (default: the components' first pitch).")
-@mode_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent (offset and latent modes).")
-@click.option("--z", "z_path", type=click.Path(path_type=Path), default=None, help="Latents .npy instead of a seed.")
-@click.option("--z-index", type=int, default=0, show_default=True, help="Row of --z to use.")
-@click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
-@device_option
-@precision_option
+@synthesis_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
 def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index, conditions, device, precision, out) -> None:
     """Synthesise one note from component coefficients (GANSpaceSynth's sliders).
@@ -162,14 +174,7 @@ def _default_pitch(comps, pitch):
 @click.option("--range", "value_range", type=float, nargs=2, default=(-1.0, 1.0), show_default=True,
               help="Coefficient range (standard deviations).")
 @click.option("--steps", type=int, default=5, show_default=True, help="Values per axis.")
-@click.option("--pitch", type=int, default=None, help="MIDI pitch (default: the components' first pitch).")
-@mode_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent (offset and latent modes).")
-@click.option("--z", "z_path", type=click.Path(path_type=Path), default=None, help="Latents .npy instead of a seed.")
-@click.option("--z-index", type=int, default=0, show_default=True, help="Row of --z to use.")
-@click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
-@device_option
-@precision_option
+@synthesis_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (new or empty).")
 def grid_cmd(model, components_path, x, y, value_range, steps, pitch, mode, seed, z_path, z_index, conditions,
              device, precision, out) -> None:
