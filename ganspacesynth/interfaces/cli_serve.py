@@ -58,13 +58,22 @@ def build_session(model, components, out_dir, allow_dirs, queue_size, keep, devi
 
 
 def _serve_forever(session, *servers) -> None:
+    """Block until Ctrl-C or SIGTERM, then stop the servers and the generation worker cleanly.
+
+    The handlers are installed explicitly: a process started in the background of a script inherits an
+    ignored SIGINT, and Python would then never raise KeyboardInterrupt.
+    """
+    import signal
     import threading
 
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5):
+            pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for s in servers:
             s.shutdown()
         session.close()
