@@ -37,7 +37,7 @@ def direction_lines(components, top: int = 8) -> list[str]:
         if i < len(descriptions) and descriptions[i]:
             d = descriptions[i]
             changes = ", ".join(str(c) for c in d.get("changes", [])) or "no descriptor changes monotonically"
-            lines.append(f"{head}: {d.get('label', 'unlabelled')} ({changes})")
+            lines.append(f"{head}: {d.get('label') or 'no clear change'} ({changes})")
         else:
             lines.append(f"{head}: not described yet (run `ganspacesynth describe`)")
     return lines
