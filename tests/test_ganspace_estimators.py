@@ -141,3 +141,24 @@ def test_fit_components_matches_sklearn_on_model_activations(tiny_synth):
     assert np.all(cos > 1 - 1e-4), cos.min()
     np.testing.assert_allclose(comps.stdev[:32] ** 2, ref.explained_variance_, rtol=1e-4)
     assert comps.meta["sample_count"] == 1100 and comps.z_comp is None
+
+
+def test_float32_solve_for_large_layers_matches_float64(monkeypatch):
+    """Large layers solve in float32; the leading directions and stdevs match the float64 solve."""
+    from ganspacesynth.ganspace import estimators as E
+
+    rng = np.random.default_rng(3)
+    dim = 96
+    scales = np.linspace(5.0, 0.1, dim)
+    x = rng.standard_normal((2000, dim)) * scales @ np.linalg.qr(rng.standard_normal((dim, dim)))[0].T + 3.0
+    exact = E.CovarianceEstimator(None)
+    exact.fit(x)
+    ref = exact.components()
+    monkeypatch.setattr(E, "FLOAT32_SOLVE_ABOVE", 32)
+    fast = E.CovarianceEstimator(None)
+    fast.fit(x)
+    dec = fast.components()
+    cos = np.abs(np.sum(dec.comp[:16] * ref.comp[:16], axis=1))
+    assert cos.min() > 1 - 1e-5, cos.min()
+    np.testing.assert_allclose(dec.stdev[:16], ref.stdev[:16], rtol=1e-5)
+    np.testing.assert_allclose(dec.mean, ref.mean, rtol=1e-12)
