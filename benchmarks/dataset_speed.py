@@ -25,7 +25,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def render_folder(root: Path, count: int, spectral) -> None:
+def render_folder(root: Path, count: int, spectral) -> int:
+    """Render up to `count` audible GM notes (program × pitch × velocity); returns how many were written.
+
+    Silent renders (some programs have no samples at the extreme pitches) are skipped, as `dataset soundfont`
+    skips them, so that `make` validates a clean folder.
+    """
     from ganspacesynth.audio.io import write_wav
     from ganspacesynth.data.gm import PITCHED_PROGRAMS
     from ganspacesynth.data.soundfont import Renderer, default_soundfont
@@ -33,14 +38,18 @@ def render_folder(root: Path, count: int, spectral) -> None:
     renderer = Renderer(default_soundfont(), spectral.sample_rate)
     hold = int(0.75 * spectral.audio_length)
     k = 0
-    for program in PITCHED_PROGRAMS:
-        for pitch in range(24, 85):
-            if k == count:
-                return
-            wave = renderer.render(program, pitch, 100, spectral.audio_length, hold)
-            write_wav(root / f"gm{program:03d}_{pitch}.wav", wave / max(1.0, float(np.abs(wave).max())),
-                      spectral.sample_rate)
-            k += 1
+    for velocity in (100, 75, 50, 127, 25):
+        for program in PITCHED_PROGRAMS:
+            for pitch in range(24, 85):
+                if k == count:
+                    return k
+                wave = renderer.render(program, pitch, velocity, spectral.audio_length, hold)
+                wave = wave / max(1.0, float(np.abs(wave).max()))
+                if np.sqrt(np.mean(np.square(wave, dtype=np.float64))) < 2e-3:  # -54 dBFS: clear of make's -60
+                    continue
+                write_wav(root / f"gm{program:03d}v{velocity:03d}_{pitch}.wav", wave, spectral.sample_rate)
+                k += 1
+    return k
 
 
 def cpu_seconds() -> float:
@@ -89,7 +98,9 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         (work / "notes").mkdir()
-        render_folder(work / "notes", args.notes, spectral)
+        written = render_folder(work / "notes", args.notes, spectral)
+        if written < args.notes:
+            raise SystemExit(f"only {written} audible notes could be rendered; ask for fewer")
         result["render_wavs_s"] = time.perf_counter() - t0
 
         t0, c0 = time.perf_counter(), cpu_seconds()

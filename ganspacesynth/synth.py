@@ -139,8 +139,8 @@ class Synth:
 
     def _forward_batch(self, batch_size: int) -> int:
         """Notes per forward pass. On a CPU, full-size spectrograms run one at a time: a note's activations
-        (up to 32 × 128 × 1024 floats per layer) already fill the caches, and measured per-note time grows
-        with the batch (0.175 s at 1 vs 0.25 s at 8, mel_prog_hires, 2 cores). Small models still batch."""
+        (up to 32 × 128 × 1024 floats per layer) already fill the caches, and batching does not lower the
+        per-note time (0.127 s at 1 vs 0.130 s at 8, mel_prog_hires, 2 cores). Small models still batch."""
         if self.device.type != "cpu":
             return batch_size
         t, f = self.config.spectral.shape
