@@ -26,6 +26,7 @@ from ganspacesynth.model.conditions import ConditionSet
 from ganspacesynth.model.config import pitch_condition
 from ganspacesynth.model.discriminator import Discriminator
 from ganspacesynth.model.generator import Generator
+from ganspacesynth.runtime import keep_training_allocations_in_heap
 from ganspacesynth.training import distributed
 from ganspacesynth.training.config import resolve_config
 from ganspacesynth.training.data import in_memory
@@ -58,6 +59,8 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
         if stages and k not in stages:
             continue
         bs = batch or cfg.train.batch_size(k, model.num_resolutions)
+        if device.type == "cpu":  # as `train` does
+            keep_training_allocations_in_heap(model, bs)
         point = StagePoint(stage_id=2 * (k - 1), num_blocks=k, alpha=1.0, batch_size=bs)
         times, cpu_times = [], []
         for step in range(warmup + steps):

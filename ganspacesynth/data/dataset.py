@@ -20,6 +20,7 @@ import torch
 
 from ..audio.spectral import SpectralConfig
 from ..errors import UserError
+from ..runtime import keep_allocations_in_heap
 from .shards import FORMAT, FORMAT_VERSION, MANIFEST
 
 MULTILABEL = ("qualities",)
@@ -267,32 +268,6 @@ class DeviceBatcher:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
         while True:
             yield self.batch()
-
-
-_heap_threshold = 0
-
-
-def keep_allocations_in_heap(nbytes: int) -> None:
-    """Let glibc serve allocations up to `nbytes` from its heap instead of fresh mmap()s.
-
-    glibc maps every block above its mmap threshold (at most 32 MB) freshly and unmaps it on free, so a
-    float32 batch of 32 GANSynth spectrograms (33.5 MB) page-faults all of its memory on every batch: the
-    loader fell from ~3,500 to ~1,200 spectrograms/s between batch 16 and 32. Raising the threshold (and the
-    trim threshold, so freed blocks stay mapped) lets each batch reuse the last one's pages. Process-wide,
-    only ever raised, and a no-op off glibc.
-    """
-    global _heap_threshold
-    if nbytes <= max(_heap_threshold, 32 << 20):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-        if libc.mallopt(m_mmap_threshold, int(nbytes)) and libc.mallopt(m_trim_threshold, int(2 * nbytes)):
-            _heap_threshold = int(nbytes)
-    except (OSError, AttributeError):
-        pass
 
 
 def _free_bytes(device: torch.device) -> int:

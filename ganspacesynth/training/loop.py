@@ -36,6 +36,7 @@ from ..model.config import ModelConfig
 from ..model.discriminator import Discriminator
 from ..model.generator import Generator
 from ..model.layers import upscale
+from ..runtime import keep_training_allocations_in_heap
 from . import distributed
 from .checkpoint import Position, export_model, latest_checkpoint, save_checkpoint
 from .config import ResolvedConfig, resolve_config, with_overrides
@@ -322,6 +323,8 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
     use_cl = options.channels_last if options.channels_last is not None else device.type == "cuda"
     memory_format = torch.channels_last if use_cl else torch.contiguous_format
+    if device.type == "cpu":
+        keep_training_allocations_in_heap(model_cfg, max(cfg.batch_size_schedule))
 
     # 2. Networks and optimisers (the same seed gives every rank the same initial weights).
     torch.manual_seed(cfg.seed)
