@@ -95,3 +95,17 @@ def test_spectral_mismatch_and_bad_paths(dataset_dir, tmp_path):
         SpectrogramDataset(tmp_path)
     with pytest.raises(UserError, match="split"):
         SpectrogramDataset(dataset_dir, "test")
+
+
+def test_building_in_process_keeps_the_callers_threads(tmp_path):
+    # Worker processes run single-threaded; an in-process build (workers=1) must not leave the caller
+    # (an evaluation or training that builds a set first) on one thread.
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        notes = [Note(id=f"t{i}", instrument=f"i{i % 2}", pitch=60, velocity=100, source=("array", tone(60 + i)))
+                 for i in range(4)]
+        build_dataset(tmp_path / "ds", notes, SPECTRAL, built_from={"kind": "test"}, valid_fraction=0.5, workers=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

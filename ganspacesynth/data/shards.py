@@ -87,10 +87,11 @@ def assign_splits(notes: Sequence[Note], valid_fraction: float, seed: int) -> li
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(spectral_dict: dict) -> None:
+def _init_worker(spectral_dict: dict, single_thread: bool = True) -> None:
     import torch
 
-    torch.set_num_threads(1)  # one process per core; intra-op threads would only contend
+    if single_thread:
+        torch.set_num_threads(1)  # one process per core; intra-op threads would only contend
     spectral = SpectralConfig.from_dict(spectral_dict)
     _WORKER["spectral"] = spectral
     _WORKER["melif"] = MelIF(spectral)
@@ -127,7 +128,9 @@ def _process_chunk(args: tuple[list[tuple], float | None]) -> tuple[np.ndarray, 
 
 def _run_chunks(chunks: list[tuple], spectral: SpectralConfig, workers: int):
     if workers <= 1:
-        _init_worker(spectral.to_dict())
+        # In this process: keep its thread count (a caller that builds a set and then generates or trains
+        # would otherwise be left on one thread).
+        _init_worker(spectral.to_dict(), single_thread=False)
         for chunk in chunks:
             yield _process_chunk(chunk)
         return
