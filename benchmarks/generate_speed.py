@@ -3,12 +3,13 @@
 Measures float32 and bfloat16 at batch 1 and 8, the spectrogram→wave inverse alone, and in the same run the
 machine's float32 / bfloat16 matrix-multiply rate, to report the achieved fraction of it.
 
-    python benchmarks/generate_speed.py [--repeats 3] [--out bench-out/generate_speed.json]
+    python benchmarks/generate_speed.py [--repeats 3] [--rounds 3] [--out bench-out/generate_speed.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -79,20 +80,8 @@ def time_per_note(synth: Synth, batch: int, repeats: int) -> dict:
     return {"s_per_note": best_total / batch, "generator_s_per_note": best_spec / batch}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    torch.manual_seed(0)
-    cfg = preset("mel_prog_hires")
-    gen = Generator(cfg)
-    flops = generator_flops(cfg)  # the published network's arithmetic (reported as effective GFLOPS)
-    performed = generator_flops_performed(cfg)
+def measure_round(cfg, gen, flops: float, repeats: int) -> dict:
+    """One round: the matmul rates, then both precisions at batch 1 and 8, then the inverse alone."""
     rates = {"float32": matmul_rate(torch.float32), "bfloat16": matmul_rate(torch.bfloat16)}
     results = {}
     specs_ref = None
@@ -100,7 +89,7 @@ def main() -> None:
         synth = Synth(cfg, gen, device="cpu", precision=precision)
         row = {}
         for batch in (1, 8):
-            r = time_per_note(synth, batch, args.repeats)
+            r = time_per_note(synth, batch, repeats)
             r["achieved_gflops"] = flops / r["generator_s_per_note"] / 1e9
             r["fraction_of_matmul_rate"] = flops / r["generator_s_per_note"] / rates[precision]
             row[f"batch_{batch}"] = r
@@ -112,22 +101,52 @@ def main() -> None:
             diff = (specs - specs_ref).abs()
             row["spectrogram_error_vs_float32"] = {"mean_abs": float(diff.mean()), "p99_abs": float(diff.flatten().kthvalue(int(0.99 * diff.numel())).values)}
         results[precision] = row
-        print(f"{precision}: batch 1 {row['batch_1']['s_per_note']:.3f} s/note, batch 8 {row['batch_8']['s_per_note']:.3f} s/note")
-
     synth = Synth(cfg, gen, device="cpu")
     specs = synth.generate_specgrams(synth.random_z(8, 0), pitch=60)
     t = time.perf_counter()
     synth.specgrams_to_waves(specs)
-    inverse = (time.perf_counter() - t) / 8
+    return {"matmul_gflops": {k: v / 1e9 for k, v in rates.items()}, "inverse_s_per_note": (time.perf_counter() - t) / 8,
+            "results": results}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (best kept)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="whole measurements in a row; the summary is their median (this VM's speed drifts)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    cfg = preset("mel_prog_hires")
+    gen = Generator(cfg)
+    flops = generator_flops(cfg)  # the published network's arithmetic (reported as effective GFLOPS)
+    performed = generator_flops_performed(cfg)
+    rounds = []
+    for k in range(args.rounds):
+        r = measure_round(cfg, gen, flops, args.repeats)
+        rounds.append(r)
+        res = r["results"]
+        print(f"round {k + 1}: float32 batch 1 {res['float32']['batch_1']['s_per_note']:.3f} s/note, batch 8 "
+              f"{res['float32']['batch_8']['s_per_note']:.3f}; bfloat16 batch 1 {res['bfloat16']['batch_1']['s_per_note']:.3f}, "
+              f"batch 8 {res['bfloat16']['batch_8']['s_per_note']:.3f}; matmul "
+              f"{r['matmul_gflops']['float32']:.0f} / {r['matmul_gflops']['bfloat16']:.0f} GFLOPS")
+    median = {p: {b: statistics.median(r["results"][p][b]["s_per_note"] for r in rounds) for b in ("batch_1", "batch_8")}
+              for p in ("float32", "bfloat16")}
+    print(f"median of {len(rounds)} rounds: " + "; ".join(f"{p} batch 1 {m['batch_1']:.3f}, batch 8 {m['batch_8']:.3f} s/note"
+                                                          for p, m in median.items()))
     write_result("generate_speed", {
         "architecture": "mel_prog_hires (random weights)",
         "generator_gflop_per_note": flops / 1e9,
         "generator_gflop_per_note_performed": performed / 1e9,
         "note": "fraction_of_matmul_rate uses the published network's FLOPs (effective rate); the sub-pixel "
-                "first convs perform generator_gflop_per_note_performed of them",
-        "matmul_gflops": {k: v / 1e9 for k, v in rates.items()},
-        "inverse_s_per_note": inverse,
-        "results": results,
+                "first convs perform generator_gflop_per_note_performed of them. Each round measures the matmul "
+                "rates again: the VM's speed drifts between rounds.",
+        "median_s_per_note": median,
+        "rounds": rounds,
         "reference_tensorflow_s_per_note": {"batch_1": 0.24, "batch_8": 0.18},
         "targets": {"float32_batch_8": 0.10, "bfloat16_batch_8": 0.05},
     }, args.out)
