@@ -24,13 +24,5 @@ work = Path(sys.argv[1])
 mf = load_model(work / "run")
 save_model(work / "default_model.safetensors", mf.config, mf.generator_state, info={**mf.info, "stand_in": "cpu"}, half=True)
 PY
-M="$WORK/default_model.safetensors"
-$GSS ganspace --model "$M" --layer conv0 --random-z-count 65536 --pitches all --out "$WORK/components.npz"
-$GSS describe --model "$M" --components "$WORK/components.npz" --top 8 --out "$WORK/components.npz" \
-  --report "$WORK/describe"
-[[ -f "$WORK/classifier.safetensors" ]] || $GSS train-classifier --data "$WORK/gm" --steps 1500 --out "$WORK/classifier.safetensors"
-$GSS evaluate --model "$M" --data "$WORK/gm" --classifier "$WORK/classifier.safetensors" --count 500 \
-  --overwrite --out "$WORK/report"
-cp "$M" "$REPO/ganspacesynth/assets/default_model.safetensors"
-cp "$WORK/components.npz" "$REPO/ganspacesynth/assets/default_components.npz"
-echo "bundled: $(ls "$REPO/ganspacesynth/assets")"
+# Components, descriptions, classifier, evaluation report, copy into the package: the same as for the GPU model.
+WORK="$WORK" DATA="$WORK/gm" bash "$REPO/scripts/bundle_default.sh" "$WORK/default_model.safetensors"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything the bundled default model ships with, made from an exported generator, then copied into
+# ganspacesynth/assets/: GANSpace components at conv0 (65,536 latents, all pitches), their descriptions, a
+# spectrogram classifier and an evaluation report (docs/reports/default/).
+#   bash scripts/bundle_default.sh out/model_fp16.safetensors         # after scripts/train_default_gpu.sh
+# Environment:
+#   WORK        scratch folder (default: /tmp/gss-bundle); the SoundFont set is rendered into WORK/gm unless
+#   DATA        names a dataset already built at the model's representation
+#   PRESET      representation of that dataset when it is rendered here (default: fast)
+#   Z_COUNT, TOP, CLASSIFIER_STEPS, EVAL_COUNT   65536, 8, 1500, 500
+#   INSTALL=0   leave ganspacesynth/assets/ and docs/reports/ alone (a dry run)
+set -euo pipefail
+MODEL="$(realpath "${1:?usage: bundle_default.sh MODEL}")"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="${WORK:-/tmp/gss-bundle}"
+DATA="${DATA:-$WORK/gm}"
+PRESET="${PRESET:-fast}"
+mkdir -p "$WORK"
+GSS=ganspacesynth
+
+[[ -f "$DATA/manifest.json" ]] || $GSS dataset soundfont "$DATA" --preset "$PRESET" --programs 0-111 --velocities 100
+$GSS ganspace --model "$MODEL" --layer conv0 --random-z-count "${Z_COUNT:-65536}" --pitches all --out "$WORK/components.npz"
+$GSS describe --model "$MODEL" --components "$WORK/components.npz" --top "${TOP:-8}" --out "$WORK/components.npz" \
+  --report "$WORK/describe"
+[[ -f "$WORK/classifier.safetensors" ]] || \
+  $GSS train-classifier --data "$DATA" --steps "${CLASSIFIER_STEPS:-1500}" --out "$WORK/classifier.safetensors"
+$GSS evaluate --model "$MODEL" --data "$DATA" --classifier "$WORK/classifier.safetensors" --count "${EVAL_COUNT:-500}" \
+  --overwrite --out "$WORK/report"
+if [[ "${INSTALL:-1}" == 1 ]]; then
+  cp "$MODEL" "$REPO/ganspacesynth/assets/default_model.safetensors"
+  cp "$WORK/components.npz" "$REPO/ganspacesynth/assets/default_components.npz"
+  echo "bundled: $(ls "$REPO/ganspacesynth/assets")"
+fi
+echo "evaluation report: $WORK/report; direction descriptions: $WORK/describe"
