@@ -85,6 +85,7 @@ def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
     y = F.conv2d(F.pad(x, (1, 1, 1, 1)), stacked)  # (h + 1) × (w + 1): phase (p, q) is this shifted by (p, q)
     if channels_last:
         # NHWC: y[b, i, j, (p, q, c)] -> out[b, (i, p), (j, q), c]; every copy moves whole channel vectors.
+        y = y.contiguous(memory_format=torch.channels_last)  # a no-op unless a backend returned NCHW
         y = y.permute(0, 2, 3, 1).view(b, h + 1, w + 1, 2, 2, c_out)
         out = y.new_empty(b, h, 2, w, 2, c_out)
         for p in range(2):
