@@ -41,6 +41,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+def read_json(path: str | os.PathLike, kind: type = dict) -> Any:
+    """Read a JSON file that must hold a `kind` (object by default), with one-line UserErrors for a missing,
+    unreadable or malformed file."""
+    from .errors import UserError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, kind):
+        raise UserError(f"{path} does not hold a JSON {'object' if kind is dict else kind.__name__}")
+    return data
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON atomically (indented, UTF-8)."""
     with atomic_path(path) as tmp:

@@ -10,7 +10,6 @@ for specs, labels in DeviceBatcher(ds, "cuda", batch_size=8, balanced=True, seed
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -20,6 +19,7 @@ import torch
 
 from ..audio.spectral import SpectralConfig
 from ..errors import UserError
+from ..fileio import read_json
 from ..runtime import keep_allocations_in_heap
 from .shards import FORMAT, FORMAT_VERSION, MANIFEST
 
@@ -33,10 +33,7 @@ def read_manifest(path: str | os.PathLike) -> dict:
     file = path / MANIFEST if path.is_dir() else path
     if not file.is_file():
         raise UserError(f"not a dataset folder (no {MANIFEST}): {path}")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{file} is not valid JSON: {exc}") from None
+    manifest = read_json(file)
     if manifest.get("format") != FORMAT:
         raise UserError(f"{file} is not a ganspacesynth dataset manifest")
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:

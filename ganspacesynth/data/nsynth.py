@@ -11,7 +11,6 @@ Three layouts are read:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..fileio import read_json
 from .labels import FAMILIES, QUALITIES, SOURCES, Note, name_at, qualities_from_vector
 from .tfrecord import iter_records, parse_example
 
@@ -93,12 +93,7 @@ def read_json_release(root: str | os.PathLike, filt: NSynthFilter) -> ReadResult
     """Notes of an NSynth json/wav release folder (`examples.json` + `audio/`)."""
     root = Path(root)
     result = ReadResult()
-    try:
-        examples = json.loads((root / "examples.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {root / 'examples.json'}: {exc}") from None
-    if not isinstance(examples, dict):
-        raise UserError(f"{root / 'examples.json'}: expected an object mapping note ids to labels")
+    examples = read_json(root / "examples.json")  # an object mapping note ids to labels
     for note_id in sorted(examples):
         labels = examples[note_id]
         wav = root / "audio" / f"{note_id}.wav"
@@ -136,11 +131,8 @@ def read_tfrecords(paths: list[Path], filt: NSynthFilter, audio_check=None) -> R
         meta_ids: list[str] | None = None
         meta: dict = {}
         if meta_path.is_file():
-            try:
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
-                meta_ids = list(meta)
-            except ValueError as exc:
-                raise UserError(f"cannot read {meta_path}: {exc}") from None
+            meta = read_json(meta_path)
+            meta_ids = list(meta)
         count, course = 0, False
         for index, (offset, data) in enumerate(iter_records(path)):
             count += 1

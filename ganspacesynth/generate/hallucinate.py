@@ -18,7 +18,6 @@ Two kinds of key points share one score format (docs/composing.md):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import secrets
@@ -29,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import write_json
+from ..fileio import read_json, write_json
 from .envelope import Envelope, Mixer, envelope_curve, to_samples
 from .interpolate import interpolate
 
@@ -355,13 +354,7 @@ def load_score(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"score file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} as JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must hold a JSON object")
-    return data
+    return read_json(path)
 
 
 def score_path_for(wav_path: str | os.PathLike) -> Path:

@@ -7,7 +7,6 @@ final stage and runs the generator with the exponential moving averages of its w
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
@@ -18,6 +17,7 @@ import torch
 
 from ..audio.spectral import SpectralConfig
 from ..errors import UserError
+from ..fileio import read_json
 from ..model.config import DEFAULT_PITCHES, ModelConfig, pitch_condition
 from ..model.files import save_model
 from ..model.generator import Generator
@@ -59,13 +59,7 @@ MAGENTA_DEFAULTS = {
 
 
 def _load_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot parse {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} does not hold a JSON object")
-    return data
+    return read_json(path)
 
 
 def read_experiment(ckpt_dir: Path) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UserError
+from ..fileio import read_json
 from ..model.config import PRESETS as MODEL_PRESETS
 from ..model.config import ModelConfig
 
@@ -203,11 +204,7 @@ def resolve_config(preset: str = "tiny", overrides: Mapping[str, Any] | None = N
         raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS)}")
     values: dict[str, Any] = {}
     if config_file is not None:
-        path = Path(config_file)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read config {path}: {exc}") from None
+        data = read_json(config_file)
         if data.get("format") == CONFIG_FORMAT:
             preset = data.get("preset", preset)
             values.update(data["train"])

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..fileio import write_json
+from ..fileio import read_json, write_json
 from ..model.conditions import ConditionSet
 from ..model.config import ModelConfig
 from ..model.discriminator import Discriminator
@@ -203,15 +203,10 @@ def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, 
 
 # -- run folder ----------------------------------------------------------------------------------
 def read_run_config(run_dir: Path) -> tuple[ResolvedConfig, dict]:
-    import json
-
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{run_dir} is not a training run (no {CONFIG_FILE}); drop --resume to start one")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    data = read_json(path)
     return ResolvedConfig.from_dict(data), data
 
 
