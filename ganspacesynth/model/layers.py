@@ -24,11 +24,9 @@ def _no_autograd() -> bool:
 
 
 def scale_bias(y: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
-    """`y * scale + bias`, Magenta's order; in place when no gradient is recorded (saves two passes)."""
+    """`y * scale + bias` in Magenta's order, in place and in one pass (generation only: no autograd)."""
     bias = conv.bias.to(y.dtype).view(1, -1, 1, 1)
-    if _no_autograd():
-        return torch.add(bias, y, alpha=conv.scale, out=y)  # one pass over y instead of two
-    return y * conv.scale + bias
+    return torch.add(bias, y, alpha=conv.scale, out=y)
 
 
 def lrelu_pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -80,9 +78,13 @@ def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
     c_out = conv.weight.shape[0]
     channels_last = is_channels_last(x)
     stacked = conv.phase_kernels(channels_last)
+    training = not _no_autograd()
+    bias = None
+    if training:  # scale and bias inside the conv: two fewer passes over the activation, forward and backward
+        stacked, bias = stacked * conv.scale, conv.bias.repeat(4)
     # Explicit zero padding, not conv padding: oneDNN's padded kernels round differently with the batch size,
     # and batched generation must equal one-by-one (tests/test_ganspace_edits.py).
-    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), stacked)  # (h + 1) × (w + 1): phase (p, q) is this shifted by (p, q)
+    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), stacked, bias)  # (h + 1) × (w + 1): phase (p, q) is this shifted by (p, q)
     if channels_last:
         # NHWC: y[b, i, j, (p, q, c)] -> out[b, (i, p), (j, q), c]; every copy moves whole channel vectors.
         y = y.contiguous(memory_format=torch.channels_last)  # a no-op unless a backend returned NCHW
@@ -99,7 +101,7 @@ def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
             for q in range(2):
                 out[:, :, :, p, :, q] = y[:, p, q, :, p : p + h, q : q + w]
         out = out.view(b, -1, 2 * h, 2 * w)
-    return scale_bias(out, conv)
+    return out if training else scale_bias(out, conv)
 
 
 def downscale(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -169,9 +171,13 @@ class EqualizedConv2d(nn.Module):
                 padding = (self.pad[2], self.pad[0])
             else:
                 x = F.pad(x, self.pad)
+        if not _no_autograd():
+            # Training: scale the (small) kernel and let the conv add the bias, instead of two more passes over
+            # the activation and its gradient.
+            return F.conv2d(x, self.weight * self.scale, self.bias, padding=padding)
         weight = self._inference_weight("plain", is_channels_last(x), lambda: self.weight)
-        # Magenta scales the conv's output, not its kernel (`kernel_scale * conv(x, kernel) + bias`); the same
-        # order keeps float32 rounding closer to imported GANSynth models (tests/test_import_magenta.py).
+        # Generation follows Magenta's order, scaling the conv's output (`kernel_scale * conv(x, kernel) + bias`):
+        # it keeps float32 rounding closer to imported GANSynth models (tests/test_import_magenta.py).
         return scale_bias(F.conv2d(x, weight, None, padding=padding), self)
 
 
