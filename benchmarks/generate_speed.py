@@ -41,8 +41,8 @@ def generator_flops(cfg) -> float:
 
 
 def generator_flops_performed(cfg) -> float:
-    """FLOPs actually computed: each block's first conv runs as four 2×2 sub-pixel convs at the input's
-    resolution (ganspacesynth/model/layers.upsample_conv3x3): 16 taps per 4 output pixels instead of 36."""
+    """FLOPs actually computed: each block's first conv runs as a stride-2 transposed conv holding the four 2×2
+    sub-pixel kernels (ganspacesynth/model/layers.upsample_conv3x3): 16 taps per 4 output pixels instead of 36."""
     naive = generator_flops(cfg)
     saved = 0.0
     in_ch = cfg.num_filters(1)
