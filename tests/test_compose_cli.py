@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -34,6 +35,11 @@ def test_hallucinate_writes_wav_and_score_and_rerenders_exactly(tiny_model_path,
     assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(sf.read(tmp_path / "again.wav", dtype="float32")[0], audio)
     assert (tmp_path / "piece.wav").read_bytes() == (tmp_path / "again.wav").read_bytes()
+    # Without --model the score's own model file is used (not the bundled default), so it still re-renders.
+    assert score["model"]["path"] == str(Path(tiny_model_path).resolve())
+    res = invoke("hallucinate", "--from", tmp_path / "piece.score.json", "--out", tmp_path / "third.wav")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "third.wav").read_bytes() == (tmp_path / "piece.wav").read_bytes()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -140,9 +140,17 @@ def test_cli_ganspace_mode(tiny_model_path, tiny_synth, comps, tmp_path):
                      "--from", str(tmp_path / "hallu.score.json"), "--out", str(tmp_path / "again.wav")])
     assert res.exit_code == 0, res.output
     assert out.read_bytes() == (tmp_path / "again.wav").read_bytes()
+    # Without --model and --components the score's recorded files are used: still the same piece ...
+    res = run(main, ["hallucinate", "--from", str(tmp_path / "hallu.score.json"), "--out", str(tmp_path / "z.wav")])
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes() == (tmp_path / "z.wav").read_bytes()
+    # ... and once the components file is gone, the refusal says what to give.
+    comps_path.rename(tmp_path / "moved.npz")
     res = run(main, ["hallucinate", "--model", str(tiny_model_path), "--from", str(tmp_path / "hallu.score.json"),
-                     "--out", str(tmp_path / "x.wav")])
+                     "--out", str(tmp_path / "y.wav")])
     assert res.exit_code == 1 and "give its components file with --components" in res.output
+    assert not (tmp_path / "y.wav").exists()
+    (tmp_path / "moved.npz").rename(comps_path)
     res = run(main, ["hallucinate", "--model", str(tiny_model_path), "--components", str(comps_path),
                      "--score", str(steps), "--notes", "4", "--out", str(tmp_path / "x.wav")])
     assert res.exit_code == 1 and "drop --notes" in res.output

@@ -272,11 +272,15 @@ def score_from_plan(plan: Plan, synth=None, components=None) -> dict:
     if synth is not None:
         score["model"] = {"fingerprint": synth.fingerprint, "sample_rate": synth.sample_rate,
                           "audio_length": synth.config.spectral.audio_length}
+        if getattr(synth, "path", None) is not None:  # so that `--from` finds it again
+            score["model"]["path"] = str(Path(synth.path).resolve())
     if components is not None:
         path = getattr(components, "path", None)
         score["components"] = {"file": None if path is None else Path(path).name, "layer": components.layer,
                                "n_components": components.n_components,
                                "model_fingerprint": components.model_fingerprint}
+        if path is not None:
+            score["components"]["path"] = str(Path(path).resolve())
     return score
 
 
@@ -353,7 +357,8 @@ def load_score(path: str | os.PathLike) -> dict:
     """Read a score (or Hallu steps file) as a dict, with one-line errors for missing or malformed files."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"score file not found: {path}")
+        hint = path.with_suffix(".score.json")
+        raise UserError(f"score file not found: {path}" + (f" (did you mean {hint}?)" if hint.is_file() else ""))
     return read_json(path)
 
 

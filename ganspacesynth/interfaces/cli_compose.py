@@ -43,6 +43,16 @@ def _progress(total_label: str):
     return update
 
 
+def _recorded_path(score: dict, what: str) -> Path | None:
+    """The model or components file a score was made with, when it still exists (else None: the default)."""
+    entry = score.get(what)
+    recorded = entry.get("path") if isinstance(entry, dict) else None
+    if isinstance(recorded, str) and Path(recorded).exists():
+        click.echo(f"using the score's {what}: {recorded}", err=True)
+        return Path(recorded)
+    return None
+
+
 def _load_components(path: Path | None, synth):
     if path is None:
         return None
@@ -112,6 +122,9 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
         if given:
             raise UserError(f"--from re-renders a score exactly; do not combine it with {', '.join(given)}")
         score = H.load_score(from_score)
+        # The score names the files it was made with; use them unless others are given.
+        model = model if model is not None else _recorded_path(score, "model")
+        components = components if components is not None else _recorded_path(score, "components")
     elif steps_score is not None:
         if components is None:
             raise UserError("--score holds GANSpace coefficient steps: give the components file with --components")
