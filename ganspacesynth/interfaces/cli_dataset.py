@@ -51,6 +51,14 @@ split_options = [
 ]
 
 
+def _warn_without_validation(header: dict) -> None:
+    """Held-out notes are whole instruments; one instrument (e.g. clips of one recording) leaves none."""
+    if header["count"] and not header["splits"].get("valid"):
+        click.echo("note: no notes are held out for validation (held-out notes are whole instruments: there is only "
+                   "one, or --valid-fraction is 0); training works, but train-classifier and evaluate need them",
+                   err=True)
+
+
 def _with(options):
     def deco(fn):
         for opt in reversed(options):
@@ -152,6 +160,7 @@ def make_cmd(in_path, out_dir, preset, min_pitch, max_pitch, sources, families, 
     header = make_dataset(in_path, out_dir, spectral=_spectral(preset), nsynth_filter=filt, min_rms_db=min_rms,
                           valid_fraction=valid_fraction, seed=seed, workers=workers, overwrite=overwrite, log=_log)
     click.echo(f"{out_dir}: {header['count']} notes {header['splits']}")
+    _warn_without_validation(header)
 
 
 @dataset_group.command("soundfont")
@@ -183,6 +192,7 @@ def soundfont_cmd(out_dir, soundfont, programs, pitches, velocities, preset, val
         log=_log,
     )
     click.echo(f"{out_dir}: {header['count']} notes {header['splits']}, {len(header['skipped_silent'])} silent skipped")
+    _warn_without_validation(header)
 
 
 @dataset_group.command("info")
