@@ -212,3 +212,15 @@ def test_chop_then_make_keeps_sources_together(tmp_path):
     first = next(e for e in m["examples"] if e["id"] == "take0_1_60")
     assert first["instrument"] == "take0_1" and first["pitch_confidence"] == 0.75
     assert all("pitch_confidence" not in e for e in m["examples"] if e["id"] != "take0_1_60")
+
+
+def test_make_cli_says_when_nothing_is_held_out(tmp_path):
+    # One instrument (like the clips of one recording): a split by instrument holds nothing out; the user is told.
+    (tmp_path / "clips").mkdir()
+    for pitch in (48, 52, 55):
+        sf.write(tmp_path / "clips" / f"guitar_{pitch}.wav", tone(pitch), SR, subtype="PCM_16")
+    result = CliRunner().invoke(main, ["dataset", "make", str(tmp_path / "clips"), str(tmp_path / "ds"),
+                                       "--preset", "tiny", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert read_manifest(tmp_path / "ds")["splits"] == {"train": 3, "valid": 0}
+    assert "no notes are held out for validation" in result.output
