@@ -122,7 +122,7 @@ class EqualizedConv2d(nn.Module):
             padding = (left, right, top, bottom)
         self.pad = tuple(int(p) for p in padding)  # F.pad order: left, right, top, bottom
 
-    def _inference_weight(self, kind: str, channels_last: bool, build) -> torch.Tensor:
+    def _inference_weight(self, kind: str, channels_last: bool, build, dtype: torch.dtype | None = None) -> torch.Tensor:
         """`build()`'s kernel as the conv will use it: cast to the autocast dtype, in the input's memory format.
 
         Without autograd (generation) the result is cached while the weights are unchanged, so a bfloat16
@@ -130,9 +130,10 @@ class EqualizedConv2d(nn.Module):
         """
         if not _no_autograd():
             return build()
-        dtype = self.weight.dtype
-        if torch.is_autocast_enabled(self.weight.device.type):
-            dtype = torch.get_autocast_dtype(self.weight.device.type)
+        if dtype is None:
+            dtype = self.weight.dtype
+            if torch.is_autocast_enabled(self.weight.device.type):
+                dtype = torch.get_autocast_dtype(self.weight.device.type)
         key = (kind, self.weight._version, self.weight.data_ptr(), self.weight.device, dtype, channels_last)
         cache = self.__dict__.setdefault("_weight_cache", {})
         if kind not in cache or cache[kind][0] != key:
@@ -147,7 +148,33 @@ class EqualizedConv2d(nn.Module):
         """The 4×4 stride-2 transposed-conv kernel of `upsample_conv3x3` ([in, out, 4, 4])."""
         return self._inference_weight("transposed", channels_last, lambda: _transposed_kernel(self.weight))
 
+    def _dense_from_point(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv of a 1×1 input padded by the kernel size minus one (GANSynth's first layer) as one matmul.
+
+        Output pixel (i, j) sees only kernel tap (kh-1-i, kw-1-j): `[B, C] @ [C, O·kh·kw]`. The padded conv took
+        oneDNN's slow generic path (5 ms per note; most of GANSpace's sampling time at conv0). Generation runs the
+        product in float64 and rounds once: a float32 GEMM rounds differently with the batch size, and batched
+        generation must equal one-by-one (tests/test_ganspace_edits.py).
+        """
+        b, c = x.shape[:2]
+        o, _, kh, kw = self.weight.shape
+
+        def build():  # [C, O·kh·kw], taps flipped
+            return self.weight.flip(2, 3).permute(1, 0, 2, 3).reshape(c, o * kh * kw)
+
+        if not _no_autograd():
+            y = (x.reshape(b, c) @ (build() * self.scale)).view(b, o, kh, kw) + self.bias.view(1, -1, 1, 1)
+        else:
+            w64 = self._inference_weight("dense", False, build, dtype=torch.float64)
+            y = scale_bias((x.reshape(b, c).double() @ w64).float().view(b, o, kh, kw), self)
+        if is_channels_last(self.weight):  # the network's memory format, for the next conv
+            y = y.contiguous(memory_format=torch.channels_last)
+        return y
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.weight.shape[2:]
+        if x.shape[2:] == (1, 1) and self.pad == (kw - 1, kw - 1, kh - 1, kh - 1) and (kh, kw) != (1, 1):
+            return self._dense_from_point(x)
         padding = 0
         if any(self.pad):
             if self.pad[0] == self.pad[1] and self.pad[2] == self.pad[3]:
