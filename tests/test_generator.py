@@ -177,3 +177,35 @@ def test_bfloat16_path_is_within_the_stated_tolerance():
     c = bf16.generate_specgrams(z, pitch=[40, 50, 60, 70])
     assert float((c - b).abs().mean()) > 0.01
     assert float((c - fp32.generate_specgrams(z, pitch=[40, 50, 60, 70])).abs().mean()) <= 0.02
+
+
+def test_first_layer_matmul_equals_the_padded_conv():
+    # GANSynth's first layer is a 2×16 conv over a 1×1 input padded by (1, 15): run as one matmul, it must equal
+    # the conv (values in generation; values and gradients in training).
+    import torch.nn.functional as F
+
+    from ganspacesynth.model.layers import EqualizedConv2d, scale_bias
+
+    torch.manual_seed(0)
+    conv = EqualizedConv2d(20, 8, (2, 16), padding=(1, 1, 15, 15))
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(5, 20, 1, 1)
+
+    def reference(inp):
+        return F.conv2d(F.pad(inp, conv.pad), conv.weight * conv.scale, conv.bias)
+
+    with torch.inference_mode():
+        fast = conv(x)
+        slow = scale_bias(F.conv2d(F.pad(x, conv.pad), conv.weight), conv)
+    assert fast.shape == (5, 8, 2, 16)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = conv(xa), reference(xb)
+    torch.testing.assert_close(ya, yb, rtol=1e-5, atol=1e-6)
+    ya.square().sum().backward()
+    grad_w = conv.weight.grad.clone()
+    conv.weight.grad = None
+    yb.square().sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad_w, conv.weight.grad, rtol=1e-4, atol=1e-5)
