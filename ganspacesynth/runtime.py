@@ -29,15 +29,8 @@ def keep_allocations_in_heap(nbytes: int) -> None:
         pass
 
 
-def largest_activation_bytes(config, batch_size: int, bytes_per_value: int = 4) -> int:
-    """Bytes of the largest layer activation (or its gradient) of a model config's networks at a batch size."""
-    sizes = [config.num_filters(b) * h * w for b in range(1, config.num_resolutions + 1)
-             for h, w in [config.resolution(b)]]
-    return int(batch_size) * max(sizes) * bytes_per_value
-
-
 def keep_training_allocations_in_heap(config, batch_size: int) -> None:
     """`keep_allocations_in_heap` sized for a CPU training step: activations, their gradients and the
     convolutions' temporaries (measured, mel_prog_hires final stage, batch 8, bf16, 2 threads: 20.3 s per step
     as glibc has it, 18.5 s with 2× the largest activation, 13.4 s with 8×)."""
-    keep_allocations_in_heap(8 * largest_activation_bytes(config, batch_size))
+    keep_allocations_in_heap(8 * 4 * int(batch_size) * config.largest_activation())  # float32 values

@@ -141,16 +141,12 @@ class Synth:
         """Notes per forward pass. On a CPU, full-size spectrograms run one at a time: a note's activations
         (up to 32 × 128 × 1024 floats per layer) already fill the caches, and batching does not lower the
         per-note time (0.127 s at 1 vs 0.130 s at 8, mel_prog_hires, 2 cores). Small models still batch, and so
-        does a pass that stops early (GANSpace sampling at conv0: one latent per pass cost 1 ms each), up to
-        the same activation budget (4 M floats)."""
+        does a pass that stops early (GANSpace sampling at conv0: one latent per pass cost 1 ms each): a pass
+        holds at most 4 M activation values per layer."""
         if self.device.type != "cpu":
             return batch_size
-        if stop_at is not None:
-            names = self.generator.layer_names()
-            largest = max(int(np.prod(self.generator.layer_shape(n))) for n in names[: names.index(stop_at) + 1])
-            return max(1, min(batch_size, (1 << 22) // largest))
-        t, f = self.config.spectral.shape
-        return max(1, min(batch_size, (1 << 17) // (t * f)))
+        last_block = None if stop_at is None else self.generator.layer_names().index(stop_at) // 2 + 1
+        return max(1, min(batch_size, (1 << 22) // self.config.largest_activation(last_block)))
 
     def _run(self, z: np.ndarray | None, labels: Mapping[str, torch.Tensor], count: int, batch_size: int,
              **kwargs) -> torch.Tensor:

@@ -227,7 +227,8 @@ class DeviceBatcher:
         # Rows are gathered into this reused float16 buffer, then converted into a fresh tensor.
         self._buf = np.empty((batch_size, *dataset.specs.shape[1:]), np.float16)
         if self.device.type == "cpu":
-            keep_allocations_in_heap(4 * self._buf.nbytes * torch.finfo(dtype).bits // 16)
+            batch_bytes = self._buf.size * torch.finfo(dtype).bits // 8  # one batch as it is handed out
+            keep_allocations_in_heap(4 * batch_bytes)
         self._order = np.zeros(0, np.int64)
         self._pos = 0
 

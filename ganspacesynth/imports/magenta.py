@@ -58,10 +58,6 @@ MAGENTA_DEFAULTS = {
 }
 
 
-def _load_json(path: Path) -> dict:
-    return read_json(path)
-
-
 def read_experiment(ckpt_dir: Path) -> dict:
     """The run's hyperparameters, with Magenta's defaults for missing keys.
 
@@ -70,13 +66,13 @@ def read_experiment(ckpt_dir: Path) -> dict:
     """
     own, parent = ckpt_dir / "experiment.json", ckpt_dir.parent / "experiment.json"
     if own.is_file():
-        experiment = _load_json(own)
+        experiment = read_json(own)
         if isinstance(experiment.get("jobs"), dict):
             jobs = experiment["jobs"]
             if ckpt_dir.name not in jobs and len(jobs) != 1:
                 raise UserError(f"{own} describes runs {', '.join(sorted(jobs))}, none named {ckpt_dir.name!r}")
             experiment = jobs.get(ckpt_dir.name) or next(iter(jobs.values()))
-    elif parent.is_file() and isinstance((jobs := _load_json(parent).get("jobs")), dict) and ckpt_dir.name in jobs:
+    elif parent.is_file() and isinstance((jobs := read_json(parent).get("jobs")), dict) and ckpt_dir.name in jobs:
         experiment = jobs[ckpt_dir.name]
     else:
         hint = ""

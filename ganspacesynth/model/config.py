@@ -78,6 +78,11 @@ class ModelConfig:
         scale = self.scale_base ** (block_id - 1)
         return (self.start_height * scale, self.start_width * scale)
 
+    def largest_activation(self, up_to_block: int | None = None) -> int:
+        """Values in one note's largest layer activation (C·H·W) among blocks 1..up_to_block (default: all)."""
+        last = up_to_block or self.num_resolutions
+        return max(self.num_filters(b) * self.resolution(b)[0] * self.resolution(b)[1] for b in range(1, last + 1))
+
     @property
     def output_shape(self) -> tuple[int, int]:
         return self.resolution(self.num_resolutions)
