@@ -266,3 +266,16 @@ def test_ganspace_modes_match_the_library(tiny_synth, tiny_model_path, component
         c.close()
         server.shutdown()
         session.close()
+
+
+def test_servers_start_with_the_bundled_model_and_its_components(tmp_path):
+    # No --model and no --components: the bundled default model with the components made for it (sliders work).
+    from ganspacesynth.assets import default_components_path
+    from ganspacesynth.interfaces.cli_serve import build_session
+
+    session = build_session(None, None, tmp_path / "out", (), 4, 8, "cpu", "float32", 0)
+    try:
+        assert default_components_path() is not None  # shipped in the package
+        assert session.num_components > 0
+    finally:
+        session.close()

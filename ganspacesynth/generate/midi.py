@@ -48,7 +48,8 @@ def read_midi(path: str | os.PathLike) -> list[MidiNote]:
         mid = mido.MidiFile(str(path))
         messages = list(mid)  # merged tracks; .time is the delta in seconds (tempo map applied by mido)
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise UserError(f"cannot read MIDI file {path}: {exc}") from None
+        reason = str(exc) or ("the file ends early" if isinstance(exc, EOFError) else type(exc).__name__)
+        raise UserError(f"cannot read MIDI file {path}: {reason}") from None
     notes: list[MidiNote] = []
     active: dict[tuple[int, int], list[tuple[float, int]]] = {}
     now = 0.0

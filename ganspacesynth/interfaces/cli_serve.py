@@ -41,6 +41,10 @@ def build_session(model, components, out_dir, allow_dirs, queue_size, keep, devi
     from .session import Session
 
     synth = load_synth(model, device or "cpu", precision)
+    if model is None and components is None:  # the bundled model comes with its components
+        from ..assets import default_components_path
+
+        components = default_components_path()
     allowed = [Path(d) for d in allow_dirs]
     for d in allowed:
         if not d.is_dir():
