@@ -93,3 +93,11 @@ def test_bad_files_and_heads_are_refused(tmp_path):
     assert [h.name for h in heads_for_dataset(vocab, ["instrument_family", "pitch"])] == ["pitch", "instrument_family"]
     with pytest.raises(UserError, match="qualities"):
         heads_for_dataset(vocab, ["qualities"])
+
+
+@pytest.mark.parametrize("steps", [1, 3, 10, 19])
+def test_short_runs_train(data, steps):
+    # Very short runs (a first try of `train-classifier --steps 10`) must train, not crash in the LR schedule.
+    (xtr, ytr), (xva, yva) = data
+    clf = train_classifier(small_config(), xtr, {"pitch": ytr}, xva, {"pitch": yva}, steps=steps, batch_size=8)
+    assert clf.metrics["steps"] == steps

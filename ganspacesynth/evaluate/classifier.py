@@ -158,7 +158,11 @@ def train_classifier(config: ClassifierConfig, train_specs, train_labels: Mappin
         raise UserError("need at least 2 training notes to train a classifier")
     net = SpectrogramClassifier(config).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    if steps >= 4:
+        # At least two warm-up steps: torch's OneCycleLR divides by zero when 10 % of the run rounds to one.
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 2 / steps))
+    else:  # too short for a schedule
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     targets = {h.name: torch.as_tensor(np.asarray(train_labels[h.name]), dtype=torch.long) for h in config.heads}
     order, pos = rng.permutation(n), 0
     t0 = time.perf_counter()
