@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import winograd
+
 
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Normalise each pixel's feature vector to unit RMS (over channels, dim 1)."""
@@ -86,10 +88,7 @@ def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
     the first conv of every block gets 2.25× cheaper (most of GANSynth's cost), and the phases land
     interleaved in the output, in the input's memory format, with no copy.
     """
-    if not _no_autograd():  # training: scale and bias inside the conv, as in EqualizedConv2d.forward
-        return F.conv_transpose2d(x, conv.transposed_kernel() * conv.scale, conv.bias, stride=2, padding=1)
-    kernel = conv.transposed_kernel(is_channels_last(x))
-    return scale_bias(F.conv_transpose2d(x, kernel, stride=2, padding=1), conv)
+    return F.conv_transpose2d(x, conv.transposed_kernel(is_channels_last(x)), conv.bias, stride=2, padding=1)
 
 
 def downscale(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -145,8 +144,8 @@ class EqualizedConv2d(nn.Module):
         return cache[kind][1]
 
     def transposed_kernel(self, channels_last: bool = False) -> torch.Tensor:
-        """The 4×4 stride-2 transposed-conv kernel of `upsample_conv3x3` ([in, out, 4, 4])."""
-        return self._inference_weight("transposed", channels_last, lambda: _transposed_kernel(self.weight))
+        """The scaled 4×4 stride-2 transposed-conv kernel of `upsample_conv3x3` ([in, out, 4, 4])."""
+        return self._inference_weight("transposed", channels_last, lambda: _transposed_kernel(self.weight) * self.scale)
 
     def _dense_from_point(self, x: torch.Tensor) -> torch.Tensor:
         """The conv of a 1×1 input padded by the kernel size minus one (GANSynth's first layer) as one matmul.
@@ -181,14 +180,13 @@ class EqualizedConv2d(nn.Module):
                 padding = (self.pad[2], self.pad[0])
             else:
                 x = F.pad(x, self.pad)
-        if not _no_autograd():
-            # Training: scale the (small) kernel and let the conv add the bias, instead of two more passes over
-            # the activation and its gradient.
-            return F.conv2d(x, self.weight * self.scale, self.bias, padding=padding)
-        weight = self._inference_weight("plain", is_channels_last(x), lambda: self.weight)
-        # Generation follows Magenta's order, scaling the conv's output (`kernel_scale * conv(x, kernel) + bias`):
-        # it keeps float32 rounding closer to imported GANSynth models (tests/test_import_magenta.py).
-        return scale_bias(F.conv2d(x, weight, None, padding=padding), self)
+        if _no_autograd() and padding == (1, 1) and is_channels_last(x) and winograd.use_winograd(x, self.weight):
+            u = self._inference_weight("winograd", False, lambda: winograd.kernel_transform(self.weight * self.scale))
+            return winograd.winograd_conv3x3(x, u, self.bias)
+        # The (small) kernel is scaled and the conv adds the bias, instead of two more passes over the activation
+        # (and, in training, its gradient).
+        weight = self._inference_weight("scaled", is_channels_last(x), lambda: self.weight * self.scale)
+        return F.conv2d(x, weight, self.bias, padding=padding)
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:

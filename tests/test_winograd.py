@@ -1,0 +1,88 @@
+"""Winograd F(6×6, 3×3): the float32 CPU generation path for wide 3×3 convs (ganspacesynth/model/winograd.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganspacesynth.model import winograd
+from ganspacesynth.model.conditions import ConditionSet
+from ganspacesynth.model.config import preset
+from ganspacesynth.model.generator import Generator
+
+
+def _channels_last(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g).contiguous(memory_format=torch.channels_last)
+
+
+def test_transforms_compute_the_correlation():
+    # y = Aᵀ[(G g) ⊙ (Bᵀ d)] must be the 6-output correlation of an 8-sample signal with a 3-tap kernel.
+    at, g, bt = winograd.transforms()
+    assert (at.shape, g.shape, bt.shape) == ((6, 8), (8, 3), (8, 8))
+    d, k = torch.randn(8, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    direct = torch.stack([(d[i:i + 3] * k).sum() for i in range(6)])
+    torch.testing.assert_close(at @ ((g @ k) * (bt @ d)), direct, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 128, 8, 64), (2, 96, 13, 29), (1, 64, 6, 6), (3, 130, 9, 7)])
+def test_matches_conv2d(shape):
+    b, c, h, w = shape
+    x = _channels_last(*shape)
+    weight, bias = torch.randn(72, c, 3, 3), torch.randn(72)
+    reference = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)
+    with torch.inference_mode():
+        ours = winograd.winograd_conv3x3(x, winograd.kernel_transform(weight), bias)
+        direct = F.conv2d(x, weight, bias, padding=1)
+    assert ours.shape == (b, 72, h, w) and ours.is_contiguous(memory_format=torch.channels_last)
+    scale = float(reference.abs().max())
+    err, direct_err = float((ours - reference).abs().max()) / scale, float((direct - reference).abs().max()) / scale
+    print(f"{shape}: Winograd {err:.1e}, direct {direct_err:.1e} of the output's range")
+    assert err <= 5e-5  # docs: about 2e-5 (the direct conv: 2e-6)
+    assert err > direct_err / 10  # not a silent fallback to the same direct conv
+
+
+def test_batch_equals_one_by_one():
+    x = _channels_last(3, 128, 10, 20, seed=1)
+    u = winograd.kernel_transform(torch.randn(128, 128, 3, 3))
+    with torch.inference_mode():
+        batch = winograd.winograd_conv3x3(x, u)
+        single = [winograd.winograd_conv3x3(x[i:i + 1], u) for i in range(3)]
+    assert all(torch.equal(batch[i], single[i][0]) for i in range(3))
+
+
+def test_only_where_it_pays():
+    x, weight = _channels_last(1, 128, 16, 128), torch.randn(128, 128, 3, 3)
+    assert winograd.use_winograd(x, weight)
+    assert not winograd.use_winograd(x[:, :32], weight[:32, :32])  # few channels: the transforms cost more
+    assert not winograd.use_winograd(x[:, :, :4], weight)  # tiny maps
+    assert not winograd.use_winograd(x.bfloat16(), weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not winograd.use_winograd(x, weight)
+
+
+def test_generator_with_winograd_matches_the_direct_convs(monkeypatch):
+    # A 128-channel tiny generator runs its wide convs through Winograd in generation; the direct convs give the
+    # same notes to float32 rounding, and training (autograd) keeps the direct convs.
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(fmap_base=1024, fmap_max=128)
+    gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
+    z = torch.randn(2, cfg.latent_vector_size)
+    cond = ConditionSet(cfg.conditions).encode({"pitch": torch.tensor([3, 9])})
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 10**9)
+    with torch.inference_mode():
+        direct = gen(z, cond, stop_at="conv1_3")
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 64)
+    monkeypatch.setattr(winograd, "MIN_HEIGHT", 2)
+    calls = []
+    real = winograd.winograd_conv3x3
+    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda *a: calls.append(1) or real(*a))
+    with torch.inference_mode():
+        fast = gen(z, cond, stop_at="conv1_3")
+    assert len(calls) >= 2
+    torch.testing.assert_close(fast, direct, rtol=0, atol=2e-4)
+    assert not torch.equal(fast, direct)
+    calls.clear()
+    gen(z, cond, stop_at="conv1_3").sum().backward()
+    assert not calls
