@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 from ganspacesynth.model.config import preset  # noqa: E402
+from ganspacesynth.model import winograd  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
 
@@ -41,8 +42,10 @@ def generator_flops(cfg) -> float:
 
 
 def generator_flops_performed(cfg) -> float:
-    """FLOPs actually computed: each block's first conv runs as a stride-2 transposed conv holding the four 2×2
-    sub-pixel kernels (ganspacesynth/model/layers.upsample_conv3x3): 16 taps per 4 output pixels instead of 36."""
+    """Multiply-adds ×2 of the float32 CPU path: each block's first conv runs as a stride-2 transposed conv holding
+    the four 2×2 sub-pixel kernels (ganspacesynth/model/layers.upsample_conv3x3: 16 taps per 4 output pixels
+    instead of 36), and wide second convs as Winograd F(6×6, 3×3) (model/winograd.py: 64 products per 36 outputs
+    instead of 324, tile transforms and edge tiles not counted)."""
     naive = generator_flops(cfg)
     saved = 0.0
     in_ch = cfg.num_filters(1)
@@ -50,6 +53,8 @@ def generator_flops_performed(cfg) -> float:
         h, w = cfg.resolution(b)
         out = cfg.num_filters(b)
         saved += 2 * h * w * out * in_ch * (9 - 4)
+        if out >= winograd.MIN_CHANNELS and h >= winograd.MIN_HEIGHT:
+            saved += 2 * h * w * out * out * (9 - 64 / 36)
         in_ch = out
     return naive - saved
 
@@ -80,8 +85,29 @@ def time_per_note(synth: Synth, batch: int, repeats: int) -> dict:
     return {"s_per_note": best_total / batch, "generator_s_per_note": best_spec / batch}
 
 
+def winograd_vs_direct(synth: Synth, pairs: int) -> dict:
+    """float32 batch 8 with and without the Winograd convs, alternating batch by batch (order flipped every
+    pair) so both see the same machine speed; the ratio is the median of the pairs' ratios."""
+    z = synth.random_z(8, seed=0)
+    default = winograd.MIN_CHANNELS
+    times: dict[str, list[float]] = {"winograd": [], "direct": []}
+    try:
+        for k in range(2 * pairs + 2):
+            for name in ("winograd", "direct") if k % 2 else ("direct", "winograd"):
+                winograd.MIN_CHANNELS = default if name == "winograd" else 10**9
+                t = time.perf_counter()
+                synth.generate(z, pitch=60, batch_size=8)
+                if k >= 2:  # the first pair of each warms up
+                    times[name].append((time.perf_counter() - t) / 8)
+    finally:
+        winograd.MIN_CHANNELS = default
+    ratios = [a / b for a, b in zip(times["winograd"], times["direct"])]
+    return {"winograd_s_per_note": statistics.median(times["winograd"]),
+            "direct_s_per_note": statistics.median(times["direct"]), "ratio": statistics.median(ratios)}
+
+
 def measure_round(cfg, gen, flops: float, repeats: int) -> dict:
-    """One round: the matmul rates, then both precisions at batch 1 and 8, then the inverse alone."""
+    """One round: the matmul rates, then both precisions at batch 1 and 8, Winograd on/off, the inverse alone."""
     rates = {"float32": matmul_rate(torch.float32), "bfloat16": matmul_rate(torch.bfloat16)}
     results = {}
     specs_ref = None
@@ -102,6 +128,7 @@ def measure_round(cfg, gen, flops: float, repeats: int) -> dict:
             row["spectrogram_error_vs_float32"] = {"mean_abs": float(diff.mean()), "p99_abs": float(diff.flatten().kthvalue(int(0.99 * diff.numel())).values)}
         results[precision] = row
     synth = Synth(cfg, gen, device="cpu")
+    results["float32_winograd_vs_direct"] = winograd_vs_direct(synth, repeats)
     specs = synth.generate_specgrams(synth.random_z(8, 0), pitch=60)
     t = time.perf_counter()
     synth.specgrams_to_waves(specs)
@@ -132,12 +159,15 @@ def main() -> None:
         res = r["results"]
         print(f"round {k + 1}: float32 batch 1 {res['float32']['batch_1']['s_per_note']:.3f} s/note, batch 8 "
               f"{res['float32']['batch_8']['s_per_note']:.3f}; bfloat16 batch 1 {res['bfloat16']['batch_1']['s_per_note']:.3f}, "
-              f"batch 8 {res['bfloat16']['batch_8']['s_per_note']:.3f}; matmul "
+              f"batch 8 {res['bfloat16']['batch_8']['s_per_note']:.3f}; float32 Winograd / direct (paired) "
+              f"{res['float32_winograd_vs_direct']['ratio']:.3f}; matmul "
               f"{r['matmul_gflops']['float32']:.0f} / {r['matmul_gflops']['bfloat16']:.0f} GFLOPS")
     median = {p: {b: statistics.median(r["results"][p][b]["s_per_note"] for r in rounds) for b in ("batch_1", "batch_8")}
               for p in ("float32", "bfloat16")}
+    winograd_ratio = statistics.median(r["results"]["float32_winograd_vs_direct"]["ratio"] for r in rounds)
     print(f"median of {len(rounds)} rounds: " + "; ".join(f"{p} batch 1 {m['batch_1']:.3f}, batch 8 {m['batch_8']:.3f} s/note"
-                                                          for p, m in median.items()))
+                                                          for p, m in median.items())
+          + f"; float32 Winograd / direct convs (paired, batch 8): {winograd_ratio:.3f}")
     write_result("generate_speed", {
         "architecture": "mel_prog_hires (random weights)",
         "generator_gflop_per_note": flops / 1e9,
@@ -146,6 +176,7 @@ def main() -> None:
                 "first convs perform generator_gflop_per_note_performed of them. Each round measures the matmul "
                 "rates again: the VM's speed drifts between rounds.",
         "median_s_per_note": median,
+        "median_float32_winograd_over_direct_batch_8": winograd_ratio,
         "rounds": rounds,
         "reference_tensorflow_s_per_note": {"batch_1": 0.24, "batch_8": 0.18},
         "targets": {"float32_batch_8": 0.10, "bfloat16_batch_8": 0.05},

@@ -34,3 +34,10 @@ def keep_training_allocations_in_heap(config, batch_size: int) -> None:
     convolutions' temporaries (measured, mel_prog_hires final stage, batch 8, bf16, 2 threads: 20.3 s per step
     as glibc has it, 18.5 s with 2× the largest activation, 13.4 s with 8×)."""
     keep_allocations_in_heap(8 * 4 * int(batch_size) * config.largest_activation())  # float32 values
+
+
+def keep_generation_allocations_in_heap(config, notes_per_pass: int, up_to_block: int | None = None) -> None:
+    """`keep_allocations_in_heap` sized for CPU generation: a layer's input, output and the Winograd convs'
+    tile buffers (mel_prog_hires, 2 threads, generator alone, paired runs: 0.122 / 0.113 / 0.124 s per note as
+    glibc has it, 0.101 / 0.107 / 0.121 s with 4× the largest activation)."""
+    keep_allocations_in_heap(4 * 4 * int(notes_per_pass) * config.largest_activation(up_to_block))  # float32 values

@@ -21,6 +21,7 @@ from .model.conditions import ConditionSet
 from .model.config import ModelConfig
 from .model.files import ModelFile, load_model
 from .model.generator import Generator
+from .runtime import keep_generation_allocations_in_heap
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -142,11 +143,14 @@ class Synth:
         (up to 32 × 128 × 1024 floats per layer) already fill the caches, and batching does not lower the
         per-note time (0.127 s at 1 vs 0.130 s at 8, mel_prog_hires, 2 cores). Small models still batch, and so
         does a pass that stops early (GANSpace sampling at conv0: one latent per pass cost 1 ms each): a pass
-        holds at most 4 M activation values per layer."""
+        holds at most 4 M activation values per layer. Large passes keep glibc from mmap()ing (and page-faulting)
+        every big temporary afresh (runtime.keep_generation_allocations_in_heap)."""
         if self.device.type != "cpu":
             return batch_size
         last_block = None if stop_at is None else self.generator.layer_names().index(stop_at) // 2 + 1
-        return max(1, min(batch_size, (1 << 22) // self.config.largest_activation(last_block)))
+        notes = max(1, min(batch_size, (1 << 22) // self.config.largest_activation(last_block)))
+        keep_generation_allocations_in_heap(self.config, notes, last_block)
+        return notes
 
     def _run(self, z: np.ndarray | None, labels: Mapping[str, torch.Tensor], count: int, batch_size: int,
              **kwargs) -> torch.Tensor:
