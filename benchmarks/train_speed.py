@@ -37,7 +37,10 @@ TF_SECONDS_PER_STEP = 22.0  # Magenta TF, batch 8, final stage, this 2-core mach
 
 
 def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch: int | None, precision: str,
-                 channels_last: bool, max_blocks: int | None, stages: list[int] | None = None) -> list[dict]:
+                 channels_last: bool, max_blocks: int | None, stages: list[int] | None = None,
+                 gp_interval: int = 1) -> list[dict]:
+    """Seconds per training step at each stage. With `gp_interval` k > 1 (lazy gradient penalty) the timed steps
+    cycle through one penalised and k-1 plain steps, and the mean over whole cycles is reported."""
     cfg = resolve_config(name)
     model = cfg.model.replace(conditions=(pitch_condition(),))
     n = 32
@@ -63,22 +66,27 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
             keep_training_allocations_in_heap(model, bs)
         point = StagePoint(stage_id=2 * (k - 1), num_blocks=k, alpha=1.0, batch_size=bs)
         times, cpu_times = [], []
-        for step in range(warmup + steps):
+        warm = warmup + (gp_interval > 1)  # warm the plain step too
+        if gp_interval > 1:
+            steps = -(-steps // gp_interval) * gp_interval  # whole cycles
+        for step in range(warm + steps):
             b = draw_batch(0, step, step * bs, bs, n, model.latent_vector_size)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0, c0 = time.perf_counter(), time.process_time()
-            train_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt)
+            penalize = step < warmup or (step >= warm and (step - warm) % gp_interval == 0)
+            train_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt, penalize=penalize)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            if step >= warmup:
+            if step >= warm:
                 times.append(time.perf_counter() - t0)
                 cpu_times.append(time.process_time() - c0)
-        per_step = sorted(times)[len(times) // 2]  # median: the machine is shared
+        # median: the machine is shared; a lazy penalty's cycle needs the mean
+        per_step = sorted(times)[len(times) // 2] if gp_interval == 1 else sum(times) / len(times)
         h, w = model.resolution(k)
         cpu = sorted(cpu_times)[len(cpu_times) // 2]
         rows.append({"preset": name, "num_blocks": k, "resolution": f"{h}x{w}", "batch_size": bs,
-                     "seconds_per_step": per_step, "images_per_s": bs / per_step, "cpu_seconds_per_step": cpu})
+                     "gradient_penalty_interval": gp_interval, "step_seconds": times, "seconds_per_step": per_step, "images_per_s": bs / per_step, "cpu_seconds_per_step": cpu})
         print(f"{name:15s} {k}  {h:4d}x{w:<5d} batch {bs:4d}  {per_step * 1000:9.1f} ms/step  {bs / per_step:9.1f} img/s  (process CPU {cpu:.2f} s)",
               flush=True)
     return rows
@@ -97,6 +105,8 @@ def main() -> None:
     ap.add_argument("--max-blocks", type=int, default=None, help="stop after this many stages")
     ap.add_argument("--stages", default=None, help="comma-separated num_blocks to measure (default: all)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--gradient-penalty-interval", type=int, default=1,
+                    help="lazy gradient penalty every k steps (1: Magenta, every step)")
     ap.add_argument("--out", default="bench-out/train_speed.json")
     args = ap.parse_args()
     if args.threads:
@@ -107,7 +117,8 @@ def main() -> None:
     results = []
     for name in args.presets.split(","):
         results += bench_preset(name, device, args.steps, args.warmup, args.batch, precision, channels_last,
-                                args.max_blocks, [int(s) for s in args.stages.split(",")] if args.stages else None)
+                                args.max_blocks, [int(s) for s in args.stages.split(",")] if args.stages else None,
+                                args.gradient_penalty_interval)
     summary = {}
     final = [r for r in results if r["preset"] == "mel_prog_hires" and r["num_blocks"] == 7 and r["batch_size"] == 8]
     if final:
@@ -122,7 +133,8 @@ def main() -> None:
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     "load_average": os.getloadavg()},
-        "settings": {"precision": precision, "channels_last": channels_last, "steps": args.steps},
+        "settings": {"precision": precision, "channels_last": channels_last, "steps": args.steps,
+                     "gradient_penalty_interval": args.gradient_penalty_interval},
         "reference": {"tensorflow_seconds_per_step_final_stage_batch8": TF_SECONDS_PER_STEP},
         "summary": summary,
         "results": results,

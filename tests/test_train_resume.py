@@ -157,3 +157,19 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues_exactly(tmp_path):
     np.testing.assert_allclose(latest_checkpoint(run).module_state("ema")["blocks.0.conv0.weight"].numpy(),
                                latest_checkpoint(tmp_path / "straight").module_state("ema")["blocks.0.conv0.weight"].numpy(),
                                rtol=1e-4, atol=1e-6)
+
+
+def test_lazy_gradient_penalty_runs_on_its_steps_and_resumes(tmp_path, data):
+    # gradient_penalty_interval=3: the penalty on steps 0, 3, 6 (logged as 1, 4, 7), and a killed run resumes
+    # onto the same steps.
+    cfg = resolve_config("tiny", {**SETTINGS, "total_num_images": 64, "gradient_penalty_interval": 3})
+    straight = train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
+    assert straight.finished and straight.position.step == 8
+    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, max_steps=5))
+    train(tmp_path / "split", data, None, resume=True, options=QUIET)
+    stats_a, stats_b = read_stats(tmp_path / "straight"), read_stats(tmp_path / "split")
+    assert [s["step"] for s in stats_a if "loss/gradient_penalty" in s] == [1, 4, 7]
+    assert [s["step"] for s in stats_b if "loss/gradient_penalty" in s] == [1, 4, 7]
+    for a, b in zip(stats_a, stats_b):
+        for key in set(LOSS_KEYS) & set(a):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)

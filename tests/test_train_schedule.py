@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from ganspacesynth.errors import UserError
 from ganspacesynth.model.config import ConditionSpec, preset
 from ganspacesynth.model.layers import downscale, upscale
-from ganspacesynth.training.config import TRAIN_PRESETS, parse_overrides, resolve_config
+from ganspacesynth.training.config import TRAIN_PRESETS, TrainConfig, parse_overrides, resolve_config
 from ganspacesynth.training.losses import (auxiliary_losses, classification_loss, discriminator_loss,
                                            gradient_penalty)
 from ganspacesynth.training.schedule import Schedule, StagePoint, real_at_stage
@@ -121,14 +122,20 @@ def test_gradient_penalty_of_a_linear_critic():
 
 
 def test_discriminator_loss_terms():
-    class Cfg:
-        gradient_penalty_weight, real_score_penalty_weight, discriminator_ac_loss_weight = 10.0, 0.001, 10.0
-
+    cfg = TrainConfig()
     real, fake = torch.tensor([1.0, 3.0]), torch.tensor([0.0, -2.0])
-    loss, parts = discriminator_loss(real, fake, torch.tensor(0.5), torch.tensor(0.2), Cfg)
+    loss, parts = discriminator_loss(real, fake, torch.tensor(0.5), torch.tensor(0.2), cfg)
     # (mean fake - mean real) + 10 * gp + 0.001 * mean(real²) + 10 * ac
     assert float(loss) == pytest.approx((-1 - 2) + 5 + 0.001 * 5 + 2)
-    assert float(parts["drift"]) == pytest.approx(5.0)
+    assert float(parts["drift"]) == pytest.approx(5.0) and float(parts["gradient_penalty"]) == 0.5
+    # A lazy penalty (every 4th step) weighs 4× on its steps and is absent from the others.
+    lazy = dataclasses.replace(cfg, gradient_penalty_interval=4)
+    loss, _ = discriminator_loss(real, fake, torch.tensor(0.5), torch.tensor(0.2), lazy)
+    assert float(loss) == pytest.approx((-1 - 2) + 4 * 5 + 0.001 * 5 + 2)
+    loss, parts = discriminator_loss(real, fake, None, torch.tensor(0.2), lazy)
+    assert float(loss) == pytest.approx((-1 - 2) + 0.001 * 5 + 2) and "gradient_penalty" not in parts
+    with pytest.raises(UserError, match="gradient_penalty_interval"):
+        dataclasses.replace(cfg, gradient_penalty_interval=0).validate(7)
 
 
 def test_auxiliary_losses_categorical_and_multilabel():

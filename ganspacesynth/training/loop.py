@@ -153,8 +153,10 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, model_cfg: ModelConfig, cfg,
-               conditions: ConditionSet, info: distributed.DistInfo, amp, memory_format) -> dict[str, torch.Tensor]:
-    """One discriminator update then one generator update on this rank's rows; returns detached stats."""
+               conditions: ConditionSet, info: distributed.DistInfo, amp, memory_format,
+               penalize: bool = True) -> dict[str, torch.Tensor]:
+    """One discriminator update then one generator update on this rank's rows; returns detached stats.
+    `penalize=False` skips the gradient penalty (the steps between a lazy penalty's, see TrainConfig)."""
     G, D = nets.generator, nets.discriminator
     k, a = point.num_blocks, point.alpha
     dev = info.device
@@ -174,7 +176,7 @@ def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, 
             fake = G(z_d, cond_d, num_blocks=k, alpha=a).contiguous(memory_format=memory_format)
         real_scores, real_logits = D(real, k, a)
         fake_scores, _ = D(fake, k, a)
-        gp = gradient_penalty(lambda x: D(x, k, a)[0], real, fake, eps, cfg.gradient_penalty_target)
+        gp = gradient_penalty(lambda x: D(x, k, a)[0], real, fake, eps, cfg.gradient_penalty_target) if penalize else None
         ac_real, acc_real = auxiliary_losses(specs, real_logits, real_labels)
         d_loss, stats = discriminator_loss(real_scores, fake_scores, gp, ac_real, cfg)
     nets.opt_d.zero_grad(set_to_none=True)
@@ -386,7 +388,8 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
             batch = draw_batch(cfg.seed, position.step, position.images, point.batch_size, len(data),
                                model_cfg.latent_vector_size)
             batch = batch.local(distributed.local_rows(point.batch_size, info))
-            stats = train_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format)
+            stats = train_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format,
+                               penalize=position.step % cfg.gradient_penalty_interval == 0)
 
             previous_images = position.images
             position.step += 1

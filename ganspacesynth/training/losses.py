@@ -51,16 +51,22 @@ def auxiliary_losses(specs: tuple[ConditionSpec, ...], logits: Mapping[str, torc
     return total, accuracy
 
 
-def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, gp: torch.Tensor,
+def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, gp: torch.Tensor | None,
                        ac_real: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Wasserstein critic loss + gradient penalty + drift penalty + auxiliary loss on real data."""
+    """Wasserstein critic loss + gradient penalty + drift penalty + auxiliary loss on real data.
+
+    `gp` is None on the steps a lazy penalty (`gradient_penalty_interval` k > 1) skips; on the others it
+    weighs k times as much, so the penalty's average weight stays `gradient_penalty_weight`.
+    """
     real_scores, fake_scores = real_scores.float(), fake_scores.float()
     wasserstein = fake_scores.mean() - real_scores.mean()
     drift = real_scores.square().mean()
-    loss = (wasserstein + cfg.gradient_penalty_weight * gp + cfg.real_score_penalty_weight * drift
-            + cfg.discriminator_ac_loss_weight * ac_real)
-    parts = {"d_loss": loss, "wasserstein": wasserstein, "gradient_penalty": gp, "drift": drift,
-             "d_real": real_scores.mean(), "d_fake": fake_scores.mean(), "ac_real": ac_real}
+    loss = wasserstein + cfg.real_score_penalty_weight * drift + cfg.discriminator_ac_loss_weight * ac_real
+    parts = {"d_loss": loss, "wasserstein": wasserstein}
+    if gp is not None:
+        loss = loss + cfg.gradient_penalty_weight * cfg.gradient_penalty_interval * gp
+        parts.update(d_loss=loss, gradient_penalty=gp)
+    parts.update(drift=drift, d_real=real_scores.mean(), d_fake=fake_scores.mean(), ac_real=ac_real)
     return loss, {k: v.detach() for k, v in parts.items()}
 
 
