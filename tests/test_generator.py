@@ -209,3 +209,30 @@ def test_first_layer_matmul_equals_the_padded_conv():
     yb.square().sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(grad_w, conv.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_conv_leaky_relu_matches_the_separate_ops(monkeypatch):
+    # In channels-last generation on a CPU, oneDNN applies each conv's leaky ReLU inside the conv (plain and
+    # transposed); the notes must match the conv-then-activation route, and training must not take it.
+    from ganspacesynth.model import layers
+
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(fmap_base=1024, fmap_max=32)
+    gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
+    z, cond = _inputs(cfg, ConditionSet(cfg.conditions))
+    calls = []
+    real = layers._fused_lrelu_ok
+    monkeypatch.setattr(layers, "_fused_lrelu_ok", lambda x, w: calls.append(real(x, w)) or calls[-1])
+    with torch.inference_mode():
+        fused = gen(z, cond)
+    if not any(calls):
+        pytest.skip("this PyTorch has no oneDNN fused conv")
+    assert sum(calls) >= 2 * cfg.num_resolutions - 1  # every conv but the first (a matmul)
+    monkeypatch.setattr(layers, "_fused_lrelu_ok", lambda x, w: False)
+    with torch.inference_mode():
+        separate = gen(z, cond)
+    torch.testing.assert_close(fused, separate, rtol=0, atol=1e-5)
+    monkeypatch.setattr(layers, "_fused_lrelu_ok", lambda x, w: calls.append(real(x, w)) or calls[-1])
+    calls.clear()
+    assert gen(z, cond).requires_grad
+    assert calls and not any(calls)  # with autograd every conv stays unfused

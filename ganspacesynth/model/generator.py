@@ -71,8 +71,11 @@ class Generator(nn.Module):
 
             raise UserError(f"unknown layer {name!r}; layers are {', '.join(self._order)}") from None
 
-    def _act(self, x: torch.Tensor) -> torch.Tensor:
-        return lrelu_pixel_norm(x)
+    @staticmethod
+    def _conv_act(conv: EqualizedConv2d, x: torch.Tensor, upsample: bool) -> torch.Tensor:
+        """conv (or 'upsample ×2, then conv' as one transposed conv), leaky ReLU, pixel norm."""
+        y = upsample_conv3x3(x, conv, lrelu=True) if upsample else conv(x, lrelu=True)
+        return lrelu_pixel_norm(y, lrelu_done=True)
 
     def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor) -> torch.Tensor:
         y = block.to_rgb(x)
@@ -120,11 +123,11 @@ class Generator(nn.Module):
                 if c == 0 and b > 0:
                     prev_rgb_input = x
                     if block.scale == 2 and self.config.kernel_size == 3:
-                        x = self._act(upsample_conv3x3(x, conv))
+                        x = self._conv_act(conv, x, upsample=True)
                     else:
-                        x = self._act(conv(upscale(x, block.scale)))
+                        x = self._conv_act(conv, upscale(x, block.scale), upsample=False)
                 else:
-                    x = self._act(conv(x))
+                    x = self._conv_act(conv, x, upsample=False)
                 name = self._order[idx]
                 if name in offsets:
                     x = x + offsets[name].to(x.dtype)
