@@ -26,6 +26,25 @@ from .runtime import keep_generation_allocations_in_heap
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+def run_one_thread_each(fn, items: Sequence, workers: int) -> list:
+    """`[fn(item) for item in items]` on `workers` threads that each run torch on one core.
+
+    Full-size notes go one per forward pass on a CPU; two passes side by side on one core each beat one pass on
+    two cores (5–9 % per note at batch 8 on the 2-core VM: single-threaded convolutions and memory-bound
+    activations scale better than split ones). The results are bit for bit those of the threaded pass (MKL runs
+    in its reproducible mode, see ganspacesynth/__init__.py; tests/test_generator.py). torch's thread count is
+    per thread for its own kernels but global for MKL, so it is restored afterwards.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            return list(pool.map(fn, items))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -154,24 +173,26 @@ class Synth:
 
     def _run(self, z: np.ndarray | None, labels: Mapping[str, torch.Tensor], count: int, batch_size: int,
              **kwargs) -> torch.Tensor:
-        outs = []
         batch_size = self._forward_batch(max(1, int(batch_size)), kwargs.get("stop_at"))
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, count, batch_size):
-                sl = slice(start, min(count, start + batch_size))
-                n = sl.stop - sl.start
+        slices = [slice(start, min(count, start + batch_size)) for start in range(0, count, batch_size)]
+
+        def forward(sl: slice) -> torch.Tensor:
+            n = sl.stop - sl.start
+            with torch.inference_mode(), self._autocast():  # thread-local: entered by whichever thread runs it
                 zb = None if z is None else torch.from_numpy(z[sl]).to(self.device)
-                lb = {k: v[sl] for k, v in labels.items()}
-                cond = self.conditions.encode(lb, batch=n, device=self.device)
+                cond = self.conditions.encode({k: v[sl] for k, v in labels.items()}, batch=n, device=self.device)
                 kw = dict(kwargs)
-                for key in ("start_activation",):
-                    if kw.get(key) is not None:
-                        kw[key] = kw[key][sl].to(self.device)
+                if kw.get("start_activation") is not None:
+                    kw["start_activation"] = kw["start_activation"][sl].to(self.device)
                 if kw.get("offsets"):
                     kw["offsets"] = {k: (v[sl] if v.shape[0] == count else v).to(self.device)
                                      for k, v in kw["offsets"].items()}
-                outs.append(self.generator(zb, cond, **kw).float())
-        return torch.cat(outs)
+                return self.generator(zb, cond, **kw).float()
+
+        workers = min(len(slices), torch.get_num_threads()) if self.device.type == "cpu" and batch_size == 1 else 1
+        if workers < 2:
+            return torch.cat([forward(sl) for sl in slices])
+        return torch.cat(run_one_thread_each(forward, slices, workers))
 
     def generate_specgrams(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8,
                            offsets: Mapping[str, torch.Tensor] | None = None, start_at: str | None = None,

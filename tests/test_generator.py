@@ -236,3 +236,30 @@ def test_fused_conv_leaky_relu_matches_the_separate_ops(monkeypatch):
     calls.clear()
     assert gen(z, cond).requires_grad
     assert calls and not any(calls)  # with autograd every conv stays unfused
+
+
+def test_notes_side_by_side_on_one_thread_each_equal_the_threaded_passes(monkeypatch):
+    # Full-size notes go one per pass on a CPU, and then side by side, one core each (synth.run_one_thread_each).
+    # The notes must be bit for bit those of the threaded one-by-one passes, and torch's thread count restored.
+    from ganspacesynth import synth as synth_module
+    from ganspacesynth.synth import Synth
+
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(fmap_base=1024, fmap_max=32)
+    s = Synth(cfg, Generator(cfg))
+    monkeypatch.setattr(Synth, "_forward_batch", lambda self, batch_size, stop_at=None: 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        z = s.random_z(5, seed=4)
+        used = []
+        real = synth_module.run_one_thread_each
+        monkeypatch.setattr(synth_module, "run_one_thread_each", lambda *a: used.append(a[2]) or real(*a))
+        side_by_side = s.generate_specgrams(z, pitch=[40, 45, 50, 55, 60])
+        assert used == [2] and torch.get_num_threads() == 2
+        monkeypatch.setattr(synth_module, "run_one_thread_each", lambda fn, items, workers: [fn(i) for i in items])
+        threaded = s.generate_specgrams(z, pitch=[40, 45, 50, 55, 60])
+        assert torch.equal(side_by_side, threaded)
+        assert torch.equal(s.generate_specgrams(z[2:3], pitch=50), threaded[2:3])  # and one note alone
+    finally:
+        torch.set_num_threads(threads)
