@@ -38,10 +38,11 @@ def run_one_thread_each(fn, items: Sequence, workers: int) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
     threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
     try:
-        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            return list(pool.map(fn, items))
-    finally:
+        return list(pool.map(fn, items))
+    finally:  # on an error or Ctrl-C, drop the notes not started instead of finishing the whole batch
+        pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads)
 
 

@@ -263,3 +263,29 @@ def test_notes_side_by_side_on_one_thread_each_equal_the_threaded_passes(monkeyp
         assert torch.equal(s.generate_specgrams(z[2:3], pitch=50), threaded[2:3])  # and one note alone
     finally:
         torch.set_num_threads(threads)
+
+
+def test_side_by_side_stops_at_the_first_error_and_restores_threads():
+    from ganspacesynth.synth import run_one_thread_each
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    started = []
+
+    def work(i):
+        started.append(i)
+        if i == 1:
+            raise ValueError("bad note")
+        import time
+
+        time.sleep(0.05)
+        return i
+
+    try:
+        assert run_one_thread_each(lambda i: i * 2, range(5), 2) == [0, 2, 4, 6, 8]
+        with pytest.raises(ValueError, match="bad note"):
+            run_one_thread_each(work, range(40), 2)
+        assert len(started) < 40  # the notes not started yet were dropped
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
