@@ -289,3 +289,20 @@ def test_side_by_side_stops_at_the_first_error_and_restores_threads():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_last_pixel_norm_folded_into_to_rgb_matches(tiny):
+    # Generation applies the last layer's pixel norm to to_rgb's 2 channels instead of the wide activation;
+    # asking for that activation (capture) takes the plain route, and both give the same notes.
+    cfg, gen, cs = tiny
+    gen = gen.to(memory_format=torch.channels_last)
+    z, cond = _inputs(cfg, cs, n=4)
+    last = gen.layer_names()[-1]
+    with torch.inference_mode():
+        folded = gen(z, cond)
+        plain, captured = gen(z, cond, capture=[last])
+        at_layer = gen(z, cond, stop_at=last)
+    torch.testing.assert_close(folded, plain, rtol=0, atol=2e-6)
+    assert torch.equal(captured[last], at_layer)
+    rms = captured[last].square().mean(dim=1)
+    assert float((rms - 1).abs().median()) < 1e-5  # the captured one is normalised (eps shows at ~0 pixels)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import EqualizedConv2d, lrelu_pixel_norm, pixel_norm, upsample_conv3x3, upscale
+from .layers import (EqualizedConv2d, no_autograd, is_channels_last, lrelu_pixel_norm, pixel_norm, pixel_norm_scale,
+                     upsample_conv3x3, upscale)
 
 
 def layer_name(conv: int, block_id: int) -> str:
@@ -72,13 +74,21 @@ class Generator(nn.Module):
             raise UserError(f"unknown layer {name!r}; layers are {', '.join(self._order)}") from None
 
     @staticmethod
-    def _conv_act(conv: EqualizedConv2d, x: torch.Tensor, upsample: bool) -> torch.Tensor:
-        """conv (or 'upsample ×2, then conv' as one transposed conv), leaky ReLU, pixel norm."""
+    def _conv_act(conv: EqualizedConv2d, x: torch.Tensor, upsample: bool, norm: bool = True) -> torch.Tensor:
+        """conv (or 'upsample ×2, then conv' as one transposed conv), leaky ReLU, pixel norm (unless not `norm`)."""
         y = upsample_conv3x3(x, conv, lrelu=True) if upsample else conv(x, lrelu=True)
-        return lrelu_pixel_norm(y, lrelu_done=True)
+        return lrelu_pixel_norm(y, lrelu_done=True) if norm else y
 
-    def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor) -> torch.Tensor:
-        y = block.to_rgb(x)
+    def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor, norm_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """to_rgb and its activation. `norm_scale`: x is the last conv's output before its pixel norm, whose
+        per-pixel scale (a 1×1 conv commutes with it) is applied to the 2-channel result instead: one pass
+        over the largest activation less in generation."""
+        if norm_scale is None:
+            y = block.to_rgb(x)
+        else:
+            conv = block.to_rgb
+            weight = conv._inference_weight("scaled", is_channels_last(x), lambda: conv.weight * conv.scale)
+            y = F.conv2d(x, weight).mul_(norm_scale).add_(conv.bias.to(x.dtype).view(1, -1, 1, 1))
         return torch.tanh(y) if self.config.to_rgb_activation == "tanh" else y
 
     # -- forward ---------------------------------------------------------------------------------
@@ -110,6 +120,12 @@ class Generator(nn.Module):
 
         x = None
         prev_rgb_input = None
+        last_idx = 2 * n_blocks - 1
+        last_name = self._order[last_idx]
+        # Generation folds the last layer's pixel norm into to_rgb when nothing needs that activation itself.
+        fold_last_norm = (no_autograd() and last_idx != stop_idx and last_name not in capture
+                          and last_name not in offsets and start_idx < last_idx)
+        norm_scale = None
         if start_idx < 0:
             x = z if cond is None or cond.shape[1] == 0 else torch.cat([z, cond.to(z.dtype)], dim=1)
             x = pixel_norm(x[:, :, None, None])
@@ -126,6 +142,9 @@ class Generator(nn.Module):
                         x = self._conv_act(conv, x, upsample=True)
                     else:
                         x = self._conv_act(conv, upscale(x, block.scale), upsample=False)
+                elif idx == last_idx and fold_last_norm:
+                    x = self._conv_act(conv, x, upsample=False, norm=False)
+                    norm_scale = pixel_norm_scale(x)
                 else:
                     x = self._conv_act(conv, x, upsample=False)
                 name = self._order[idx]
@@ -136,7 +155,7 @@ class Generator(nn.Module):
                 if idx == stop_idx:
                     return x
         last = self.blocks[n_blocks - 1]
-        out = self._to_rgb(last, x)
+        out = self._to_rgb(last, x, norm_scale)
         if alpha < 1.0 and n_blocks > 1:
             if prev_rgb_input is None:
                 raise ValueError("fade-in (alpha < 1) needs the previous block's activation; start earlier")

@@ -21,7 +21,7 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-def _no_autograd() -> bool:
+def no_autograd() -> bool:
     return torch.is_inference_mode_enabled() or not torch.is_grad_enabled()
 
 
@@ -39,15 +39,20 @@ def lrelu_pixel_norm(x: torch.Tensor, eps: float = 1e-8, lrelu_done: bool = Fals
     faster than square + mean; in NCHW it is slower, so that layout keeps square + mean. `lrelu_done`: the
     conv already applied the leaky ReLU (`EqualizedConv2d.forward(x, lrelu=True)`).
     """
-    if not _no_autograd():
+    if not no_autograd():
         return pixel_norm(x if lrelu_done else F.leaky_relu(x, 0.2), eps)
     if not lrelu_done:
         x = F.leaky_relu_(x, 0.2)
+    return x.mul_(pixel_norm_scale(x, eps))
+
+
+def pixel_norm_scale(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """`1 / sqrt(mean over channels of x² + eps)`, `[B, 1, H, W]` (generation: no autograd)."""
     if is_channels_last(x):
         ms = torch.linalg.vector_norm(x, 2, dim=1, keepdim=True).square_().div_(x.shape[1])
     else:
         ms = x.square().mean(dim=1, keepdim=True)
-    return x.mul_(ms.add_(eps).rsqrt_())
+    return ms.add_(eps).rsqrt_()
 
 
 def upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -89,12 +94,12 @@ def _fused_lrelu_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether oneDNN can run this generation conv with its leaky ReLU fused in (one pass over the output
     instead of two: 1.4 ms less per 32 × 128 × 1024 layer on a 2-core CPU; the same values up to float32
     rounding, as oneDNN may pick another kernel for the fused op). These are the ops PyTorch's inductor uses."""
-    return (_no_autograd() and x.device.type == "cpu" and is_channels_last(x) and x.dtype == weight.dtype
+    return (no_autograd() and x.device.type == "cpu" and is_channels_last(x) and x.dtype == weight.dtype
             and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
 
 
 def _lrelu(y: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu_(y, LEAKY_RELU_SLOPE) if _no_autograd() else F.leaky_relu(y, LEAKY_RELU_SLOPE)
+    return F.leaky_relu_(y, LEAKY_RELU_SLOPE) if no_autograd() else F.leaky_relu(y, LEAKY_RELU_SLOPE)
 
 
 def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d", lrelu: bool = False) -> torch.Tensor:
@@ -150,7 +155,7 @@ class EqualizedConv2d(nn.Module):
         Without autograd (generation) the result is cached while the weights are unchanged, so a bfloat16
         or channels-last run does not cast and reorder every kernel on every forward pass.
         """
-        if not _no_autograd():
+        if not no_autograd():
             return build()
         if dtype is None:
             dtype = self.weight.dtype
@@ -184,7 +189,7 @@ class EqualizedConv2d(nn.Module):
         def build():  # [C, O·kh·kw], taps flipped
             return self.weight.flip(2, 3).permute(1, 0, 2, 3).reshape(c, o * kh * kw)
 
-        if not _no_autograd():
+        if not no_autograd():
             y = (x.reshape(b, c) @ (build() * self.scale)).view(b, o, kh, kw) + self.bias.view(1, -1, 1, 1)
         else:
             w64 = self._inference_weight("dense", False, build, dtype=torch.float64)
@@ -209,7 +214,7 @@ class EqualizedConv2d(nn.Module):
                 padding = (self.pad[2], self.pad[0])
             else:
                 x = F.pad(x, self.pad)
-        if _no_autograd() and padding == (1, 1) and is_channels_last(x) and winograd.use_winograd(x, self.weight):
+        if no_autograd() and padding == (1, 1) and is_channels_last(x) and winograd.use_winograd(x, self.weight):
             u = self._inference_weight("winograd", False, lambda: winograd.kernel_transform(self.weight * self.scale))
             return winograd.winograd_conv3x3(x, u, self.bias), False
         # The (small) kernel is scaled and the conv adds the bias, instead of two more passes over the activation
