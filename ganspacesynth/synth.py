@@ -30,8 +30,8 @@ def run_one_thread_each(fn, items: Sequence, workers: int) -> list:
     """`[fn(item) for item in items]` on `workers` threads that each run torch on one core.
 
     Full-size notes go one per forward pass on a CPU; two passes side by side on one core each beat one pass on
-    two cores (5–9 % per note at batch 8 on the 2-core VM: single-threaded convolutions and memory-bound
-    activations scale better than split ones). The results are bit for bit those of the threaded pass (MKL runs
+    two cores (paired at batch 8 on the 2-core VM: float32 0.93–1.01, bfloat16 0.72–0.79 of the time:
+    single-threaded convolutions and memory-bound activations scale better than split ones). The results are bit for bit those of the threaded pass (MKL runs
     in its reproducible mode, see ganspacesynth/__init__.py; tests/test_generator.py). torch's thread count is
     per thread for its own kernels but global for MKL, so it is restored afterwards.
     """

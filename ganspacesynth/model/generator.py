@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (EqualizedConv2d, no_autograd, is_channels_last, lrelu_pixel_norm, pixel_norm, pixel_norm_scale,
+from .layers import (EqualizedConv2d, is_channels_last, lrelu_pixel_norm, no_autograd, pixel_norm, pixel_norm_scale,
                      upsample_conv3x3, upscale)
 
 
@@ -87,8 +87,8 @@ class Generator(nn.Module):
             y = block.to_rgb(x)
         else:
             conv = block.to_rgb
-            weight = conv._inference_weight("scaled", is_channels_last(x), lambda: conv.weight * conv.scale)
-            y = F.conv2d(x, weight).mul_(norm_scale).add_(conv.bias.to(x.dtype).view(1, -1, 1, 1))
+            y = F.conv2d(x, conv.scaled_kernel(is_channels_last(x))).mul_(norm_scale)
+            y = y.add_(conv.bias.to(y.dtype).view(1, -1, 1, 1))
         return torch.tanh(y) if self.config.to_rgb_activation == "tanh" else y
 
     # -- forward ---------------------------------------------------------------------------------

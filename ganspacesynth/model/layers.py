@@ -171,6 +171,10 @@ class EqualizedConv2d(nn.Module):
             cache[kind] = (key, w)
         return cache[kind][1]
 
+    def scaled_kernel(self, channels_last: bool = False) -> torch.Tensor:
+        """The kernel with the equalised-lr scale applied ([out, in, kh, kw]), as the conv uses it."""
+        return self._inference_weight("scaled", channels_last, lambda: self.weight * self.scale)
+
     def transposed_kernel(self, channels_last: bool = False) -> torch.Tensor:
         """The scaled 4×4 stride-2 transposed-conv kernel of `upsample_conv3x3` ([in, out, 4, 4])."""
         return self._inference_weight("transposed", channels_last, lambda: _transposed_kernel(self.weight) * self.scale)
@@ -219,7 +223,7 @@ class EqualizedConv2d(nn.Module):
             return winograd.winograd_conv3x3(x, u, self.bias), False
         # The (small) kernel is scaled and the conv adds the bias, instead of two more passes over the activation
         # (and, in training, its gradient).
-        weight = self._inference_weight("scaled", is_channels_last(x), lambda: self.weight * self.scale)
+        weight = self.scaled_kernel(is_channels_last(x))
         if not (lrelu and _fused_lrelu_ok(x, weight)):
             return F.conv2d(x, weight, self.bias, padding=padding), False
         padding = [padding, padding] if isinstance(padding, int) else list(padding)
