@@ -58,6 +58,7 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
     conditions = ConditionSet(model.conditions)
     rows = []
+    steps = -(-steps // gp_interval) * gp_interval  # whole cycles of a lazy penalty
     for k in range(1, (max_blocks or model.num_resolutions) + 1):
         if stages and k not in stages:
             continue
@@ -67,8 +68,6 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
         point = StagePoint(stage_id=2 * (k - 1), num_blocks=k, alpha=1.0, batch_size=bs)
         times, cpu_times = [], []
         warm = warmup + (gp_interval > 1)  # warm the plain step too
-        if gp_interval > 1:
-            steps = -(-steps // gp_interval) * gp_interval  # whole cycles
         for step in range(warm + steps):
             b = draw_batch(0, step, step * bs, bs, n, model.latent_vector_size)
             if device.type == "cuda":

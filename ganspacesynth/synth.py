@@ -31,9 +31,10 @@ def run_one_thread_each(fn, items: Sequence, workers: int) -> list:
 
     Full-size notes go one per forward pass on a CPU; two passes side by side on one core each beat one pass on
     two cores (paired at batch 8 on the 2-core VM: float32 0.93–1.01, bfloat16 0.72–0.79 of the time:
-    single-threaded convolutions and memory-bound activations scale better than split ones). The results are bit for bit those of the threaded pass (MKL runs
-    in its reproducible mode, see ganspacesynth/__init__.py; tests/test_generator.py). torch's thread count is
-    per thread for its own kernels but global for MKL, so it is restored afterwards.
+    single-threaded convolutions and memory-bound activations scale better than split ones). The results are
+    bit for bit those of the threaded pass (MKL runs in its reproducible mode, see ganspacesynth/__init__.py;
+    tests/test_generator.py). torch's thread count is per thread for its own kernels but global for MKL, so it
+    is restored afterwards.
     """
     from concurrent.futures import ThreadPoolExecutor
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import EqualizedConv2d, downscale, minibatch_stddev
+from .layers import LEAKY_RELU_SLOPE, EqualizedConv2d, downscale, minibatch_stddev
 
 
 class DiscriminatorBlock(nn.Module):
@@ -56,7 +56,7 @@ class Discriminator(nn.Module):
 
     @staticmethod
     def _act(x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(x, 0.2)
+        return F.leaky_relu(x, LEAKY_RELU_SLOPE)
 
     def forward(self, x: torch.Tensor, num_blocks: int | None = None,
                 alpha: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

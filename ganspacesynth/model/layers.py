@@ -25,6 +25,14 @@ def no_autograd() -> bool:
     return torch.is_inference_mode_enabled() or not torch.is_grad_enabled()
 
 
+LEAKY_RELU_SLOPE = 0.2  # GANSynth's activation after every conv
+
+
+def _lrelu(y: torch.Tensor) -> torch.Tensor:
+    """Leaky ReLU; in place when no gradient is recorded."""
+    return F.leaky_relu_(y, LEAKY_RELU_SLOPE) if no_autograd() else F.leaky_relu(y, LEAKY_RELU_SLOPE)
+
+
 def scale_bias(y: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
     """`y * scale + bias` in Magenta's order, in place and in one pass (generation only: no autograd)."""
     bias = conv.bias.to(y.dtype).view(1, -1, 1, 1)
@@ -39,10 +47,10 @@ def lrelu_pixel_norm(x: torch.Tensor, eps: float = 1e-8, lrelu_done: bool = Fals
     faster than square + mean; in NCHW it is slower, so that layout keeps square + mean. `lrelu_done`: the
     conv already applied the leaky ReLU (`EqualizedConv2d.forward(x, lrelu=True)`).
     """
-    if not no_autograd():
-        return pixel_norm(x if lrelu_done else F.leaky_relu(x, 0.2), eps)
     if not lrelu_done:
-        x = F.leaky_relu_(x, 0.2)
+        x = _lrelu(x)
+    if not no_autograd():
+        return pixel_norm(x, eps)
     return x.mul_(pixel_norm_scale(x, eps))
 
 
@@ -87,19 +95,12 @@ def _transposed_kernel(weight: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, -2).transpose(0, 1)
 
 
-LEAKY_RELU_SLOPE = 0.2
-
-
 def _fused_lrelu_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether oneDNN can run this generation conv with its leaky ReLU fused in (one pass over the output
     instead of two: 1.4 ms less per 32 × 128 × 1024 layer on a 2-core CPU; the same values up to float32
     rounding, as oneDNN may pick another kernel for the fused op). These are the ops PyTorch's inductor uses."""
     return (no_autograd() and x.device.type == "cpu" and is_channels_last(x) and x.dtype == weight.dtype
             and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
-
-
-def _lrelu(y: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu_(y, LEAKY_RELU_SLOPE) if no_autograd() else F.leaky_relu(y, LEAKY_RELU_SLOPE)
 
 
 def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d", lrelu: bool = False) -> torch.Tensor:

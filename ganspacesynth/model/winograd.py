@@ -53,6 +53,13 @@ def transforms() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return tuple(torch.from_numpy(a) for a in (at, g, bt))
 
 
+@functools.lru_cache(maxsize=None)
+def _float_transforms() -> tuple[torch.Tensor, torch.Tensor]:
+    """(Aᵀ, Bᵀ) in float32, as every call of `winograd_conv3x3` uses them."""
+    at, _, bt = transforms()
+    return at.float(), bt.float()
+
+
 def kernel_transform(weight: torch.Tensor) -> torch.Tensor:
     """`[K, C, 3, 3]` kernel → `[n², C, K]` transformed kernel (G g Gᵀ per channel pair), float32."""
     _, g, _ = transforms()
@@ -80,8 +87,7 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     Returns a channels-last `[N, K, H, W]`. Samples go one at a time so a batch gives exactly the results of
     one-by-one generation (the matrix products see the same shapes).
     """
-    at, _, bt = transforms()
-    at, bt = at.float(), bt.float()
+    at, bt = _float_transforms()
     m, n = OUTPUT_TILE, INPUT_TILE
     b, c, h, w = x.shape
     k = u.shape[2]

@@ -62,12 +62,11 @@ def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, gp:
     wasserstein = fake_scores.mean() - real_scores.mean()
     drift = real_scores.square().mean()
     loss = wasserstein + cfg.real_score_penalty_weight * drift + cfg.discriminator_ac_loss_weight * ac_real
-    parts = {"d_loss": loss, "wasserstein": wasserstein}
     if gp is not None:
         loss = loss + cfg.gradient_penalty_weight * cfg.gradient_penalty_interval * gp
-        parts.update(d_loss=loss, gradient_penalty=gp)
-    parts.update(drift=drift, d_real=real_scores.mean(), d_fake=fake_scores.mean(), ac_real=ac_real)
-    return loss, {k: v.detach() for k, v in parts.items()}
+    parts = {"d_loss": loss, "wasserstein": wasserstein, "gradient_penalty": gp, "drift": drift,
+             "d_real": real_scores.mean(), "d_fake": fake_scores.mean(), "ac_real": ac_real}
+    return loss, {k: v.detach() for k, v in parts.items() if v is not None}
 
 
 def generator_loss(fake_scores: torch.Tensor, ac_fake: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
