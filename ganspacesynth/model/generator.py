@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (EqualizedConv2d, is_channels_last, lrelu_pixel_norm, no_autograd, pixel_norm, pixel_norm_scale,
-                     upsample_conv3x3, upscale)
+from .layers import (EqualizedConv2d, is_channels_last, no_autograd, pixel_norm, pixel_norm_scale, upsample_conv3x3,
+                     upscale)
 
 
 def layer_name(conv: int, block_id: int) -> str:
@@ -76,8 +76,9 @@ class Generator(nn.Module):
     @staticmethod
     def _conv_act(conv: EqualizedConv2d, x: torch.Tensor, upsample: bool, norm: bool = True) -> torch.Tensor:
         """conv (or 'upsample ×2, then conv' as one transposed conv), leaky ReLU, pixel norm (unless not `norm`)."""
-        y = upsample_conv3x3(x, conv, lrelu=True) if upsample else conv(x, lrelu=True)
-        return lrelu_pixel_norm(y, lrelu_done=True) if norm else y
+        if upsample:
+            return upsample_conv3x3(x, conv, lrelu=True, norm=norm)
+        return conv(x, lrelu=True, norm=norm)
 
     def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor, norm_scale: torch.Tensor | None = None) -> torch.Tensor:
         """to_rgb and its activation. `norm_scale`: x is the last conv's output before its pixel norm, whose
@@ -142,7 +143,7 @@ class Generator(nn.Module):
                         x = self._conv_act(conv, x, upsample=True)
                     else:
                         x = self._conv_act(conv, upscale(x, block.scale), upsample=False)
-                elif idx == last_idx and fold_last_norm:
+                elif idx == last_idx and fold_last_norm and not conv.fuses_norm(x):
                     x = self._conv_act(conv, x, upsample=False, norm=False)
                     norm_scale = pixel_norm_scale(x)
                 else:

@@ -11,7 +11,10 @@ from torch import nn
 from . import winograd
 
 
-def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+PIXEL_NORM_EPS = 1e-8
+
+
+def pixel_norm(x: torch.Tensor, eps: float = PIXEL_NORM_EPS) -> torch.Tensor:
     """Normalise each pixel's feature vector to unit RMS (over channels, dim 1)."""
     return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
 
@@ -39,7 +42,7 @@ def scale_bias(y: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
     return torch.add(bias, y, alpha=conv.scale, out=y)
 
 
-def lrelu_pixel_norm(x: torch.Tensor, eps: float = 1e-8, lrelu_done: bool = False) -> torch.Tensor:
+def lrelu_pixel_norm(x: torch.Tensor, eps: float = PIXEL_NORM_EPS, lrelu_done: bool = False) -> torch.Tensor:
     """Leaky ReLU (0.2) then pixel norm: the activation after every generator conv.
 
     Without autograd it works in place, which matters at GANSynth's 128 × 1024 resolution on a CPU. In
@@ -54,7 +57,7 @@ def lrelu_pixel_norm(x: torch.Tensor, eps: float = 1e-8, lrelu_done: bool = Fals
     return x.mul_(pixel_norm_scale(x, eps))
 
 
-def pixel_norm_scale(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def pixel_norm_scale(x: torch.Tensor, eps: float = PIXEL_NORM_EPS) -> torch.Tensor:
     """`1 / sqrt(mean over channels of x² + eps)`, `[B, 1, H, W]` (generation: no autograd)."""
     if is_channels_last(x):
         ms = torch.linalg.vector_norm(x, 2, dim=1, keepdim=True).square_().div_(x.shape[1])
@@ -103,21 +106,24 @@ def _fused_lrelu_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
 
 
-def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d", lrelu: bool = False) -> torch.Tensor:
+def upsample_conv3x3(x: torch.Tensor, conv: "EqualizedConv2d", lrelu: bool = False, norm: bool = False) -> torch.Tensor:
     """`conv(upscale(x, 2))` for a 3×3 'same' conv, computed at the input's resolution.
 
     The same arithmetic as upsampling first (up to float rounding), as one stride-2 transposed conv whose
     4×4 kernel holds the four 2×2 sub-pixel kernels: 16 instead of 36 multiply-adds per 2×2 output group, so
     the first conv of every block gets 2.25× cheaper (most of GANSynth's cost), and the phases land
-    interleaved in the output, in the input's memory format, with no copy. `lrelu`: apply the leaky ReLU too.
+    interleaved in the output, in the input's memory format, with no copy. `lrelu`: apply the leaky ReLU too;
+    `norm` (with `lrelu`): then the pixel norm.
     """
     kernel = conv.transposed_kernel(is_channels_last(x))
     if lrelu and _fused_lrelu_ok(x, kernel):
-        return torch.ops.mkldnn._convolution_transpose_pointwise(
+        y = torch.ops.mkldnn._convolution_transpose_pointwise(
             x, kernel, conv.bias.to(kernel.dtype), [1, 1], [0, 0], [2, 2], [1, 1], 1,  # padding, output pad., stride
             "leaky_relu", [LEAKY_RELU_SLOPE], "")
-    y = F.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=1)
-    return _lrelu(y) if lrelu else y
+    else:
+        y = F.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=1)
+        y = _lrelu(y) if lrelu else y
+    return lrelu_pixel_norm(y, lrelu_done=True) if norm else y
 
 
 def downscale(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -203,34 +209,63 @@ class EqualizedConv2d(nn.Module):
             y = y.contiguous(memory_format=torch.channels_last)
         return y
 
-    def forward(self, x: torch.Tensor, lrelu: bool = False) -> torch.Tensor:
-        """The conv; with `lrelu`, followed by a leaky ReLU (0.2), fused into the conv where oneDNN can."""
-        y, fused = self._conv(x, lrelu)
-        return _lrelu(y) if lrelu and not fused else y
+    def forward(self, x: torch.Tensor, lrelu: bool = False, norm: bool = False) -> torch.Tensor:
+        """The conv; with `lrelu`, followed by a leaky ReLU (0.2), and with `norm` too, by the pixel norm: fused
+        into the conv where oneDNN or the compiled Winograd transforms can."""
+        if norm and not lrelu:
+            raise ValueError("norm follows the leaky ReLU")
+        y, applied = self._conv(x, lrelu, norm)
+        if lrelu and applied < 1:
+            y = _lrelu(y)
+        if norm and applied < 2:
+            y = lrelu_pixel_norm(y, lrelu_done=True)
+        return y
 
-    def _conv(self, x: torch.Tensor, lrelu: bool) -> tuple[torch.Tensor, bool]:
-        """(output, whether the leaky ReLU is already applied): fused only when asked and possible."""
+    def _winograd_path(self, x: torch.Tensor, padding) -> str | None:
+        if no_autograd() and padding == (1, 1) and is_channels_last(x):
+            return winograd.path(x, self.weight)
+        return None
+
+    def fuses_norm(self, x: torch.Tensor) -> bool:
+        """Whether `forward(x, lrelu=True, norm=True)` applies the pixel norm inside the conv (no extra pass)."""
+        padding, pre_pad = self._padding_for(x)
+        return pre_pad is None and self._winograd_path(x, padding) == "native"
+
+    def _padding_for(self, x: torch.Tensor):
+        """(conv padding, or 0, and the F.pad tuple to apply first, or None)."""
+        if not any(self.pad):
+            return 0, None
+        if self.pad[0] == self.pad[1] and self.pad[2] == self.pad[3]:
+            return (self.pad[2], self.pad[0]), None
+        return 0, self.pad
+
+    def _conv(self, x: torch.Tensor, lrelu: bool, norm: bool) -> tuple[torch.Tensor, int]:
+        """(output, how many of leaky ReLU and pixel norm it already has): fused only when asked and possible."""
         kh, kw = self.weight.shape[2:]
         if x.shape[2:] == (1, 1) and self.pad == (kw - 1, kw - 1, kh - 1, kh - 1) and (kh, kw) != (1, 1):
-            return self._dense_from_point(x), False
-        padding = 0
-        if any(self.pad):
-            if self.pad[0] == self.pad[1] and self.pad[2] == self.pad[3]:
-                padding = (self.pad[2], self.pad[0])
-            else:
-                x = F.pad(x, self.pad)
-        if no_autograd() and padding == (1, 1) and is_channels_last(x) and winograd.use_winograd(x, self.weight):
+            return self._dense_from_point(x), 0
+        padding, pre_pad = self._padding_for(x)
+        if pre_pad is not None:
+            x = F.pad(x, pre_pad)
+        wino = self._winograd_path(x, padding)
+        if wino is not None:
             u = self._inference_weight("winograd", False, lambda: winograd.kernel_transform(self.weight * self.scale))
-            return winograd.winograd_conv3x3(x, u, self.bias), False
+            if wino == "native":
+                from . import winograd_native
+
+                y = winograd_native.conv3x3(x, u, self.bias, lrelu_slope=LEAKY_RELU_SLOPE if lrelu else None,
+                                            pixel_norm_eps=PIXEL_NORM_EPS if norm else None)
+                return y, 2 if norm else int(lrelu)
+            return winograd.winograd_conv3x3(x, u, self.bias), 0
         # The (small) kernel is scaled and the conv adds the bias, instead of two more passes over the activation
         # (and, in training, its gradient).
         weight = self.scaled_kernel(is_channels_last(x))
         if not (lrelu and _fused_lrelu_ok(x, weight)):
-            return F.conv2d(x, weight, self.bias, padding=padding), False
+            return F.conv2d(x, weight, self.bias, padding=padding), 0
         padding = [padding, padding] if isinstance(padding, int) else list(padding)
         y = torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias.to(weight.dtype), padding, [1, 1], [1, 1], 1,
                                                     "leaky_relu", [LEAKY_RELU_SLOPE], "")
-        return y, True
+        return y, 1
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
