@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 from ganspacesynth.model.config import preset  # noqa: E402
-from ganspacesynth.model import winograd  # noqa: E402
+from ganspacesynth.model import winograd, winograd_native  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
 
@@ -53,7 +53,8 @@ def generator_flops_performed(cfg) -> float:
         h, w = cfg.resolution(b)
         out = cfg.num_filters(b)
         saved += 2 * h * w * out * in_ch * (9 - 4)
-        if out >= winograd.MIN_CHANNELS and h >= winograd.MIN_HEIGHT:
+        min_channels = winograd.MIN_CHANNELS_NATIVE if winograd_native.available() else winograd.MIN_CHANNELS
+        if out >= min_channels and h >= winograd.MIN_HEIGHT:
             saved += 2 * h * w * out * out * (9 - 64 / 36)
         in_ch = out
     return naive - saved
@@ -85,25 +86,38 @@ def time_per_note(synth: Synth, batch: int, repeats: int) -> dict:
     return {"s_per_note": best_total / batch, "generator_s_per_note": best_spec / batch}
 
 
+CONV_PATHS = {  # (winograd.NATIVE, winograd.MIN_CHANNELS): how the float32 3×3 convs run
+    "winograd_compiled": (True, None),  # the default: compiled transforms from 64 channels, PyTorch's from 128
+    "winograd_pytorch": (False, None),  # PyTorch transforms only, from 128 channels (the previous code)
+    "direct": (False, 10**9),  # oneDNN's direct convs only
+}
+
+
 def winograd_vs_direct(synth: Synth, pairs: int) -> dict:
-    """float32 batch 8 with and without the Winograd convs, alternating batch by batch (order flipped every
-    pair) so both see the same machine speed; the ratio is the median of the pairs' ratios."""
+    """float32 batch 8 with each way of running the 3×3 convs (CONV_PATHS), alternating batch by batch (order
+    reversed every cycle) so all see the same machine speed; ratios are medians of per-cycle ratios to direct."""
     z = synth.random_z(8, seed=0)
-    default = winograd.MIN_CHANNELS
-    times: dict[str, list[float]] = {"winograd": [], "direct": []}
+    default = (winograd.NATIVE, winograd.MIN_CHANNELS)
+    times: dict[str, list[float]] = {name: [] for name in CONV_PATHS}
     try:
-        for k in range(2 * pairs + 2):
-            for name in ("winograd", "direct") if k % 2 else ("direct", "winograd"):
-                winograd.MIN_CHANNELS = default if name == "winograd" else 10**9
+        for k in range(pairs + 1):
+            for name in list(CONV_PATHS) if k % 2 else list(CONV_PATHS)[::-1]:
+                native, min_channels = CONV_PATHS[name]
+                winograd.NATIVE, winograd.MIN_CHANNELS = native, min_channels or default[1]
                 t = time.perf_counter()
                 synth.generate(z, pitch=60, batch_size=8)
-                if k >= 2:  # the first pair of each warms up
+                if k >= 1:  # the first cycle warms up
                     times[name].append((time.perf_counter() - t) / 8)
     finally:
-        winograd.MIN_CHANNELS = default
-    ratios = [a / b for a, b in zip(times["winograd"], times["direct"])]
-    return {"winograd_s_per_note": statistics.median(times["winograd"]),
-            "direct_s_per_note": statistics.median(times["direct"]), "ratio": statistics.median(ratios)}
+        winograd.NATIVE, winograd.MIN_CHANNELS = default
+    out = {f"{name}_s_per_note": statistics.median(t) for name, t in times.items()}
+    for name in ("winograd_compiled", "winograd_pytorch"):
+        out[f"{name}_over_direct"] = statistics.median(a / b for a, b in zip(times[name], times["direct"]))
+    out["compiled_over_pytorch_transforms"] = statistics.median(
+        a / b for a, b in zip(times["winograd_compiled"], times["winograd_pytorch"]))
+    out["ratio"] = out["winograd_compiled_over_direct"] if winograd_native.available() else out["winograd_pytorch_over_direct"]
+    out["compiled_transforms_available"] = winograd_native.available()
+    return out
 
 
 def measure_round(cfg, gen, flops: float, repeats: int) -> dict:
@@ -160,14 +174,18 @@ def main() -> None:
         print(f"round {k + 1}: float32 batch 1 {res['float32']['batch_1']['s_per_note']:.3f} s/note, batch 8 "
               f"{res['float32']['batch_8']['s_per_note']:.3f}; bfloat16 batch 1 {res['bfloat16']['batch_1']['s_per_note']:.3f}, "
               f"batch 8 {res['bfloat16']['batch_8']['s_per_note']:.3f}; float32 Winograd / direct (paired) "
-              f"{res['float32_winograd_vs_direct']['ratio']:.3f}; matmul "
+              f"{res['float32_winograd_vs_direct']['ratio']:.3f} (compiled / PyTorch transforms "
+              f"{res['float32_winograd_vs_direct']['compiled_over_pytorch_transforms']:.3f}); matmul "
               f"{r['matmul_gflops']['float32']:.0f} / {r['matmul_gflops']['bfloat16']:.0f} GFLOPS")
     median = {p: {b: statistics.median(r["results"][p][b]["s_per_note"] for r in rounds) for b in ("batch_1", "batch_8")}
               for p in ("float32", "bfloat16")}
     winograd_ratio = statistics.median(r["results"]["float32_winograd_vs_direct"]["ratio"] for r in rounds)
+    compiled_ratio = statistics.median(r["results"]["float32_winograd_vs_direct"]["compiled_over_pytorch_transforms"]
+                                       for r in rounds)
     print(f"median of {len(rounds)} rounds: " + "; ".join(f"{p} batch 1 {m['batch_1']:.3f}, batch 8 {m['batch_8']:.3f} s/note"
                                                           for p, m in median.items())
-          + f"; float32 Winograd / direct convs (paired, batch 8): {winograd_ratio:.3f}")
+          + f"; float32 Winograd / direct convs (paired, batch 8): {winograd_ratio:.3f}, compiled / PyTorch "
+            f"transforms: {compiled_ratio:.3f}")
     write_result("generate_speed", {
         "architecture": "mel_prog_hires (random weights)",
         "generator_gflop_per_note": flops / 1e9,
@@ -177,6 +195,7 @@ def main() -> None:
                 "rates again: the VM's speed drifts between rounds.",
         "median_s_per_note": median,
         "median_float32_winograd_over_direct_batch_8": winograd_ratio,
+        "median_float32_compiled_over_pytorch_transforms_batch_8": compiled_ratio,
         "rounds": rounds,
         "reference_tensorflow_s_per_note": {"batch_1": 0.24, "batch_8": 0.18},
         "targets": {"float32_batch_8": 0.10, "bfloat16_batch_8": 0.05},
