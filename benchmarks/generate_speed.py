@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 from ganspacesynth.model.config import preset  # noqa: E402
-from ganspacesynth.model import winograd, winograd_native  # noqa: E402
+from ganspacesynth.model import winograd, native  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
 
@@ -53,7 +53,7 @@ def generator_flops_performed(cfg) -> float:
         h, w = cfg.resolution(b)
         out = cfg.num_filters(b)
         saved += 2 * h * w * out * in_ch * (9 - 4)
-        min_channels = winograd.MIN_CHANNELS_NATIVE if winograd_native.available() else winograd.MIN_CHANNELS
+        min_channels = winograd.MIN_CHANNELS_NATIVE if native.available() else winograd.MIN_CHANNELS
         if out >= min_channels and h >= winograd.MIN_HEIGHT:
             saved += 2 * h * w * out * out * (9 - 64 / 36)
         in_ch = out
@@ -86,10 +86,10 @@ def time_per_note(synth: Synth, batch: int, repeats: int) -> dict:
     return {"s_per_note": best_total / batch, "generator_s_per_note": best_spec / batch}
 
 
-CONV_PATHS = {  # (winograd.NATIVE, winograd.MIN_CHANNELS): how the float32 3×3 convs run
-    "winograd_compiled": (True, None),  # the default: compiled transforms from 64 channels, PyTorch's from 128
-    "winograd_pytorch": (False, None),  # PyTorch transforms only, from 128 channels (the previous code)
-    "direct": (False, 10**9),  # oneDNN's direct convs only
+CONV_PATHS = {  # (native.ENABLED, winograd.MIN_CHANNELS): how float32 generation runs
+    "winograd_compiled": (True, None),  # the default: compiled kernels (Winograd from 64 channels, pixel norm)
+    "winograd_pytorch": (False, None),  # PyTorch only: Winograd transforms from 128 channels (the previous code)
+    "direct": (False, 10**9),  # PyTorch only, oneDNN's direct convs everywhere
 }
 
 
@@ -97,26 +97,26 @@ def winograd_vs_direct(synth: Synth, pairs: int) -> dict:
     """float32 batch 8 with each way of running the 3×3 convs (CONV_PATHS), alternating batch by batch (order
     reversed every cycle) so all see the same machine speed; ratios are medians of per-cycle ratios to direct."""
     z = synth.random_z(8, seed=0)
-    default = (winograd.NATIVE, winograd.MIN_CHANNELS)
+    default = (native.ENABLED, winograd.MIN_CHANNELS)
     times: dict[str, list[float]] = {name: [] for name in CONV_PATHS}
     try:
         for k in range(pairs + 1):
             for name in list(CONV_PATHS) if k % 2 else list(CONV_PATHS)[::-1]:
-                native, min_channels = CONV_PATHS[name]
-                winograd.NATIVE, winograd.MIN_CHANNELS = native, min_channels or default[1]
+                compiled, min_channels = CONV_PATHS[name]
+                native.ENABLED, winograd.MIN_CHANNELS = compiled, min_channels or default[1]
                 t = time.perf_counter()
                 synth.generate(z, pitch=60, batch_size=8)
                 if k >= 1:  # the first cycle warms up
                     times[name].append((time.perf_counter() - t) / 8)
     finally:
-        winograd.NATIVE, winograd.MIN_CHANNELS = default
+        native.ENABLED, winograd.MIN_CHANNELS = default
     out = {f"{name}_s_per_note": statistics.median(t) for name, t in times.items()}
     for name in ("winograd_compiled", "winograd_pytorch"):
         out[f"{name}_over_direct"] = statistics.median(a / b for a, b in zip(times[name], times["direct"]))
     out["compiled_over_pytorch_transforms"] = statistics.median(
         a / b for a, b in zip(times["winograd_compiled"], times["winograd_pytorch"]))
-    out["ratio"] = out["winograd_compiled_over_direct"] if winograd_native.available() else out["winograd_pytorch_over_direct"]
-    out["compiled_transforms_available"] = winograd_native.available()
+    out["ratio"] = out["winograd_compiled_over_direct"] if native.available() else out["winograd_pytorch_over_direct"]
+    out["compiled_transforms_available"] = native.available()
     return out
 
 

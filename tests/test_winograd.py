@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganspacesynth.model import winograd, winograd_native
+from ganspacesynth.model import winograd, native
 from ganspacesynth.model.conditions import ConditionSet
 from ganspacesynth.model.config import preset
 from ganspacesynth.model.generator import Generator
@@ -54,15 +54,15 @@ def test_batch_equals_one_by_one():
 
 def test_only_where_it_pays(monkeypatch):
     x, weight = _channels_last(1, 128, 16, 128), torch.randn(128, 128, 3, 3)
-    monkeypatch.setattr(winograd, "NATIVE", False)  # PyTorch transforms: from 128 channels
+    monkeypatch.setattr(native, "ENABLED", False)  # PyTorch transforms: from 128 channels
     assert winograd.path(x, weight) == "torch" and winograd.use_winograd(x, weight)
     assert not winograd.use_winograd(x[:, :64], weight[:64, :64])  # few channels: the transforms cost more
     assert not winograd.use_winograd(x[:, :, :4], weight)  # tiny maps
     assert not winograd.use_winograd(x.bfloat16(), weight)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not winograd.use_winograd(x, weight)
-    monkeypatch.setattr(winograd, "NATIVE", True)  # compiled transforms: from 64 channels
-    if winograd_native.available():
+    monkeypatch.setattr(native, "ENABLED", True)  # compiled transforms: from 64 channels
+    if native.available():
         assert winograd.path(x[:, :64], weight[:64, :64]) == "native"
         assert winograd.path(x, weight) == "native"
         assert winograd.path(x[:, :48], weight[:48, :48]) is None  # 32 channels: slower than the direct conv
@@ -78,7 +78,7 @@ def test_generator_with_winograd_matches_the_direct_convs(monkeypatch):
     z = torch.randn(2, cfg.latent_vector_size)
     cond = ConditionSet(cfg.conditions).encode({"pitch": torch.tensor([3, 9])})
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 10**9)
-    monkeypatch.setattr(winograd, "NATIVE", False)
+    monkeypatch.setattr(native, "ENABLED", False)
     with torch.inference_mode():
         direct = gen(z, cond, stop_at="conv1_3")
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 64)
@@ -95,95 +95,3 @@ def test_generator_with_winograd_matches_the_direct_convs(monkeypatch):
     gen(z, cond, stop_at="conv1_3").sum().backward()
     assert not calls
 
-
-needs_native = pytest.mark.skipif(not winograd_native.available(), reason="no C compiler for the Winograd transforms")
-
-
-@needs_native
-@pytest.mark.parametrize("shape", [(1, 64, 8, 64), (2, 96, 13, 29), (1, 32, 6, 6), (3, 128, 9, 7)])
-def test_compiled_transforms_match_conv2d(shape):
-    b, c, h, w = shape
-    x = _channels_last(*shape)
-    weight, bias = torch.randn(48, c, 3, 3), torch.randn(48)
-    reference = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)
-    u = winograd.kernel_transform(weight)
-    with torch.inference_mode():
-        ours = winograd_native.conv3x3(x, u, bias)
-        in_torch = winograd.winograd_conv3x3(x, u, bias)
-    assert ours.shape == (b, 48, h, w) and ours.is_contiguous(memory_format=torch.channels_last)
-    scale = float(reference.abs().max())
-    err = float((ours - reference).abs().max()) / scale
-    print(f"{shape}: compiled Winograd {err:.1e} of the output's range")
-    assert err <= 5e-5  # the same transforms as the PyTorch path, up to float32 rounding
-    assert float((ours - in_torch).abs().max()) / scale <= 5e-5
-
-
-@needs_native
-def test_compiled_transforms_fuse_leaky_relu_and_pixel_norm():
-    x = _channels_last(2, 64, 12, 20, seed=3)
-    weight, bias = torch.randn(64, 64, 3, 3) / 24, torch.randn(64)
-    reference = F.leaky_relu(F.conv2d(x.double(), weight.double(), bias.double(), padding=1), 0.2)
-    normed = reference * torch.rsqrt(reference.square().mean(dim=1, keepdim=True) + 1e-8)
-    u = winograd.kernel_transform(weight)
-    with torch.inference_mode():
-        act = winograd_native.conv3x3(x, u, bias, lrelu_slope=0.2)
-        both = winograd_native.conv3x3(x, u, bias, lrelu_slope=0.2, pixel_norm_eps=1e-8)
-    assert float(act.min()) < 0 and float((act - reference).abs().max()) <= 5e-5 * float(reference.abs().max())
-    torch.testing.assert_close(both.double(), normed, rtol=0, atol=1e-4)
-    rms = both.double().square().mean(dim=1).sqrt()
-    torch.testing.assert_close(rms, torch.ones_like(rms), rtol=0, atol=1e-5)  # each pixel: unit RMS
-
-
-@needs_native
-def test_compiled_batch_equals_one_by_one():
-    x = _channels_last(3, 64, 10, 20, seed=1)
-    u = winograd.kernel_transform(torch.randn(64, 64, 3, 3))
-    with torch.inference_mode():
-        batch = winograd_native.conv3x3(x, u, None, lrelu_slope=0.2, pixel_norm_eps=1e-8)
-        single = [winograd_native.conv3x3(x[i:i + 1], u, None, lrelu_slope=0.2, pixel_norm_eps=1e-8) for i in range(3)]
-    assert all(torch.equal(batch[i], single[i][0]) for i in range(3))
-
-
-@needs_native
-def test_generator_with_compiled_transforms_matches_the_direct_convs(monkeypatch):
-    # 64-channel blocks go through the compiled transforms with the activation fused in; the direct convs give the
-    # same notes to float32 rounding.
-    torch.manual_seed(0)
-    cfg = preset("tiny").replace(fmap_base=512, fmap_max=64)
-    gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
-    z = torch.randn(2, cfg.latent_vector_size)
-    cond = ConditionSet(cfg.conditions).encode({"pitch": torch.tensor([3, 9])})
-    monkeypatch.setattr(winograd, "NATIVE", False)
-    with torch.inference_mode():
-        direct = gen(z, cond)
-    monkeypatch.setattr(winograd, "NATIVE", True)
-    monkeypatch.setattr(winograd, "MIN_HEIGHT", 2)
-    calls = []
-    real = winograd_native.conv3x3
-    monkeypatch.setattr(winograd_native, "conv3x3", lambda *a, **k: calls.append(k) or real(*a, **k))
-    with torch.inference_mode():
-        fast = gen(z, cond)
-    assert len(calls) >= 2 and all(k["pixel_norm_eps"] is not None for k in calls)
-    # float32 rounding through several layers (pixel norms amplify it where an activation is near zero)
-    torch.testing.assert_close(fast, direct, rtol=0, atol=1e-3)
-    assert float((fast - direct).abs().mean()) <= 1e-5
-    assert not torch.equal(fast, direct)
-
-
-def test_without_a_compiler_the_pytorch_path_runs(monkeypatch, tmp_path):
-    monkeypatch.setenv("GANSPACESYNTH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    winograd_native._library.cache_clear()
-    try:
-        assert not winograd_native.available()
-        x, weight = _channels_last(1, 64, 16, 32), torch.randn(64, 64, 3, 3)
-        assert winograd.path(x, weight) is None and winograd.path(torch.cat([x, x], 1), torch.randn(128, 128, 3, 3)) == "torch"
-        monkeypatch.setenv("CC", "false")  # a compiler that fails
-        winograd_native._library.cache_clear()
-        assert not winograd_native.available() and not list(tmp_path.iterdir())  # nothing half-built left behind
-        monkeypatch.delenv("CC")
-        monkeypatch.setenv("GANSPACESYNTH_NATIVE", "0")
-        winograd_native._library.cache_clear()
-        assert not winograd_native.available()
-    finally:
-        winograd_native._library.cache_clear()

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (EqualizedConv2d, is_channels_last, no_autograd, pixel_norm, pixel_norm_scale, upsample_conv3x3,
-                     upscale)
+from . import native
+from .layers import (PIXEL_NORM_EPS, EqualizedConv2d, is_channels_last, no_autograd, pixel_norm, pixel_norm_scale,
+                     upsample_conv3x3, upscale)
 
 
 def layer_name(conv: int, block_id: int) -> str:
@@ -80,15 +81,17 @@ class Generator(nn.Module):
             return upsample_conv3x3(x, conv, lrelu=True, norm=norm)
         return conv(x, lrelu=True, norm=norm)
 
-    def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor, norm_scale: torch.Tensor | None = None) -> torch.Tensor:
-        """to_rgb and its activation. `norm_scale`: x is the last conv's output before its pixel norm, whose
-        per-pixel scale (a 1×1 conv commutes with it) is applied to the 2-channel result instead: one pass
-        over the largest activation less in generation."""
-        if norm_scale is None:
-            y = block.to_rgb(x)
+    def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor, norm_pending: bool = False) -> torch.Tensor:
+        """to_rgb and its activation. `norm_pending`: x is the last conv's output before its pixel norm, whose
+        per-pixel scale (a 1×1 conv commutes with it) is applied to the 2-channel result instead: one pass over
+        the largest activation less in generation (with the compiled kernel: norm and projection in one pass)."""
+        conv = block.to_rgb
+        if not norm_pending:
+            y = conv(x)
+        elif native.handles(x):
+            y = native.pixel_norm_project(x, conv.scaled_kernel(), conv.bias, PIXEL_NORM_EPS)
         else:
-            conv = block.to_rgb
-            y = F.conv2d(x, conv.scaled_kernel(is_channels_last(x))).mul_(norm_scale)
+            y = F.conv2d(x, conv.scaled_kernel(is_channels_last(x))).mul_(pixel_norm_scale(x))
             y = y.add_(conv.bias.to(y.dtype).view(1, -1, 1, 1))
         return torch.tanh(y) if self.config.to_rgb_activation == "tanh" else y
 
@@ -126,7 +129,7 @@ class Generator(nn.Module):
         # Generation folds the last layer's pixel norm into to_rgb when nothing needs that activation itself.
         fold_last_norm = (no_autograd() and last_idx != stop_idx and last_name not in capture
                           and last_name not in offsets and start_idx < last_idx)
-        norm_scale = None
+        norm_pending = False
         if start_idx < 0:
             x = z if cond is None or cond.shape[1] == 0 else torch.cat([z, cond.to(z.dtype)], dim=1)
             x = pixel_norm(x[:, :, None, None])
@@ -145,7 +148,7 @@ class Generator(nn.Module):
                         x = self._conv_act(conv, upscale(x, block.scale), upsample=False)
                 elif idx == last_idx and fold_last_norm and not conv.fuses_norm(x):
                     x = self._conv_act(conv, x, upsample=False, norm=False)
-                    norm_scale = pixel_norm_scale(x)
+                    norm_pending = True
                 else:
                     x = self._conv_act(conv, x, upsample=False)
                 name = self._order[idx]
@@ -156,7 +159,7 @@ class Generator(nn.Module):
                 if idx == stop_idx:
                     return x
         last = self.blocks[n_blocks - 1]
-        out = self._to_rgb(last, x, norm_scale)
+        out = self._to_rgb(last, x, norm_pending)
         if alpha < 1.0 and n_blocks > 1:
             if prev_rgb_input is None:
                 raise ValueError("fade-in (alpha < 1) needs the previous block's activation; start earlier")

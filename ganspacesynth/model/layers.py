@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import winograd
+from . import native, winograd
 
 
 PIXEL_NORM_EPS = 1e-8
@@ -54,6 +54,8 @@ def lrelu_pixel_norm(x: torch.Tensor, eps: float = PIXEL_NORM_EPS, lrelu_done: b
         x = _lrelu(x)
     if not no_autograd():
         return pixel_norm(x, eps)
+    if native.handles(x):  # one pass instead of three
+        return native.pixel_norm_(x, eps)
     return x.mul_(pixel_norm_scale(x, eps))
 
 
@@ -251,9 +253,7 @@ class EqualizedConv2d(nn.Module):
         if wino is not None:
             u = self._inference_weight("winograd", False, lambda: winograd.kernel_transform(self.weight * self.scale))
             if wino == "native":
-                from . import winograd_native
-
-                y = winograd_native.conv3x3(x, u, self.bias, lrelu_slope=LEAKY_RELU_SLOPE if lrelu else None,
+                y = native.conv3x3(x, u, self.bias, lrelu_slope=LEAKY_RELU_SLOPE if lrelu else None,
                                             pixel_norm_eps=PIXEL_NORM_EPS if norm else None)
                 return y, 2 if norm else int(lrelu)
             return winograd.winograd_conv3x3(x, u, self.bias), 0

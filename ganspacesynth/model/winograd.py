@@ -28,11 +28,10 @@ POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
 # Below these sizes the tile transforms cost more than the saved multiply-adds (measured on a 2-core
 # AVX-512 VM, benchmarks/generate_speed.py). In PyTorch the transforms are memory-bound matrix passes: 32 channels
 # at 128 × 1024 ran 1.6× slower than the direct conv and 64 channels 1.07×. The compiled transforms
-# (winograd_native) are one pass each and pay from 64 channels.
+# (native) are one pass each and pay from 64 channels.
 MIN_CHANNELS = 128
 MIN_CHANNELS_NATIVE = 64
 MIN_HEIGHT = 8
-NATIVE = True  # use the compiled transforms where they are available (benchmarks switch it off to compare)
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,10 +77,10 @@ def path(x: torch.Tensor, weight: torch.Tensor) -> str | None:
     if not ((kh, kw) == (KERNEL, KERNEL) and x.device.type == "cpu" and x.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu") and x.shape[2] >= MIN_HEIGHT):
         return None
-    if NATIVE and min(c, k) >= MIN_CHANNELS_NATIVE:
-        from . import winograd_native
+    if min(c, k) >= MIN_CHANNELS_NATIVE:
+        from . import native
 
-        if winograd_native.supports(c, k):
+        if native.supports(c, k):
             return "native"
     return "torch" if min(c, k) >= MIN_CHANNELS else None
 
