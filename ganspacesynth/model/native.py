@@ -306,9 +306,11 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, *, lrel
     """`winograd.winograd_conv3x3` with the C transforms; optionally the leaky ReLU and then pixel norm fused in.
 
     `x`: channels-last float32 `[B, C, H, W]`; `u`: `[64, C, K]` from `winograd.kernel_transform`. Samples go
-    one at a time (batch invariance, as in the PyTorch path). The transforms run on the calling thread: splitting
-    them over two at batch 1 measured slower (0.978 vs 0.949 of the PyTorch path's time, paired, 2-core VM), as
-    torch's OpenMP workers still spin after the matrix products. Returns channels-last `[B, K, H, W]`.
+    one at a time (batch invariance, as in the PyTorch path). The kernels run on the calling thread whatever
+    torch's thread count, so a note alone on 2 threads and notes side by side take the same path and a note's
+    audio does not depend on its batch (one note on 2 cores: 0.95–1.03 of the PyTorch path's time, paired;
+    splitting the tiles over two Python threads measured slower, as torch's OpenMP workers keep spinning after
+    the matrix products). Returns channels-last `[B, K, H, W]`.
     """
     lib = _library()
     m, n = winograd.OUTPUT_TILE, winograd.INPUT_TILE
