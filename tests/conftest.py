@@ -50,3 +50,22 @@ def tiny_synth(tiny_model_path):
     from ganspacesynth.synth import Synth
 
     return Synth.load(tiny_model_path, device="cpu")
+
+
+@pytest.fixture
+def wide_tiny_generator():
+    """`make(fmap_base, fmap_max, pitches, seed)` -> (channels-last eval Generator, z, condition vector): the tiny
+    architecture with wider layers, for the generation fast paths that start at 32-128 channels."""
+    from ganspacesynth.model.conditions import ConditionSet
+    from ganspacesynth.model.config import preset
+    from ganspacesynth.model.generator import Generator
+
+    def make(fmap_base: int, fmap_max: int, pitches=(3, 9), seed: int = 0):
+        torch.manual_seed(seed)
+        cfg = preset("tiny").replace(fmap_base=fmap_base, fmap_max=fmap_max)
+        gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
+        z = torch.randn(len(pitches), cfg.latent_vector_size)
+        cond = ConditionSet(cfg.conditions).encode({"pitch": torch.tensor(list(pitches))})
+        return gen, z, cond
+
+    return make

@@ -8,9 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from ganspacesynth.model import native, winograd
-from ganspacesynth.model.conditions import ConditionSet
-from ganspacesynth.model.config import preset
-from ganspacesynth.model.generator import Generator
 from ganspacesynth.model.layers import pixel_norm
 
 
@@ -68,14 +65,10 @@ def test_compiled_batch_equals_one_by_one():
 
 
 @needs_native
-def test_generator_with_compiled_transforms_matches_the_direct_convs(monkeypatch):
+def test_generator_with_compiled_transforms_matches_the_direct_convs(monkeypatch, wide_tiny_generator):
     # 64-channel blocks go through the compiled transforms with the activation fused in; the direct convs give the
     # same notes to float32 rounding.
-    torch.manual_seed(0)
-    cfg = preset("tiny").replace(fmap_base=512, fmap_max=64)
-    gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
-    z = torch.randn(2, cfg.latent_vector_size)
-    cond = ConditionSet(cfg.conditions).encode({"pitch": torch.tensor([3, 9])})
+    gen, z, cond = wide_tiny_generator(512, 64)
     monkeypatch.setattr(native, "ENABLED", False)
     with torch.inference_mode():
         direct = gen(z, cond)
@@ -137,13 +130,9 @@ def test_pixel_norm_then_to_rgb_in_one_pass():
 
 
 @needs_native
-def test_generator_with_compiled_kernels_matches_pytorch(monkeypatch):
+def test_generator_with_compiled_kernels_matches_pytorch(monkeypatch, wide_tiny_generator):
     # 32- and 64-channel layers: compiled pixel norms, and the last layer's norm and to_rgb in one pass.
-    torch.manual_seed(1)
-    cfg = preset("tiny").replace(fmap_base=2048, fmap_max=64)
-    gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
-    z = torch.randn(3, cfg.latent_vector_size)
-    cond = ConditionSet(cfg.conditions).encode({"pitch": torch.tensor([1, 5, 9])})
+    gen, z, cond = wide_tiny_generator(2048, 64, pitches=(1, 5, 9), seed=1)
     calls = []
     real = native.pixel_norm_project
     monkeypatch.setattr(native, "pixel_norm_project", lambda *a: calls.append(1) or real(*a))

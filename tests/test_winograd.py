@@ -6,10 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganspacesynth.model import winograd, native
-from ganspacesynth.model.conditions import ConditionSet
-from ganspacesynth.model.config import preset
-from ganspacesynth.model.generator import Generator
+from ganspacesynth.model import native, winograd
 
 
 def _channels_last(*shape, seed=0):
@@ -69,14 +66,10 @@ def test_only_where_it_pays(monkeypatch):
         assert winograd.path(x[:, :, :4], weight) is None
 
 
-def test_generator_with_winograd_matches_the_direct_convs(monkeypatch):
+def test_generator_with_winograd_matches_the_direct_convs(monkeypatch, wide_tiny_generator):
     # A 128-channel tiny generator runs its wide convs through Winograd in generation; the direct convs give the
     # same notes to float32 rounding, and training (autograd) keeps the direct convs.
-    torch.manual_seed(0)
-    cfg = preset("tiny").replace(fmap_base=1024, fmap_max=128)
-    gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
-    z = torch.randn(2, cfg.latent_vector_size)
-    cond = ConditionSet(cfg.conditions).encode({"pitch": torch.tensor([3, 9])})
+    gen, z, cond = wide_tiny_generator(1024, 128)
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 10**9)
     monkeypatch.setattr(native, "ENABLED", False)
     with torch.inference_mode():
