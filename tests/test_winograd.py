@@ -23,16 +23,20 @@ def test_transforms_compute_the_correlation():
     torch.testing.assert_close(at @ ((g @ k) * (bt @ d)), direct, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", [(1, 128, 8, 64), (2, 96, 13, 29), (1, 64, 6, 6), (3, 130, 9, 7)])
-def test_matches_conv2d(shape):
+@pytest.mark.parametrize("compiled", [False, True], ids=["pytorch-transforms", "compiled-transforms"])
+@pytest.mark.parametrize("shape", [(1, 128, 8, 64), (2, 96, 13, 29), (1, 64, 6, 6), (3, 130, 9, 7), (1, 32, 6, 6)])
+def test_matches_conv2d(shape, compiled):
     b, c, h, w = shape
+    if compiled and (c % native.VECTOR or not native.available()):
+        pytest.skip("the compiled transforms take multiples of 16 channels, with a C compiler")
     x = _channels_last(*shape)
-    weight, bias = torch.randn(72, c, 3, 3), torch.randn(72)
+    weight, bias = torch.randn(48, c, 3, 3), torch.randn(48)
     reference = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)
+    conv = native.conv3x3 if compiled else winograd.winograd_conv3x3
     with torch.inference_mode():
-        ours = winograd.winograd_conv3x3(x, winograd.kernel_transform(weight), bias)
+        ours = conv(x, winograd.kernel_transform(weight), bias)
         direct = F.conv2d(x, weight, bias, padding=1)
-    assert ours.shape == (b, 72, h, w) and ours.is_contiguous(memory_format=torch.channels_last)
+    assert ours.shape == (b, 48, h, w) and ours.is_contiguous(memory_format=torch.channels_last)
     scale = float(reference.abs().max())
     err, direct_err = float((ours - reference).abs().max()) / scale, float((direct - reference).abs().max()) / scale
     print(f"{shape}: Winograd {err:.1e}, direct {direct_err:.1e} of the output's range")
