@@ -15,7 +15,7 @@ model_option = click.option(
 device_option = click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
 precision_option = click.option(
     "--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
-    help="Generator arithmetic; bfloat16 is 2-3x faster on CPUs with AMX.",
+    help="Generator arithmetic; bfloat16 is about 2x faster on CPUs with AMX.",
 )
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 VECTOR = 16  # channels per vector (one AVX-512 register of float32); channel counts must be multiples
 ENABLED = True  # False: every caller takes its PyTorch path (benchmarks and tests switch it to compare)
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fPIC", "-shared", "-fno-math-errno"]
+FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno"]
+if platform.machine().lower() in ("x86_64", "amd64"):
+    FLAGS.append("-mprefer-vector-width=512")  # GCC otherwise keeps to 256-bit vectors on AVX-512 CPUs
 
 
 def _terms(row, var: str) -> str:
@@ -227,18 +229,21 @@ def _build() -> Path | None:
         return None
     src = source()
     key = hashlib.sha256("\n".join([src, cc, *FLAGS, _cpu_fingerprint(), platform.machine()]).encode()).hexdigest()
-    target = _cache_dir() / f"winograd-{key[:16]}.so"
+    target = _cache_dir() / f"kernels-{key[:16]}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        c_file, so_file = Path(tmp) / "winograd.c", Path(tmp) / "winograd.so"
+        c_file, so_file = Path(tmp) / "kernels.c", Path(tmp) / "kernels.so"
         c_file.write_text(src)
         result = subprocess.run([cc, *FLAGS, "-o", str(so_file), str(c_file), "-lm"], capture_output=True, text=True)
         if result.returncode != 0:
-            log.info("Winograd kernels not compiled (%s); using the PyTorch path: %s", cc, result.stderr[-500:])
+            log.info("CPU kernels not compiled (%s); using the PyTorch path: %s", cc, result.stderr[-500:])
             return None
         os.replace(so_file, target)  # atomic: a concurrent build of the same source just wins or loses the race
+    for old in target.parent.glob("kernels-*.so"):  # builds of other versions (a loaded library survives this)
+        if old != target:
+            old.unlink(missing_ok=True)
     return target
 
 
@@ -252,7 +257,7 @@ def _library():
             return None
         lib = ctypes.CDLL(str(path))
     except (OSError, subprocess.SubprocessError) as exc:
-        log.info("Winograd kernels unavailable (%s); using the PyTorch path", exc)
+        log.info("CPU kernels unavailable (%s); using the PyTorch path", exc)
         return None
     L, P, I, F = ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_float
     lib.input_transform.argtypes = [P, L, L, L, L, L, L, L, P]
