@@ -124,3 +124,18 @@ def test_generator_with_compiled_kernels_matches_pytorch(monkeypatch, wide_tiny_
         plain = gen(z, cond)
     assert calls
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-4)
+
+
+@needs_native
+def test_a_damaged_cached_build_is_rebuilt(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANSPACESYNTH_CACHE_DIR", str(tmp_path))
+    native._library.cache_clear()
+    try:
+        built = native._build()  # compiled, not loaded (overwriting a loaded library would crash this process)
+        assert built is not None and built.parent == tmp_path
+        built.write_bytes(b"not a shared library")
+        native._library.cache_clear()
+        assert native.available()  # rebuilt in place
+        assert built.read_bytes()[:4] == b"\x7fELF"
+    finally:
+        native._library.cache_clear()

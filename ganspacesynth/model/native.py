@@ -251,14 +251,20 @@ def _build() -> Path | None:
 def _library():
     if os.environ.get("GANSPACESYNTH_NATIVE", "1") == "0" or platform.system() != "Linux":
         return None
-    try:
-        path = _build()
-        if path is None:
+    path = None
+    for attempt in range(2):
+        try:
+            path = _build()
+            if path is None:
+                return None
+            lib = ctypes.CDLL(str(path))
+            break
+        except (OSError, subprocess.SubprocessError, AttributeError) as exc:
+            if attempt == 0 and path is not None and path.exists():  # a damaged cached build: build it again
+                path.unlink(missing_ok=True)
+                continue
+            log.info("CPU kernels unavailable (%s); using the PyTorch path", exc)
             return None
-        lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.info("CPU kernels unavailable (%s); using the PyTorch path", exc)
-        return None
     L, P, I, F = ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_float
     lib.input_transform.argtypes = [P, L, L, L, L, L, L, L, P]
     lib.input_transform.restype = None
