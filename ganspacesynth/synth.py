@@ -202,10 +202,10 @@ class Synth:
             return torch.cat([forward(sl) for sl in slices])
         return torch.cat(run_one_thread_each(forward, slices, workers))
 
-    def generate_specgrams(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8,
-                           offsets: Mapping[str, torch.Tensor] | None = None, start_at: str | None = None,
-                           start_activation: torch.Tensor | None = None, _finish=None) -> torch.Tensor:
-        """Normalised spectrograms `[B, 2, T, F]` for latents z (or from a layer activation)."""
+    def _generate(self, z, pitch, conditions, batch_size: int, finish=None, *,
+                  offsets: Mapping[str, torch.Tensor] | None = None, start_at: str | None = None,
+                  start_activation: torch.Tensor | None = None) -> torch.Tensor:
+        """`generate_specgrams`, with `finish` applied to each pass's spectrograms (see `_run`)."""
         if start_at is None:
             z = self.check_z(z)
             count = z.shape[0]
@@ -215,19 +215,25 @@ class Synth:
             count = start_activation.shape[0]
             z = None if z is None else self.check_z(z)
         labels = self.labels(count, pitch, conditions)
-        return self._run(z, labels, count, batch_size, _finish, offsets=offsets, start_at=start_at,
+        return self._run(z, labels, count, batch_size, finish, offsets=offsets, start_at=start_at,
                          start_activation=start_activation)
+
+    def generate_specgrams(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8,
+                           offsets: Mapping[str, torch.Tensor] | None = None, start_at: str | None = None,
+                           start_activation: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised spectrograms `[B, 2, T, F]` for latents z (or from a layer activation)."""
+        return self._generate(z, pitch, conditions, batch_size, offsets=offsets, start_at=start_at,
+                              start_activation=start_activation)
 
     def specgrams_to_waves(self, specs: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
             return self.spectral.specgrams_to_waves(specs.float()).cpu().numpy()
 
     def generate(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8, **kwargs) -> np.ndarray:
-        """Waves `[B, N]` (float32, sample rate `self.sample_rate`)."""
+        """Waves `[B, N]` (float32, sample rate `self.sample_rate`); keywords as for `generate_specgrams`."""
         # Each pass's spectrograms become waves in the thread that made them (on a CPU, notes side by side:
         # the inverse of 8 notes took 0.79 of its time on 2 threads, paired, 2-core VM).
-        waves = self.generate_specgrams(z, pitch, conditions, batch_size=batch_size,
-                                        _finish=self.spectral.specgrams_to_waves, **kwargs)
+        waves = self._generate(z, pitch, conditions, batch_size, self.spectral.specgrams_to_waves, **kwargs)
         return waves.cpu().numpy()
 
     def activations(self, z, pitch=None, layer: str = "conv0", conditions=None, *, batch_size: int = 64) -> torch.Tensor:

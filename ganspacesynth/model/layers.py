@@ -45,9 +45,9 @@ def scale_bias(y: torch.Tensor, conv: "EqualizedConv2d") -> torch.Tensor:
 def lrelu_pixel_norm(x: torch.Tensor, eps: float = PIXEL_NORM_EPS, lrelu_done: bool = False) -> torch.Tensor:
     """Leaky ReLU (0.2) then pixel norm: the activation after every generator conv.
 
-    Without autograd it works in place, which matters at GANSynth's 128 × 1024 resolution on a CPU. In
-    channels-last memory the channel vectors are contiguous and `vector_norm`'s fused reduction is 3–5×
-    faster than square + mean; in NCHW it is slower, so that layout keeps square + mean. `lrelu_done`: the
+    Without autograd it works in place, which matters at GANSynth's 128 × 1024 resolution on a CPU: in one
+    compiled pass where `native.handles(x)` (float32, channels-last); otherwise, in channels-last memory,
+    `vector_norm`'s fused reduction (3–5× faster than square + mean there; NCHW keeps square + mean). `lrelu_done`: the
     conv already applied the leaky ReLU (`EqualizedConv2d.forward(x, lrelu=True)`).
     """
     if not lrelu_done:
@@ -254,7 +254,7 @@ class EqualizedConv2d(nn.Module):
             u = self._inference_weight("winograd", False, lambda: winograd.kernel_transform(self.weight * self.scale))
             if wino == "native":
                 y = native.conv3x3(x, u, self.bias, lrelu_slope=LEAKY_RELU_SLOPE if lrelu else None,
-                                            pixel_norm_eps=PIXEL_NORM_EPS if norm else None)
+                                   pixel_norm_eps=PIXEL_NORM_EPS if norm else None)
                 return y, 2 if norm else int(lrelu)
             return winograd.winograd_conv3x3(x, u, self.bias), 0
         # The (small) kernel is scaled and the conv adds the bias, instead of two more passes over the activation

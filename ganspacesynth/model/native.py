@@ -5,7 +5,8 @@ Why hand-written: in PyTorch the transforms are four memory-bound passes of tiny
 64 matrix products they feed, so Winograd only paid at ≥ 128 channels. One C pass per transform, vectorised
 over 16 channels, with the zero and ±1 entries of Bᵀ and Aᵀ written out of the arithmetic and the conv's bias,
 leaky ReLU and pixel norm applied while the output tile is in cache, makes it pay down to 64 channels (32
-still do not: their small matrix products run at under half the matmul rate; docs/BENCHMARKS.md). No library offers this: oneDNN's Winograd is not reachable through PyTorch on CPUs.
+still do not: their small matrix products run at under half the matmul rate; docs/BENCHMARKS.md). No library
+offers this: oneDNN's Winograd is not reachable through PyTorch on CPUs.
 The pixel norm likewise takes one pass over an activation instead of three (norm, scale; for the last layer,
 the to_rgb projection too), which matters at 32 × 128 × 1024.
 
@@ -94,14 +95,13 @@ static inline vf load(const float *p) {{ vf r; memcpy(&r, p, sizeof r); return r
 static inline void store(float *p, vf x) {{ memcpy(p, &x, sizeof x); }}
 {_transform_fn("input_1d", bt.numpy())}
 {_transform_fn("output_1d", at.numpy())}
-/* x: one sample, NHWC [H][W][C]. Tiles t0..t1-1 of th x tw; tile (i, j) reads rows 6i-1 .. 6i+6 and columns
+/* x: one sample, NHWC [H][W][C], in th x tw tiles; tile (i, j) reads rows 6i-1 .. 6i+6 and columns
    6j-1 .. 6j+6 (zero outside: the conv's padding of 1). Writes Bt d B to v: [N*N][T][C], T = th*tw. */
-void input_transform(const float *restrict x, long H, long W, long C, long th, long tw, long t0, long t1,
-                     float *restrict v) {{
+void input_transform(const float *restrict x, long H, long W, long C, long th, long tw, float *restrict v) {{
     long T = th * tw;
     vf d[N][N], r[N][N], o[N];
     const vf zero = {{0}};
-    for (long t = t0; t < t1; t++) {{
+    for (long t = 0; t < T; t++) {{
         long ti = t / tw, tj = t % tw, row0 = ti * M - 1, col0 = tj * M - 1;
         for (long c = 0; c < C; c += V) {{
             for (int a = 0; a < N; a++) {{
@@ -121,15 +121,15 @@ void input_transform(const float *restrict x, long H, long W, long C, long th, l
 }}
 
 /* p: [N*N][T][K] products. Writes At p A (+ bias, leaky ReLU with `slope` if lrelu, then pixel norm over the K
-   channels if pnorm) for tiles t0..t1-1 into y: one sample, NHWC [H][W][K], cropped at the bottom and right.
+   channels if pnorm) for every tile into y: one sample, NHWC [H][W][K], cropped at the bottom and right.
    `buf` holds one output tile: M*M*K floats. */
-void output_transform(const float *restrict p, long th, long tw, long K, long t0, long t1,
+void output_transform(const float *restrict p, long th, long tw, long K,
                       const float *restrict bias, int lrelu, float slope, int pnorm, float eps,
                       float *restrict y, long H, long W, float *restrict buf) {{
     long T = th * tw;
     vf q[N][N], r[M][N], o[M];
     const vf zero = {{0}};
-    for (long t = t0; t < t1; t++) {{
+    for (long t = 0; t < T; t++) {{
         long ti = t / tw, tj = t % tw, row0 = ti * M, col0 = tj * M;
         int rows = H - row0 < M ? (int)(H - row0) : M, cols = W - col0 < M ? (int)(W - col0) : M;
         /* without pixel norm the tile goes straight to y; with it, through buf until its norms are known */
@@ -266,9 +266,9 @@ def _library():
             log.info("CPU kernels unavailable (%s); using the PyTorch path", exc)
             return None
     L, P, I, F = ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_float
-    lib.input_transform.argtypes = [P, L, L, L, L, L, L, L, P]
+    lib.input_transform.argtypes = [P, L, L, L, L, L, P]
     lib.input_transform.restype = None
-    lib.output_transform.argtypes = [P, L, L, L, L, L, P, I, F, I, F, P, L, L, P]
+    lib.output_transform.argtypes = [P, L, L, L, P, I, F, I, F, P, L, L, P]
     lib.output_transform.restype = None
     lib.pixel_norm.argtypes = [P, L, L, F]
     lib.pixel_norm.restype = None
@@ -346,8 +346,8 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, *, lrel
     lrelu, slope = int(lrelu_slope is not None), float(lrelu_slope or 0.0)
     pnorm, eps = int(pixel_norm_eps is not None), float(pixel_norm_eps or 0.0)
     for i in range(b):
-        lib.input_transform(xs[i].data_ptr(), h, w, c, th, tw, 0, tiles, v.data_ptr())
+        lib.input_transform(xs[i].data_ptr(), h, w, c, th, tw, v.data_ptr())
         torch.bmm(v, u, out=prod)
-        lib.output_transform(prod.data_ptr(), th, tw, k, 0, tiles, bias_ptr, lrelu, slope, pnorm, eps,
+        lib.output_transform(prod.data_ptr(), th, tw, k, bias_ptr, lrelu, slope, pnorm, eps,
                              out[i].data_ptr(), h, w, buf.data_ptr())
     return out.permute(0, 3, 1, 2)

@@ -6,7 +6,7 @@ filtering (Lavin & Gray 2016) computes each 6×6 output tile from an 8×8 input 
 offers no Winograd path through PyTorch on CPUs, and its direct conv already runs near this machine's
 matrix-multiply rate, so fewer multiply-adds is the way left to make float32 generation faster
 (docs/BENCHMARKS.md). The transforms are memory-bound, so it pays only where channels are many and maps not
-tiny (`use_winograd`). Rounding: about 2e-5 of the output's range, against 2e-6 for the direct conv; bfloat16
+tiny (`path`; with the compiled transforms of `native`, from 64 channels). Rounding: about 2e-5 of the output's range, against 2e-6 for the direct conv; bfloat16
 and training keep the direct conv.
 """
 
