@@ -3,6 +3,13 @@ progressive stage, for the `tiny` and `mel_prog_hires` presets.
 
     python benchmarks/train_speed.py                      # CPU, both presets, every stage
     python benchmarks/train_speed.py --device cuda --presets fast,mel_prog_hires --steps 20
+    python benchmarks/train_speed.py --mode loop --presets cpu     # the real `train` command, beside the bare step
+
+`--mode loop` runs the actual `ganspacesynth train` command (data loading, statistics, EMA, checkpoints
+included) through every stage on a small SoundFont set, once per arrangement of the two cores (one process
+with every thread, `--threads auto`, one thread, two torchrun processes of one thread each), optionally with a
+competing CPU-bound process beside it (`--compete`), and reports each stage's images/s from the run's own
+wall clock next to the bare step's (`train_step` alone, same batch and threads) measured in the same run.
 
 Writes JSON (default bench-out/train_speed.json) and prints a table. The reference: Magenta's TensorFlow
 GANSynth takes about 22 s per training step at batch 8 at the final stage on the 2-core development
@@ -30,6 +37,7 @@ from ganspacesynth.runtime import keep_training_allocations_in_heap
 from ganspacesynth.training import distributed
 from ganspacesynth.training.config import resolve_config
 from ganspacesynth.training.data import in_memory
+from ganspacesynth.training.glo import LatentCodes, glo_step
 from ganspacesynth.training.loop import Nets, draw_batch, make_optimizers, train_step
 from ganspacesynth.training.schedule import StagePoint
 
@@ -51,7 +59,9 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     G = Generator(model).to(device, memory_format=fmt)
-    D = Discriminator(model).to(device, memory_format=fmt)
+    glo = cfg.train.objective == "glo"
+    D = LatentCodes(torch.arange(n), model.latent_vector_size).to(device) if glo else \
+        Discriminator(model).to(device, memory_format=fmt)
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
     nets = Nets(G, D, copy.deepcopy(G).requires_grad_(False), opt_g, opt_d)
     info = distributed.DistInfo(device=device)
@@ -74,7 +84,10 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
                 torch.cuda.synchronize()
             t0, c0 = time.perf_counter(), time.process_time()
             penalize = step < warmup or (step >= warm and (step - warm) % gp_interval == 0)
-            train_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt, penalize=penalize)
+            if glo:
+                glo_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt)
+            else:
+                train_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt, penalize=penalize)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if step >= warm:
@@ -91,8 +104,128 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
     return rows
 
 
+# -- the real `train` command -----------------------------------------------------------------------
+ARRANGEMENTS = {  # name: (processes, --threads, extra environment)
+    "1x2": (1, "2", {}), "auto": (1, "auto", {}), "1x1": (1, "1", {}), "2x1": (2, "1", {}),
+    "1x2-passive": (1, "2", {"OMP_WAIT_POLICY": "PASSIVE"}), "auto-passive": (1, "auto", {"OMP_WAIT_POLICY": "PASSIVE"}),
+}
+
+
+def _busy_loop() -> None:
+    while True:
+        pass
+
+
+def stage_rates(stats: list[dict]) -> dict[int, dict]:
+    """Images/s of each stage by the run's wall clock, from its second logged record to its last (the first
+    interval pays for the new stage's kernels)."""
+    by_stage: dict[int, list[dict]] = {}
+    for record in stats:
+        by_stage.setdefault(int(record["stage"]), []).append(record)
+    out = {}
+    for stage, records in sorted(by_stage.items()):
+        if len(records) < 3:
+            continue
+        first, last = records[1], records[-1]
+        out[stage] = {"num_blocks": last["num_blocks"], "batch_size": last["batch_size"],
+                      "images_per_s": (last["images"] - first["images"]) / max(last["wall"] - first["wall"], 1e-9),
+                      "threads": last.get("threads")}
+    return out
+
+
+def bench_loop(preset: str, arrangements: list[str], images_per_stage: int, compete: bool, work: Path) -> dict:
+    import multiprocessing
+    import subprocess
+    import sys
+
+    from ganspacesynth.training.config import resolve_config
+    from ganspacesynth.training.stats import read_stats
+
+    cfg = resolve_config(preset)
+    data = work / "data"
+    if not (data / "manifest.json").is_file():
+        subprocess.run([sys.executable, "-m", "ganspacesynth", "dataset", "soundfont", str(data), "--preset", preset,
+                        "--programs", "0,24,40,56,73", "--velocities", "100"], check=True, stdout=subprocess.DEVNULL)
+    settings = {"train_time_limit": "none", "stable_stage_num_images": images_per_stage,
+                "transition_stage_num_images": images_per_stage,
+                "total_num_images": images_per_stage * (2 * cfg.model.num_resolutions - 1),
+                "log_every_steps": 5, "checkpoint_every_images": images_per_stage * 2,
+                "save_summaries_num_images": images_per_stage * 4}
+    results = {}
+    for name in arrangements:
+        processes, threads, extra_env = ARRANGEMENTS[name]
+        run = work / f"run-{name}"
+        if run.exists():
+            import shutil
+
+            shutil.rmtree(run)
+        launcher = [sys.executable, "-m", "ganspacesynth"] if processes == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            "-m", "ganspacesynth.interfaces.cli"]
+        cmd = launcher + ["train", "--data", str(data), "--out", str(run), "--preset", preset, "--conditions", "pitch",
+                          "--threads", threads, "--no-progress", "--device", "cpu"]
+        for key, value in settings.items():
+            cmd += ["--set", f"{key}={value}"]
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+        if threads != "auto":  # auto must see no OMP_NUM_THREADS, or it keeps that count
+            env["OMP_NUM_THREADS"] = threads
+        env.update(extra_env)
+        rival = multiprocessing.Process(target=_busy_loop, daemon=True) if compete else None
+        if rival is not None:
+            rival.start()
+        t0 = time.perf_counter()
+        try:
+            subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        finally:
+            if rival is not None:
+                rival.terminate()
+                rival.join()
+        rates = stage_rates(read_stats(run))
+        results[name] = {"processes": processes, "threads": threads, "wall_seconds": time.perf_counter() - t0,
+                         "stages": rates}
+        print(f"{name:5s} " + " ".join(f"{s}:{r['images_per_s']:.0f}" for s, r in rates.items()), flush=True)
+    return results
+
+
+def main_loop(args) -> None:
+    from _common import machine
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    arrangements = args.arrangements.split(",")
+    report = {"benchmark": "train_speed_loop", "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "settings": {"preset": args.presets, "images_per_stage": args.images_per_stage, "compete": args.compete},
+              "loop": bench_loop(args.presets, arrangements, args.images_per_stage, args.compete, work)}
+    # The bare step at the same batch sizes, with every core and with one thread, in the same run.
+    cfg_train = resolve_config(args.presets).train
+    bare = {}
+    for threads in sorted({int(ARRANGEMENTS[a][1]) for a in arrangements if ARRANGEMENTS[a][1] != "auto"} | {os.cpu_count()}):
+        torch.set_num_threads(threads)
+        bare[threads] = bench_preset(args.presets, torch.device("cpu"), args.steps, args.warmup, None, "float32", False,
+                                     None, None, cfg_train.gradient_penalty_interval)
+    report["bare_step"] = {str(t): rows for t, rows in bare.items()}
+    ratios = {}
+    for name, result in report["loop"].items():
+        procs, threads, _ = ARRANGEMENTS[name]
+        per_thread = os.cpu_count() if threads == "auto" else int(threads)
+        ref = {r["num_blocks"]: r["images_per_s"] * procs for r in bare[per_thread]}
+        ratios[name] = {str(s): r["images_per_s"] / ref[r["num_blocks"]] for s, r in result["stages"].items()}
+        print(f"{name:5s} loop / bare step: " + " ".join(f"{s}:{v:.2f}" for s, v in ratios[name].items()))
+    report["loop_over_bare"] = ratios
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=["step", "loop"], default="step",
+                    help="step: the bare training step; loop: the real train command beside it")
+    ap.add_argument("--arrangements", default="1x2,auto,2x1", help=f"loop mode: any of {', '.join(ARRANGEMENTS)}")
+    ap.add_argument("--images-per-stage", type=int, default=480, help="loop mode: images in every stage")
+    ap.add_argument("--compete", action="store_true", help="loop mode: a CPU-bound process runs beside training")
+    ap.add_argument("--work", default="bench-out/train-loop", help="loop mode: scratch folder (data, runs)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--presets", default="tiny,mel_prog_hires")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per stage (median reported)")
@@ -108,6 +241,8 @@ def main() -> None:
                     help="lazy gradient penalty every k steps (1: Magenta, every step)")
     ap.add_argument("--out", default="bench-out/train_speed.json")
     args = ap.parse_args()
+    if args.mode == "loop":
+        return main_loop(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

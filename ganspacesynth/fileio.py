@@ -25,9 +25,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     (soundfile, safetensors, numpy) still work.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:80]}.", suffix=".tmp" + suffix[:20], dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -35,6 +39,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         if tmp_path.exists():
             # mkstemp creates 0600 files; give outputs the permissions a plain open() would.
             os.chmod(tmp_path, 0o666 & ~_umask())
+        check_output_file(path)  # it may have become a folder meanwhile
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -64,28 +69,172 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+#: The file in every output folder that records which command wrote which file: commands replace only
+#: what they wrote themselves and refuse folders holding anything else (never deleting the user's files).
+OUTPUT_MARKER = ".ganspacesynth-output.json"
+OUTPUT_MARKER_FORMAT = "ganspacesynth-output"
+
+
+def _write_error(path: Path, exc: OSError):
+    from .errors import UserError
+
+    return UserError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Refuse an output file path that names a folder, a device (/dev/null), a pipe or a socket: replacing it
+    would destroy it (or fail half-way)."""
+    from .errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name to write")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file (a device, pipe or socket); give a file name to write")
+
+
+def _entries(folder: Path, prefix: str = "") -> list[str]:
+    """Every file (and empty folder, as 'name/') under `folder`, relative, without following links; the
+    marker itself is left out."""
+    out: list[str] = []
+    with os.scandir(folder) as it:
+        for entry in sorted(it, key=lambda e: e.name):
+            rel = prefix + entry.name
+            if rel == OUTPUT_MARKER:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                inner = _entries(Path(entry.path), rel + "/")
+                out.extend(inner or [rel + "/"])
+            else:
+                out.append(rel)
+    return out
+
+
+def read_output_marker(folder: str | os.PathLike) -> dict[str, str]:
+    """{relative path: command} for the files GANSpaceSynth recorded writing into `folder` ({} if none)."""
+    try:
+        data = json.loads((Path(folder) / OUTPUT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("format") == OUTPUT_MARKER_FORMAT else None
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def _shown(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_output_folder(path: str | os.PathLike, *, owner: str = "ganspacesynth", overwrite: bool = False,
+                        merge: tuple[str, ...] = (), hint: str = "use --overwrite to replace it") -> dict[str, str]:
+    """Whether `owner` may (re)write the output folder `path`; returns the files of other commands it must keep.
+
+    A missing or empty folder is fine. Otherwise every file in it must have been written by a GANSpaceSynth
+    command (recorded in its OUTPUT_MARKER); files of `owner` are replaced only with `overwrite`, and files of
+    the commands named in `merge` are kept (dataset chop and pad filling one clip folder).
+    Anything else is refused with a one-line UserError naming the folder, so no user file is ever deleted.
+    """
+    from .errors import UserError
+
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    if not path.is_dir():
+        raise UserError(f"{path} exists and is not a folder; give a new folder name for the output")
+    try:
+        real, cwd = path.resolve(), Path.cwd().resolve()
+    except OSError:
+        real, cwd = path.absolute(), Path(os.path.abspath(os.curdir))
+    if real == cwd or real in cwd.parents:
+        raise UserError(f"output folder {path} is the current folder or one above it; give a new folder name")
+    try:
+        entries = _entries(path)
+    except OSError as exc:
+        raise UserError(f"cannot read the output folder {path}: {exc.strerror or exc}") from None
+    if not entries:
+        return {}
+    owned = read_output_marker(path)
+    foreign = [e for e in entries if e not in owned]
+    if foreign:
+        raise UserError(f"output folder {path} already exists and is not empty: it holds files no "
+                        f"GANSpaceSynth command wrote there ({_shown(foreign)}); choose another folder "
+                        f"(nothing was changed)")
+    others = {e: owned[e] for e in entries if owned[e] != owner}
+    if any(o not in merge for o in others.values()):
+        writers = ", ".join(sorted(set(others.values())))
+        raise UserError(f"output folder {path} already exists and is not empty: it holds the output of "
+                        f"`ganspacesynth {writers}`; choose another folder (nothing was changed)")
+    if len(others) < len(entries) and not overwrite:
+        raise UserError(f"output folder {path} already exists and is not empty: it holds the output of an "
+                        f"earlier `ganspacesynth {owner}` ({hint})")
+    return others
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(path: str | os.PathLike, overwrite: bool = False, *, owner: str = "ganspacesynth",
+                     merge: tuple[str, ...] = (), hint: str = "use --overwrite to replace it") -> Iterator[Path]:
     """Build a directory under a temporary name and move it into place when the block succeeds.
 
-    On any error the partial directory is removed, so nothing half-written is left behind.
+    On any error (or Ctrl-C) the partial directory is removed, so nothing half-written is left behind. An
+    existing folder is replaced only under the rules of `check_output_folder` (only files `owner` wrote
+    itself, never anything else); the files of the commands in `merge` are kept beside the new ones. The
+    folder's OUTPUT_MARKER records who wrote what.
     """
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        from .errors import UserError
-
-        raise UserError(f"output folder {path} already exists and is not empty")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    keep = check_output_folder(path, owner=owner, overwrite=overwrite, merge=merge, hint=hint)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; outputs should be shareable like mkdir's
+    old: Path | None = None
     try:
         yield tmp
+        from .errors import UserError
+
+        written = _entries(tmp)
+        clash = sorted(set(written) & set(keep))
+        if clash:
+            raise UserError(f"{path / clash[0]} was written by `ganspacesynth {keep[clash[0]]}`; write into "
+                            f"another folder (nothing was changed)")
+        keep = check_output_folder(path, owner=owner, overwrite=overwrite, merge=merge, hint=hint)  # again, now
+        for rel in keep:
+            src, dst = path / rel, tmp / rel
+            if rel.endswith("/"):
+                dst.mkdir(parents=True, exist_ok=True)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(src, dst, follow_symlinks=False)
+        manifest = {rel: owner for rel in written}
+        manifest.update(keep)
+        (tmp / OUTPUT_MARKER).write_text(json.dumps({"format": OUTPUT_MARKER_FORMAT, "format_version": 1,
+                                                     "files": dict(sorted(manifest.items()))}, indent=1) + "\n",
+                                         encoding="utf-8")
         if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            # Move the old folder (only files GANSpaceSynth wrote) aside, put the new one in place, then delete it.
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name[:80]}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "folder")
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                os.replace(old / "folder", path)
+                raise
+        else:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            exc.add_note(f"the unfinished output {path} was removed")
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def load_npy(path: str | os.PathLike):
@@ -98,6 +247,18 @@ def load_npy(path: str | os.PathLike):
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if magic != NPY_MAGIC:
+        # np.load would try to unpickle it and suggest allow_pickle=True: never the advice to give for a bad file
+        raise UserError(f"{path} is not a .npy array file (it does not start with the .npy header)")
+    try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise UserError(f"cannot read {path} as a .npy array: {exc}") from None
+
+
+#: The first bytes of every .npy file (and of no pickle).
+NPY_MAGIC = b"\x93NUMPY"

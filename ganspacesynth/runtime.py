@@ -41,3 +41,59 @@ def keep_generation_allocations_in_heap(config, notes_per_pass: int, up_to_block
     tile buffers (mel_prog_hires, 2 threads, generator alone, paired runs: 0.122 / 0.113 / 0.124 s per note as
     glibc has it, 0.101 / 0.107 / 0.121 s with 4× the largest activation)."""
     keep_allocations_in_heap(4 * 4 * int(notes_per_pass) * config.largest_activation(up_to_block))  # float32 values
+
+
+# -- the CPU's abilities -------------------------------------------------------------------------------
+#: /proc/cpuinfo flags that mean bfloat16 matrix arithmetic runs natively (AMX tiles, or AVX-512 BF16 dot
+#: products). Without them oneDNN emulates bfloat16 through float32 conversions: measured several times
+#: slower than float32 on an Ice Lake (AVX-512, no BF16) for generation and training alike.
+BF16_NATIVE_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags of this machine's first CPU (empty where /proc/cpuinfo is not readable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (for logs and benchmark records), e.g. 'Intel(R) Xeon(R) Platinum 8480+'."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def cpu_bfloat16_native(flags: frozenset[str] | None = None) -> bool:
+    """True when the CPU computes bfloat16 natively (AMX or AVX512-BF16), so bfloat16 beats float32."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in BF16_NATIVE_FLAGS)
+
+
+def auto_precision(device_type: str, flags: frozenset[str] | None = None) -> str:
+    """`--precision auto`: bfloat16 on CUDA and on CPUs with native bfloat16, float32 elsewhere."""
+    if device_type == "cuda":
+        return "bfloat16"
+    if device_type == "cpu" and cpu_bfloat16_native(flags):
+        return "bfloat16"
+    return "float32"
+
+
+def bfloat16_warning(device_type: str, flags: frozenset[str] | None = None) -> str | None:
+    """A one-line warning when bfloat16 was asked for on a CPU that emulates it (None when it is native)."""
+    if device_type != "cpu" or cpu_bfloat16_native(flags):
+        return None
+    return (f"warning: this CPU ({cpu_model()}) has no native bfloat16 (no AMX or AVX512-BF16): bfloat16 is emulated "
+            f"and several times slower than float32 here; --precision auto chooses float32")

@@ -51,16 +51,101 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_device(device: str | None) -> str:
+    """A device string this machine can run (`cpu`, `cuda`, `cuda:N`, `mps`), else a one-line UserError."""
+    import re
+
+    if device is None:
+        return default_device()
+    text = str(device).strip().lower()
+    m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d{1,4}))?", text)
+    if m is None:
+        raise UserError(f"unknown device {str(device)[:40]!r}: use cpu, cuda or cuda:N")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {text}: CUDA is not available on this machine (PyTorch {torch.__version__}"
+                            f"{', built without CUDA' if torch.version.cuda is None else ', no GPU found'}); "
+                            f"use --device cpu")
+        if index is not None and int(index) >= torch.cuda.device_count():
+            raise UserError(f"device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif kind == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError("device mps is not available on this machine; use --device cpu")
+    elif index not in (None, "0"):
+        raise UserError(f"unknown device {text!r}: use cpu")
+    return text
+
+
+_precision_warned: set[str] = set()
+
+#: CPU flags under which oneDNN runs bfloat16 (transposed) convolutions at all: without one of these sets,
+#: PyTorch stops with "mkldnn_convolution_transpose: bf16 path needs the cpu support avx_ne_convert or avx512bw,
+#: avx512vl and avx512dq" (measured on an AMD EPYC with AVX2 only).
+BF16_CONV_FLAG_SETS = (frozenset({"avx512bw", "avx512vl", "avx512dq"}), frozenset({"avx_ne_convert"}))
+
+
+def cpu_runs_bfloat16(flags: frozenset[str] | None = None) -> bool:
+    """Whether PyTorch can run the generator in bfloat16 on this CPU at all (unknown flags: assume it can)."""
+    from . import runtime
+
+    flags = runtime.cpu_flags() if flags is None else flags
+    return not flags or any(needed <= flags for needed in BF16_CONV_FLAG_SETS)
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """`auto` → the faster precision for this device (runtime.auto_precision); explicit bfloat16 on a CPU that
+    emulates it prints a one-line warning on stderr (once per process)."""
+    from .runtime import auto_precision, bfloat16_warning
+
+    if precision == "auto":
+        return auto_precision(device_type)
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be auto or one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "bfloat16" and device_type == "cpu" and not cpu_runs_bfloat16():
+        from .runtime import cpu_model
+
+        raise UserError(f"this CPU ({cpu_model()}) cannot run bfloat16 convolutions (PyTorch needs AVX-512 BW/VL/DQ "
+                        f"or AVX-NE-CONVERT); use --precision float32 (or auto)")
+    if precision == "bfloat16" and device_type not in _precision_warned:
+        warning = bfloat16_warning(device_type)
+        if warning:
+            import sys
+
+            _precision_warned.add(device_type)
+            print(warning, file=sys.stderr, flush=True)
+    return precision
+
+
+def check_weights(state: Mapping[str, torch.Tensor], where: object = "the model") -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor (they would make noise or DC)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{where}: weight tensor {name} holds NaN or infinite values (the file is damaged "
+                            f"or training diverged)")
+
+
+def check_waves(waves: np.ndarray) -> np.ndarray:
+    """Refuse notes no model should produce: NaN or infinite samples, or a note that is one constant value."""
+    if not np.all(np.isfinite(waves)):
+        raise UserError("the model produced NaN or infinite audio (are its weights damaged?); nothing was written")
+    if waves.ndim == 2 and waves.shape[1] > 1:
+        flat = np.flatnonzero(waves.max(axis=1) == waves.min(axis=1))
+        if flat.size:
+            raise UserError(f"the model produced a constant note (note {int(flat[0])}: every sample is "
+                            f"{float(waves[flat[0], 0]):g}); its weights are probably damaged; nothing was written")
+    return waves
+
+
 class Synth:
     """A generator plus its representation and conditions on one device."""
 
     def __init__(self, config: ModelConfig, generator: Generator, *, device: str = "cpu",
                  precision: str = "float32", fingerprint: str | None = None, path: Path | None = None,
                  info: dict | None = None):
-        if precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.device = torch.device(resolve_device(device))
+        precision = resolve_precision(precision, self.device.type)
         self.config = config
-        self.device = torch.device(device)
         self.precision = precision
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         if self.device.type == "cpu":
@@ -90,6 +175,7 @@ class Synth:
             wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])[:3]
             raise UserError(f"model weights do not fit its config (missing: {missing}, unexpected: {unexpected}, "
                             f"wrong shape: {wrong})")
+        check_weights(mf.generator_state, mf.path or "the model")
         gen.load_state_dict(mf.generator_state)
         return cls(mf.config, gen, device=device, precision=precision, fingerprint=mf.fingerprint, path=mf.path,
                    info=mf.info)
@@ -113,6 +199,8 @@ class Synth:
     # -- inputs --------------------------------------------------------------------------------
     def random_z(self, count: int, seed: int | None = 0) -> np.ndarray:
         """`count` standard-normal latents; row i depends only on (seed, i), never on batching."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise UserError(f"a seed must be a whole number >= 0, not {seed!r}")
         rng = np.random.default_rng(seed)
         return rng.standard_normal((count, self.latent_size), dtype=np.float32)
 
@@ -234,10 +322,18 @@ class Synth:
         # Each pass's spectrograms become waves in the thread that made them (on a CPU, notes side by side:
         # the inverse of 8 notes took 0.79 of its time on 2 threads, paired, 2-core VM).
         waves = self._generate(z, pitch, conditions, batch_size, self.spectral.specgrams_to_waves, **kwargs)
-        return waves.cpu().numpy()
+        return check_waves(waves.cpu().numpy())
 
     def activations(self, z, pitch=None, layer: str = "conv0", conditions=None, *, batch_size: int = 64) -> torch.Tensor:
         """The named layer's activation `[B, C, H, W]` (float32, on the synth's device)."""
         z = self.check_z(z)
         labels = self.labels(z.shape[0], pitch, conditions)
         return self._run(z, labels, z.shape[0], batch_size, stop_at=layer)
+
+    def export_instrument(self, out: str | os.PathLike, **options):
+        """One timbre across the keyboard as a SoundFont 2 (and SFZ): `generate.instrument.export_instrument`
+        (options: z or seed, components, coefficients, mode, conditions, pitches, every, velocity_layers, loop,
+        sfz, name). Returns its `ExportResult` (path, instrument, seconds)."""
+        from .generate.instrument import export_instrument
+
+        return export_instrument(self, out, **options)

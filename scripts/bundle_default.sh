@@ -26,6 +26,11 @@ $GSS describe --model "$MODEL" --components "$WORK/components.npz" --top "${TOP:
   $GSS train-classifier --data "$DATA" --steps "${CLASSIFIER_STEPS:-1500}" --out "$WORK/classifier.safetensors"
 $GSS evaluate --model "$MODEL" --data "$DATA" --classifier "$WORK/classifier.safetensors" --count "${EVAL_COUNT:-500}" \
   --overwrite --out "$WORK/report"
+# The demo on this model, and how much its 5 x 5 grid varies (mean log-spectral distance of neighbouring cells).
+rm -rf "$WORK/demo"
+$GSS demo --model "$MODEL" --components "$WORK/components.npz" --out "$WORK/demo"
+python -c "import json, sys; from ganspacesynth.evaluate.metrics import grid_neighbour_distance as g; \
+r = g(sys.argv[1] + '/demo/grid'); json.dump(r, open(sys.argv[1] + '/grid_variation.json', 'w')); print('grid variation', r)" "$WORK"
 if [[ "${INSTALL:-1}" == 1 ]]; then
   cp "$MODEL" "$REPO/ganspacesynth/assets/default_model.safetensors"
   cp "$WORK/components.npz" "$REPO/ganspacesynth/assets/default_components.npz"

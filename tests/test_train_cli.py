@@ -38,7 +38,7 @@ def test_dry_run_prints_the_resolved_config(dataset):
                  "--conditions", "pitch,instrument_family", "--dry-run")
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
-    assert cfg["preset"] == "tiny"  # chosen from the dataset's spectrogram shape
+    assert cfg["preset"] == "cpu"  # chosen from the dataset's spectrogram shape
     assert cfg["train"]["total_num_images"] == 50_000 and cfg["train"]["adam_beta2"] == 0.9
     assert [c["name"] for c in cfg["model"]["conditions"]] == ["pitch", "instrument_family"]
     assert cfg["model"]["conditions"][0]["classes"][:2] == ["36", "37"]
@@ -59,7 +59,7 @@ def test_bad_input_gets_one_line_errors(dataset, tmp_path):
 
 def test_train_writes_the_run_folder_and_resumes(dataset, tmp_path):
     out = tmp_path / "run"
-    common = ["--no-progress", "--set", "batch_size_schedule=[8]", "--set", "stable_stage_num_images=40",
+    common = ["--no-progress", "--preset", "tiny", "--set", "batch_size_schedule=[8]", "--set", "stable_stage_num_images=40",
               "--set", "transition_stage_num_images=40", "--set", "save_summaries_num_images=40",
               "--set", "log_every_steps=2"]
     result = run("--data", dataset, "--out", out, "--conditions", "pitch,instrument_family",

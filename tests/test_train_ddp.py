@@ -44,7 +44,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     try:
         data = TrainingData.from_folder(dataset, CONDITIONS)
         single = train(tmp_path / "one", data, resolve_config("tiny", SETTINGS), CONDITIONS,
-                       options=RunOptions(progress=False, tensorboard=False))
+                       options=RunOptions(progress=False, tensorboard=False, threads=1))
     finally:
         torch.set_num_threads(threads)
     assert single.finished and single.position.step == 10

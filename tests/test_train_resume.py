@@ -31,7 +31,7 @@ CONDITIONS = ["pitch", "instrument_family"]
 # 6 steps per stage at batch 8: 16 steps go through stage 0, the 4×8 → 8×16 fade-in and into stage 2.
 SETTINGS = {"stable_stage_num_images": 48, "transition_stage_num_images": 48, "total_num_images": 128,
             "batch_size_schedule": [8], "log_every_steps": 1, "save_summaries_num_images": 0}
-QUIET = RunOptions(progress=False, tensorboard=False)
+QUIET = RunOptions(progress=False, tensorboard=False, threads=1)
 LOSS_KEYS = ("loss/d", "loss/g", "loss/gradient_penalty", "loss/ac_real", "loss/ac_fake", "score/real", "score/fake")
 
 
@@ -60,7 +60,7 @@ def test_resume_repeats_a_straight_run(tmp_path, data):
     straight = train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
     assert straight.finished and straight.position.step == 16
 
-    half = train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False,
+    half = train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
                                                                                max_steps=9))
     assert not half.finished and half.position.step == 9  # stopped in the middle of the fade-in
     assert latest_checkpoint(tmp_path / "split").position.step == 9
@@ -149,7 +149,7 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues_exactly(tmp_path):
     assert result.exit_code == 0, result.output
     data = TrainingData.from_folder(dataset, CONDITIONS)
     straight = train(tmp_path / "straight", data, resolve_config("tiny", settings), CONDITIONS,
-                     options=RunOptions(progress=False, tensorboard=False, max_steps=killed_at + 6))
+                     options=RunOptions(progress=False, tensorboard=False, threads=1, max_steps=killed_at + 6))
     assert straight.position.step == killed_at + 6
     resumed_stats = read_stats(run)
     assert [s["step"] for s in resumed_stats] == list(range(1, killed_at + 7))
@@ -165,7 +165,7 @@ def test_lazy_gradient_penalty_runs_on_its_steps_and_resumes(tmp_path, data):
     cfg = resolve_config("tiny", {**SETTINGS, "total_num_images": 64, "gradient_penalty_interval": 3})
     straight = train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
     assert straight.finished and straight.position.step == 8
-    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, max_steps=5))
+    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1, max_steps=5))
     train(tmp_path / "split", data, None, resume=True, options=QUIET)
     stats_a, stats_b = read_stats(tmp_path / "straight"), read_stats(tmp_path / "split")
     assert [s["step"] for s in stats_a if "loss/gradient_penalty" in s] == [1, 4, 7]

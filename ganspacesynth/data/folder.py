@@ -27,6 +27,10 @@ CHOP_SIDECAR = "chop.json"
 PAD_SIDECAR = "pad.json"
 
 
+#: chop and pad may fill one clip folder together (each replaces only its own clips with --overwrite).
+CLIP_WRITERS = ("dataset chop", "dataset pad")
+
+
 def parse_note_name(stem: str) -> tuple[str, int] | None:
     """'flute_2_60' → ('flute_2', 60); None when the name does not end in `_<pitch>`."""
     m = NOTE_NAME.match(stem)
@@ -92,7 +96,7 @@ def chop(
         raise UserError("--length, --step and --sample-rate must be positive")
     files = _readable_inputs(in_dir)
     clips, skipped = [], {"silent": 0, "unpitched": 0, "too_short": 0}
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, owner="dataset chop", merge=CLIP_WRITERS) as tmp:
         for path in files:
             audio, _ = read_audio(path, sample_rate=sample_rate)
             source = source_name(path, in_dir)
@@ -159,7 +163,7 @@ def pad(
     fade_len = int(round(fade_ms * sample_rate / 1000.0))
     sounds, skipped = [], []
     used: set[str] = set()
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, owner="dataset pad", merge=CLIP_WRITERS) as tmp:
         for path in files:
             audio, _ = read_audio(path, sample_rate=sample_rate)
             kept = fade(audio[:length], fade_out=fade_len)

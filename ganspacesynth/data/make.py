@@ -51,8 +51,10 @@ def make_dataset(
     spectral = spectral or SpectralConfig()
     filt = nsynth_filter or NSynthFilter()
     kind = detect_source(in_path)
-    if out_dir is not None and Path(out_dir).exists() and any(Path(out_dir).iterdir()) and not overwrite:
-        raise UserError(f"output folder {out_dir} already exists and is not empty")
+    if out_dir is not None:
+        from ..fileio import check_output_folder
+
+        check_output_folder(out_dir, owner="dataset make", overwrite=overwrite)  # before reading anything
     filtered_out = 0
     if kind == "folder":
         notes, problems = scan_note_folder(in_path, spectral, min_rms_db)
@@ -81,7 +83,8 @@ def make_dataset(
     if kind != "folder":
         built_from["filter"] = filt.to_dict()
     return build_dataset(out_dir, notes, spectral, built_from=built_from, valid_fraction=valid_fraction,
-                         seed=seed, workers=workers, overwrite=overwrite, progress=progress, log=log)
+                         seed=seed, workers=workers, overwrite=overwrite, progress=progress, log=log,
+                         owner="dataset make")
 
 
 def _check_files(notes, spectral: SpectralConfig, min_rms_db, root: Path) -> list[str]:
@@ -123,6 +126,9 @@ def make_soundfont_dataset(
     """
     from .soundfont import default_soundfont, soundfont_notes
 
+    from ..fileio import check_output_folder
+
+    check_output_folder(out_dir, owner="dataset soundfont", overwrite=overwrite)  # before rendering anything
     spectral = spectral or SpectralConfig()
     path = Path(soundfont) if soundfont else default_soundfont()
     if not path.is_file():
@@ -134,4 +140,5 @@ def make_soundfont_dataset(
     built_from = {"kind": "soundfont", "soundfont": str(path.resolve()), "programs": programs, "pitches": pitches,
                   "velocities": velocities, "hold_samples": hold, "renderer": "tinysoundfont"}
     return build_dataset(out_dir, notes, spectral, built_from=built_from, valid_fraction=valid_fraction, seed=seed,
-                         workers=workers, skip_below_db=silence_db, overwrite=overwrite, progress=progress, log=log)
+                         workers=workers, skip_below_db=silence_db, overwrite=overwrite, progress=progress, log=log,
+                         owner="dataset soundfont")

@@ -168,6 +168,7 @@ def build_dataset(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    owner: str = "dataset make",
 ) -> dict[str, Any]:
     """Write notes (already validated) as a dataset folder; returns the manifest header.
 
@@ -193,7 +194,7 @@ def build_dataset(
     pending_specs: list[np.ndarray] = []
     skipped: list[str] = []
 
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, owner=owner) as tmp:
 
         def flush() -> None:
             if not pending_audio:

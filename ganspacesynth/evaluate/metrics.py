@@ -134,3 +134,43 @@ class NDB:
             return float(np.sum(p[nz] * np.log(p[nz] / q[nz])))
 
         return NDBResult(int(different.sum()), self.bins, 0.5 * kl(p1, m) + 0.5 * kl(p2, m), p1, p2, different)
+
+
+def log_spectral_distance(a: np.ndarray, b: np.ndarray, n_fft: int = 512, hop: int = 128,
+                          floor_db: float = -100.0) -> float:
+    """Log-spectral distance in dB between two waves: per frame, the RMS over frequency of the difference of
+    their power spectra in dB (Hann window, powers floored at `floor_db`), averaged over frames."""
+    import scipy.signal
+
+    def power_db(x):
+        _, _, z = scipy.signal.stft(np.asarray(x, np.float64), nperseg=n_fft, noverlap=n_fft - hop, boundary=None,
+                                    padded=False)
+        return np.maximum(10 * np.log10(np.abs(z) ** 2 + 1e-30), floor_db)
+
+    n = min(len(a), len(b))
+    da, db = power_db(a[:n]), power_db(b[:n])
+    return float(np.mean(np.sqrt(np.mean((da - db) ** 2, axis=0))))
+
+
+def grid_neighbour_distance(grid_dir) -> dict:
+    """Mean log-spectral distance (dB) between horizontally and vertically neighbouring cells of a grid that
+    `ganspacesynth grid` (or the demo) wrote: how much a step along each direction changes the sound."""
+    import json
+    from pathlib import Path
+
+    from ..audio.io import read_audio
+
+    grid_dir = Path(grid_dir)
+    meta = json.loads((grid_dir / "grid.json").read_text(encoding="utf-8"))
+    cells = {(f["x"], f["y"]): read_audio(grid_dir / f["file"])[0] for f in meta["files"]}
+    values = meta["values"]
+    along = {"x": [], "y": []}
+    for i, x in enumerate(values):
+        for j, y in enumerate(values):
+            if i + 1 < len(values):
+                along["x"].append(log_spectral_distance(cells[(x, y)], cells[(values[i + 1], y)]))
+            if j + 1 < len(values):
+                along["y"].append(log_spectral_distance(cells[(x, y)], cells[(x, values[j + 1])]))
+    both = along["x"] + along["y"]
+    return {"mean_db": float(np.mean(both)), "x_mean_db": float(np.mean(along["x"])),
+            "y_mean_db": float(np.mean(along["y"])), "pairs": len(both)}

@@ -174,6 +174,13 @@ class Components:
         """Load and validate a components file (None → bundled default); with `synth`, also check it fits."""
         p = resolve_components_path(path)
         try:
+            with open(p, "rb") as f:
+                is_zip = f.read(4) == b"PK\x03\x04"
+        except OSError as exc:
+            raise UserError(f"cannot read {p}: {exc.strerror or exc}") from None
+        if not is_zip:  # np.load would try to unpickle it and suggest allow_pickle=True
+            raise UserError(f"{p} is not a components file (.npz): it is not a zip archive")
+        try:
             with np.load(p, allow_pickle=False) as data:
                 arrays = {name: np.array(data[name]) for name in data.files}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:

@@ -1,8 +1,10 @@
 """PCA-like estimators behind one protocol: `fit_partial(x)` (streamed batches), `fit(x)`, `components()`.
 
-- `cov` (default): exact PCA from streamed sufficient statistics (count, Σx, Σxxᵀ in float64) and one
-  symmetric eigendecomposition on the estimator's device. Batch order, batch size and the number of processes
-  do not change the result (up to float64 rounding); `reduce()` all-reduces the statistics across processes.
+- `cov` (default): exact PCA from streamed sufficient statistics (count, Σ(x−c), Σ(x−c)(x−c)ᵀ in float64 about
+  a fixed shift c near the mean) and an eigensolver on the estimator's device: for the top k of a wide layer,
+  subspace iteration (eigen.py) instead of a full eigendecomposition. Batch size and the number of processes
+  do not change the result (up to rounding); `reduce()` all-reduces the statistics across processes, and
+  `state_dict()` / `load_state_dict()` checkpoint them exactly (a resumed fit equals an uninterrupted one).
 - `ipca`: scikit-learn IncrementalPCA, the original GANSpaceSynth estimator (batches of ≥ n_components rows).
 - `pca`, `randomized`, `ica`, `spca`: scikit-learn PCA (full / randomized SVD), FastICA, SparsePCA. These keep
   every sample in memory (count × dim × 4 bytes) and fit once at the end.
@@ -13,7 +15,7 @@ deviations, explained-variance ratios (of the total variance) and the global mea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -31,6 +33,7 @@ class Decomposition:
     var_ratio: np.ndarray  # [K] float32, fraction of the total variance
     mean: np.ndarray       # [D] float32
     count: int
+    info: dict = field(default_factory=dict)  # how it was solved (method, rounds, residual)
 
 
 class Estimator(Protocol):
@@ -57,7 +60,7 @@ def _flip_signs(comp: np.ndarray) -> np.ndarray:
     return comp * signs[:, None]
 
 
-def _finish(comp, variances, total_var, mean, count) -> Decomposition:
+def _finish(comp, variances, total_var, mean, count, info: dict | None = None) -> Decomposition:
     comp = np.asarray(comp, np.float64)
     comp = comp / np.maximum(np.linalg.norm(comp, axis=1, keepdims=True), 1e-30)
     variances = np.maximum(np.asarray(variances, np.float64), 0.0)
@@ -69,115 +72,309 @@ def _finish(comp, variances, total_var, mean, count) -> Decomposition:
         var_ratio=(variances / max(float(total_var), 1e-30)).astype(np.float32),
         mean=np.asarray(mean, np.float32).reshape(-1),
         count=int(count),
+        info=dict(info or {}),
     )
 
 
 #: Layer sizes above which a full CPU eigendecomposition is solved in float32 (see CovarianceEstimator).
 FLOAT32_SOLVE_ABOVE = 4096
+#: On CPUs, layers at least this wide accumulate Σ(x−c)(x−c)ᵀ from float32 products, each over CHUNK_ROWS
+#: rows, added into the float64 sums (twice BLAS's float64 rate; see CovarianceEstimator).
+FLOAT32_PRODUCTS_MIN_DIM = 1024
+CHUNK_ROWS = 4096
+#: A top-k subset of a layer wider than ITERATIVE_MIN_DIM, with k at most ITERATIVE_MAX_FRACTION of it, is
+#: solved by subspace iteration (eigen.top_eigh) instead of LAPACK.
+ITERATIVE_MIN_DIM = 2048
+ITERATIVE_MAX_FRACTION = 0.25
+PRODUCTS = ("auto", "float32", "float64")
+SOLVERS = ("auto", "iterative", "lapack")
 
 
 class CovarianceEstimator:
-    """Exact streamed PCA: accumulate (count, Σx, Σxxᵀ) in float64, then eigendecompose the covariance."""
+    """Exact streamed PCA: accumulate (count, Σ(x−c), Σ(x−c)(x−c)ᵀ) in float64, then eigendecompose.
+
+    The shift c (`shift`, else the mean of the first batch) keeps the sums centred, so that the covariance
+    (Σ(x−c)(x−c)ᵀ − s·sᵀ/n)/(n−1), s = Σ(x−c), loses nothing to cancellation; processes whose statistics are
+    summed (`reduce`) must share it (`fit_components` takes the mean of the first 256 samples).
+
+    `products`: "float64" runs one BLAS `dsyrk` per batch into the float64 sums (exact to float64 rounding);
+    "float32" (the CPU default from FLOAT32_PRODUCTS_MIN_DIM features up) gathers the centred rows into chunks
+    of `chunk_rows`, takes each chunk's product with `ssyrk` (float32, twice the rate) and adds it into the
+    float64 sums: the relative error of each entry stays at float32 rounding of one chunk's sum (~1e-7·√chunk),
+    far below the sampling error of any PCA. On GPUs the sums are float64 matrix products.
+
+    `solver`: "auto" solves a top-k subset of a layer wider than ITERATIVE_MIN_DIM by subspace iteration
+    (k ≤ ITERATIVE_MAX_FRACTION of it; certified by its residuals, LAPACK if it does not converge), and
+    everything else with LAPACK; "iterative" / "lapack" force one. `min_block`: the block the subspace
+    iteration needs at least (the size of the generator's input, see eigen.py).
+
+    Only the upper triangle of Σ(x−c)(x−c)ᵀ is accumulated (on CPUs), and only it is read.
+    """
 
     name = "cov"
     streaming = True
 
-    def __init__(self, n_components: int | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, n_components: int | None = None, device: str | torch.device = "cpu", *,
+                 shift=None, products: str = "auto", chunk_rows: int | None = None, solver: str = "auto",
+                 min_block: int = 0):
+        if products not in PRODUCTS:
+            raise ValueError(f"products must be one of {PRODUCTS}, not {products!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
+        chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be at least 1")
         self.n_components = n_components
         self.device = torch.device(device)
+        self.products_option = products
+        self.chunk_rows = int(chunk_rows)
+        self.solver = solver
+        self.min_block = int(min_block)
         self.count = 0
+        self._shift_given = None if shift is None else np.asarray(shift, np.float64).reshape(-1).copy()
+        self.products: str | None = None  # resolved when the first batch fixes the dimension
+        # Statistics as torch tensors (all-reduce works on them); on CPUs they view the numpy arrays below.
+        self.shift: torch.Tensor | None = None
         self.sum: torch.Tensor | None = None
         self.sxx: torch.Tensor | None = None
-        self._sxx_np: np.ndarray | None = None  # CPU path: Fortran-ordered view of sxx for BLAS dsyrk
+        self._shift_np = self._sum_np = self._sxx_np = None  # CPU: float64; sxx Fortran-ordered for BLAS
+        self._buf: np.ndarray | None = None      # CPU float32 products: [D, chunk_rows] pending centred rows
+        self._scratch: np.ndarray | None = None  # CPU float32 products: [D, D] one chunk's product
+        self._buffered = 0
 
-    def _init(self, dim: int) -> None:
-        self.sum = torch.zeros(dim, dtype=torch.float64, device=self.device)
-        if self.device.type == "cpu":
-            # Fortran order so scipy's dsyrk updates it in place; only the upper triangle is accumulated.
-            self._sxx_np = np.zeros((dim, dim), dtype=np.float64, order="F")
-            self.sxx = torch.from_numpy(self._sxx_np)
-        else:
-            self.sxx = torch.zeros(dim, dim, dtype=torch.float64, device=self.device)
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    def products_for(self, dim: int) -> str:
+        """The product precision this estimator uses for `dim` features."""
+        if not self.on_cpu:
+            return "float64"
+        if self.products_option == "auto":
+            return "float32" if dim >= FLOAT32_PRODUCTS_MIN_DIM else "float64"
+        return self.products_option
+
+    def config(self, dim: int) -> dict:
+        """What the accumulated sums depend on besides the data (checkpoints must match it)."""
+        products = self.products_for(dim)
+        return {"products": products, "chunk_rows": self.chunk_rows if products == "float32" else None,
+                "device": self.device.type}
 
     @property
     def dim(self) -> int | None:
         return None if self.sum is None else self.sum.shape[0]
 
+    def set_shift(self, shift) -> None:
+        """The point the sums are taken about (before the first batch; every process of a fit the same)."""
+        if self.sum is not None:
+            raise ValueError("the shift is fixed once accumulation has started")
+        self._shift_given = np.asarray(shift, np.float64).reshape(-1).copy()
+
+    def _init(self, dim: int, first_mean: np.ndarray | None) -> None:
+        shift = self._shift_given if self._shift_given is not None else first_mean
+        if shift is None or shift.shape != (dim,):
+            raise ValueError(f"the shift must have the layer's {dim} features")
+        self.products = self.products_for(dim)
+        if self.on_cpu:
+            self._shift_np = np.array(shift, np.float64)
+            self._sum_np = np.zeros(dim, np.float64)
+            self._sxx_np = np.zeros((dim, dim), np.float64, order="F")
+            self.shift, self.sum = torch.from_numpy(self._shift_np), torch.from_numpy(self._sum_np)
+            self.sxx = torch.from_numpy(self._sxx_np)
+            if self.products == "float32":
+                self._buf = np.empty((dim, self.chunk_rows), np.float32, order="F")
+                self._scratch = np.zeros((dim, dim), np.float32, order="F")  # its lower triangle stays zero
+        else:
+            self.shift = torch.as_tensor(shift, dtype=torch.float64).to(self.device)
+            self.sum = torch.zeros(dim, dtype=torch.float64, device=self.device)
+            self.sxx = torch.zeros(dim, dim, dtype=torch.float64, device=self.device)
+
+    # -- accumulation --------------------------------------------------------------------------
     def fit_partial(self, x) -> None:
-        x = torch.as_tensor(x).reshape(len(x), -1).to(self.device, torch.float64)
+        x = torch.as_tensor(x)
+        x = x.reshape(len(x), -1)
         if self.sum is None:
-            self._init(x.shape[1])
+            first = None if self._shift_given is not None else x.detach().to("cpu", torch.float64).mean(0).numpy()
+            self._init(x.shape[1], first)
         if x.shape[1] != self.dim:
             raise ValueError(f"batch has {x.shape[1]} features, estimator has {self.dim}")
-        self.count += x.shape[0]
-        self.sum += x.sum(0)
-        if self._sxx_np is not None:
+        n = x.shape[0]
+        if n == 0:
+            return
+        if not self.on_cpu:
+            xc = x.to(self.device, torch.float64) - self.shift
+            self.sum += xc.sum(0)
+            self.sxx.addmm_(xc.T, xc)
+            self.count += n
+            return
+        xc = x.detach().to("cpu").numpy().astype(np.float64)  # a copy: the caller's batch is left alone
+        xc -= self._shift_np
+        self._sum_np += xc.sum(0)
+        if self.products == "float64":
             from scipy.linalg.blas import dsyrk
 
-            # Σxxᵀ via a symmetric rank-k update: half the flops of a full matrix product.
-            a = x.numpy().T  # [D, B], Fortran-contiguous view: no copy
-            out = dsyrk(1.0, a, beta=1.0, c=self._sxx_np, trans=0, lower=0, overwrite_c=1)
+            # A symmetric rank-k update of the upper triangle: half the flops of a full matrix product.
+            xc = np.ascontiguousarray(xc)
+            out = dsyrk(1.0, xc.T, beta=1.0, c=self._sxx_np, trans=0, lower=0, overwrite_c=1)
             if not np.shares_memory(out, self._sxx_np):  # pragma: no cover - depends on scipy internals
                 self._sxx_np[...] = out
         else:
-            self.sxx.addmm_(x.T, x)
+            rows = self._buf.T  # [chunk_rows, D] C-ordered view: row j is sample j of the chunk
+            i = 0
+            while i < n:
+                m = min(n - i, self.chunk_rows - self._buffered)
+                rows[self._buffered:self._buffered + m] = xc[i:i + m]
+                self._buffered += m
+                i += m
+                if self._buffered == self.chunk_rows:
+                    self._flush()
+        self.count += n
+
+    def _flush(self) -> None:
+        """Add the pending chunk's float32 product into the float64 sums."""
+        m = self._buffered
+        if not m or self._buf is None:
+            return
+        from scipy.linalg.blas import ssyrk
+
+        out = ssyrk(1.0, self._buf[:, :m], beta=0.0, c=self._scratch, trans=0, lower=0, overwrite_c=1)
+        if not np.shares_memory(out, self._scratch):  # pragma: no cover - depends on scipy internals
+            self._scratch[...] = out
+        torch.from_numpy(self._sxx_np).add_(torch.from_numpy(self._scratch))  # threaded, float64 result
+        self._buffered = 0
+
+    def flush(self) -> None:
+        """Fold pending rows into the sums (done by `state`, `covariance` and `components`)."""
+        self._flush()
 
     def fit(self, x) -> None:
         self.fit_partial(x)
 
+    # -- state ---------------------------------------------------------------------------------
     def state(self) -> list[torch.Tensor]:
-        """The statistics as tensors (for all-reduce): [count, Σx, Σxxᵀ]."""
+        """The statistics as tensors (for all-reduce): [count, Σ(x−c), Σ(x−c)(x−c)ᵀ]."""
+        self.flush()
         count = torch.tensor([float(self.count)], dtype=torch.float64, device=self.device)
         return [count, self.sum, self.sxx]
 
     def reduce(self, all_reduce) -> None:
-        """Sum the statistics over processes with `all_reduce(list_of_tensors)` (in place)."""
+        """Sum the statistics over processes with `all_reduce(list_of_tensors)` (in place). Every process must
+        use the same shift."""
         tensors = self.state()
         all_reduce(tensors)
         self.count = int(round(tensors[0].item()))
 
-    def covariance(self, symmetric: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean [D], covariance [D, D]) in float64 with the N-1 normalisation (as scikit-learn's PCA).
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything accumulated so far, as numpy arrays (views, not copies), pending rows included: loading it
+        into a fresh estimator continues exactly as this one would."""
+        if self.sum is None:
+            raise ValueError("nothing accumulated yet")
+        if self.on_cpu:
+            shift, total, sxx = self._shift_np, self._sum_np, self._sxx_np
+        else:
+            shift, total, sxx = (t.cpu().numpy() for t in (self.shift, self.sum, self.sxx))
+        pending = (self._buf[:, :self._buffered].T if self._buf is not None
+                   else np.zeros((0, len(shift)), np.float32))
+        return {"count": np.array(self.count, np.int64), "shift": shift, "sum": total, "sxx": sxx,
+                "pending": pending}
 
-        With `symmetric=False` only the upper triangle is valid (what the eigensolver reads; saves memory).
-        """
+    def load_state_dict(self, state: dict) -> None:
+        shift = np.asarray(state["shift"], np.float64)
+        dim = shift.shape[0]
+        if self.sum is not None:
+            raise ValueError("load_state_dict needs a fresh estimator")
+        self._shift_given = shift.copy()
+        self._init(dim, None)
+        sxx = np.asarray(state["sxx"], np.float64)
+        pending = np.asarray(state["pending"], np.float32)
+        if sxx.shape != (dim, dim) or np.asarray(state["sum"]).shape != (dim,) or pending.shape[1:] != (dim,):
+            raise ValueError("inconsistent estimator state")
+        if self.on_cpu:
+            self._sum_np[...] = state["sum"]
+            self._sxx_np[...] = sxx
+        else:
+            self.sum.copy_(torch.from_numpy(np.asarray(state["sum"], np.float64)))
+            self.sxx.copy_(torch.from_numpy(sxx))
+        if len(pending):
+            if self._buf is None or len(pending) >= self.chunk_rows:
+                raise ValueError("pending rows do not fit this estimator's chunks")
+            self._buf.T[:len(pending)] = pending
+            self._buffered = len(pending)
+        self.count = int(state["count"])
+
+    # -- results -------------------------------------------------------------------------------
+    def _covariance_upper(self):
+        """(mean [D], covariance [D, D]) in float64 with the N-1 normalisation; only the upper triangle of the
+        covariance is valid. numpy (the covariance Fortran-ordered) on CPUs, torch on other devices."""
+        self.flush()
         if self.count < 2:
             raise UserError("PCA needs at least 2 samples")
         n = self.count
-        mean = self.sum / n
-        cov = torch.addr(self.sxx, mean, mean, alpha=-float(n))  # Σxxᵀ - n·μμᵀ
+        if not self.on_cpu:
+            mean = self.shift + self.sum / n
+            cov = torch.addr(self.sxx, self.sum, self.sum, alpha=-1.0 / n)
+            cov /= n - 1
+            return mean, cov
+        from scipy.linalg.blas import dsyr
+
+        mean = self._shift_np + self._sum_np / n
+        cov = np.array(self._sxx_np, order="F", copy=True)
+        out = dsyr(-1.0 / n, self._sum_np, a=cov, lower=0, overwrite_a=1)  # upper triangle −= s·sᵀ/n
+        if not np.shares_memory(out, cov):  # pragma: no cover - depends on scipy internals
+            cov = np.asfortranarray(out)
         cov /= n - 1
+        return mean, cov
+
+    def covariance(self, symmetric: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean [D], covariance [D, D]) as float64 tensors with the N-1 normalisation (as scikit-learn's PCA).
+
+        With `symmetric=False` only the upper triangle is valid (what the eigensolvers read; saves memory).
+        """
+        mean, cov = self._covariance_upper()
+        if self.on_cpu:
+            mean, cov = torch.from_numpy(mean), torch.from_numpy(cov)
         if symmetric:
             upper = torch.triu(cov)
             cov = upper + torch.triu(cov, diagonal=1).T
         return mean, cov
 
+    def _iterative(self, dim: int, k: int) -> bool:
+        if k >= dim or self.solver == "lapack":
+            return False
+        return self.solver == "iterative" or (dim > ITERATIVE_MIN_DIM and k <= ITERATIVE_MAX_FRACTION * dim)
+
     def components(self) -> Decomposition:
-        mean, cov = self.covariance(symmetric=False)
+        mean, cov = self._covariance_upper()
         dim = cov.shape[0]
         k = min(self.n_components or dim, dim)
-        total = float(torch.trace(cov))
-        if self.device.type == "cpu" and k == dim and dim > FLOAT32_SOLVE_ABOVE:
-            # All components of a large layer (conv0 of mel_prog_hires: 8192): the statistics stay exact
-            # float64; the eigendecomposition runs in float32 (MKL ssyevd), twice as fast as float64. The
-            # leading directions agree with a float64 solve to ~1e-6 (tests/test_ganspace_estimators.py).
-            full = torch.triu(cov) + torch.triu(cov, diagonal=1).T
-            w, v = torch.linalg.eigh(full.float())
-            w, v = w.double().numpy(), v.double().numpy()
-        elif self.device.type == "cpu":
-            import scipy.linalg
-
-            # LAPACK on the upper triangle: divide and conquer for all vectors; MRRR for a top-k subset.
-            a = cov.numpy()
-            if k < dim:
-                w, v = scipy.linalg.eigh(a, lower=False, subset_by_index=[dim - k, dim - 1], driver="evr",
-                                         overwrite_a=True, check_finite=False)
-            else:
-                w, v = scipy.linalg.eigh(a, lower=False, driver="evd", overwrite_a=True, check_finite=False)
-        else:
+        if not self.on_cpu:
+            total = float(torch.trace(cov))
             w, v = torch.linalg.eigh(cov, UPLO="U")
             w, v = w[dim - k:].cpu().numpy(), v[:, dim - k:].cpu().numpy()
-        return _finish(v.T, w, total, mean.cpu().numpy(), self.count)
+            return _finish(v.T, w, total, mean.cpu().numpy(), self.count,
+                           {"method": "torch-eigh", "device": self.device.type})
+        from .eigen import full_eigh, lapack_eigh, top_eigh
+
+        total = float(np.trace(cov))
+        solved = top_eigh(cov, k, min_block=self.min_block) if self._iterative(dim, k) else None
+        if solved is not None:
+            w, v, info = solved
+        elif k == dim and dim > FLOAT32_SOLVE_ABOVE:
+            # All components of a large layer (conv0 of mel_prog_hires: 8192): the statistics stay float64;
+            # the eigendecomposition runs in float32, twice as fast as float64 (its tridiagonal reduction is
+            # bound by memory bandwidth). The leading directions agree with a float64 solve to ~1e-6
+            # (tests/test_ganspace_estimators.py).
+            a32 = cov.astype(np.float32, order="F")
+            del cov
+            w, v = full_eigh(a32)
+            info = {"method": "lapack-evd", "precision": "float32"}
+        else:
+            w, v, info = lapack_eigh(cov, k, float32=dim > FLOAT32_SOLVE_ABOVE)
+        if self._iterative(dim, k) and solved is None:
+            info["note"] = "subspace iteration did not converge; solved with LAPACK"
+        info["products"] = self.products
+        return _finish(np.asarray(v).T, w, total, mean, self.count, info)
 
 
 class IncrementalEstimator:
@@ -269,13 +466,14 @@ class InMemoryEstimator:
 
 
 def get_estimator(name: str, n_components: int | None, dim: int, *, device: str | torch.device = "cpu",
-                  seed: int = 0, chunk_size: int | None = None, sparsity: float = 1.0) -> Estimator:
-    """An estimator by name; `n_components` None means all (`dim`)."""
+                  seed: int = 0, chunk_size: int | None = None, sparsity: float = 1.0, **cov_options) -> Estimator:
+    """An estimator by name; `n_components` None means all (`dim`). `cov_options` (shift, products, chunk_rows,
+    solver, min_block) go to CovarianceEstimator."""
     k = dim if n_components is None else int(n_components)
     if not 1 <= k <= dim:
         raise UserError(f"--components must be between 1 and the layer size {dim}, got {k}")
     if name == "cov":
-        return CovarianceEstimator(k, device=device)
+        return CovarianceEstimator(k, device=device, **cov_options)
     if name == "ipca":
         return IncrementalEstimator(k, chunk_size)
     if name in ("pca", "randomized", "ica", "spca"):

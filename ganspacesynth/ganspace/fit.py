@@ -5,10 +5,15 @@
 
 Works in one process or under torchrun (see distributed.py): every process samples its share, the
 statistics are all-reduced, process 0 solves and broadcasts, so every process returns the same Components.
+
+Long fits checkpoint the covariance accumulator (`checkpoint=PATH`, every `checkpoint_every` seconds, atomically)
+and continue from it with `resume=True`; the result equals an uninterrupted run (see checkpoint.py).
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -21,13 +26,49 @@ from .estimators import Decomposition, get_estimator
 from .regression import MIN_REGRESSION_SAMPLES, RegressionAccumulator, orthonormality_error
 from .sampling import STREAM_REGRESSION, ActivationSampler, resolve_pitches
 
+#: Components kept unless asked otherwise. Every control uses the first few (8 sliders in the web explorer and
+#: Pd, the coefficients of hallucination keys, `describe`'s top directions), and 256 is the latent size of
+#: mel_prog_hires: its conv0 activations at one pitch vary mainly along that many directions (the first layer is
+#: linear in z), which carry 87 % of the variance at random weights, with a cliff after them. Kept files are
+#: 32× smaller than all 8192 components (8 MB), and the top 256 are solved without a full eigendecomposition.
+DEFAULT_COMPONENTS = 256
+#: The covariance sums are taken about the mean of the first SHIFT_SAMPLES samples (every process computes the
+#: same), which keeps them centred whatever the layer's mean.
+SHIFT_SAMPLES = 256
+#: Seconds between checkpoints of the accumulator (when a checkpoint path is given).
+CHECKPOINT_EVERY = 300.0
 
-def _progress(total: int, desc: str, enabled: bool):
+
+def resolve_n_components(n_components: int | str | None, dim: int) -> int:
+    """"default" → min(DEFAULT_COMPONENTS, dim); None or "all" → dim; an int (or its text) → itself, checked."""
+    if n_components is None or n_components == "all":
+        return dim
+    if n_components == "default":
+        return min(DEFAULT_COMPONENTS, dim)
+    try:
+        k = int(n_components)
+    except (TypeError, ValueError):
+        raise UserError(f"--components takes a number or 'all', not {n_components!r}") from None
+    if not 1 <= k <= dim:
+        raise UserError(f"--components must be between 1 and the layer size {dim}, got {k}")
+    return k
+
+
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="z", dynamic_ncols=True, leave=False)
+    return tqdm(total=total, initial=initial, desc=desc, unit="z", dynamic_ncols=True, leave=False, smoothing=0.05)
+
+
+def _processes_with(world: World, flag: bool) -> int:
+    """How many processes have `flag` set (all of them agree on the answer)."""
+    if world.size == 1:
+        return int(flag)
+    t = torch.tensor([float(flag)])
+    world.all_reduce([t])
+    return int(round(t.item()))
 
 
 def _broadcast_decomposition(dec: Decomposition | None, k: int, dim: int, world: World, device) -> Decomposition:
@@ -52,7 +93,7 @@ def fit_components(
     count: int = 8192,
     *,
     estimator: str = "cov",
-    n_components: int | None = None,
+    n_components: int | str | None = "default",
     pitches: int | str | Sequence[int] | None = None,
     conditions: Mapping[str, object] | None = None,
     seed: int = 0,
@@ -61,9 +102,23 @@ def fit_components(
     world: World | None = None,
     progress: bool = False,
     log=None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY,
+    resume: bool = False,
+    solver: str = "auto",
+    timings: dict | None = None,
 ) -> Components:
     """Fit GANSpace components of `layer` from `count` seeded samples. `regression_samples=0` skips the latent
-    regression (no z_comp). `log(str)` receives one-line reports (orthonormality, regression fit)."""
+    regression (no z_comp). `log(str)` receives one-line reports (solver, orthonormality, regression fit).
+
+    `n_components`: "default" (DEFAULT_COMPONENTS, or the layer size if smaller), "all"/None, or a number.
+    `checkpoint` (cov only): file for the accumulator, written atomically every `checkpoint_every` seconds
+    (0: never) and once more when sampling ends if any was written; `resume=True` continues from it (it must
+    exist and match this fit). The caller removes it once the components are saved (`checkpoint.remove_checkpoint`
+    on `checkpoint.checkpoint_file(path, rank, size)`; the CLI does). `solver`: "auto", "iterative" or "lapack"
+    (cov). `timings`, a dict, receives the seconds spent sampling + accumulating, solving and regressing."""
+    from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint
+
     world = world or current_world()
     log = log or (lambda msg: None)
     pitch_list = resolve_pitches(synth, pitches)
@@ -71,28 +126,78 @@ def fit_components(
     dim = sampler.dim
     if count < 2:
         raise UserError("--random-z-count must be at least 2")
-    est = get_estimator(estimator, n_components, dim, device=synth.device, seed=seed)
-    k = est.n_components
+    k = resolve_n_components(n_components, dim)
+    cov_options = {}
+    if estimator == "cov":
+        # The subspace iteration's block must span the generator's input: latent plus the pitches that vary.
+        cov_options = {"solver": solver, "min_block": synth.latent_size + max(0, len(pitch_list) - 1)}
+    est = get_estimator(estimator, k, dim, device=synth.device, seed=seed, **cov_options)
     if world.size > 1 and estimator != "cov":
         raise UserError(f"only the cov estimator runs across processes (torchrun), not {estimator!r}")
+    if (checkpoint is not None or resume) and estimator != "cov":
+        raise UserError(f"checkpoints and --resume work with the cov estimator, not {estimator!r}")
     if not est.streaming and world.is_main:
         gib = count * dim * 4 / 2**30
         if gib > 4:
             log(f"note: {estimator} keeps all samples in memory ({gib:.1f} GiB); cov and ipca stream")
 
     start, stop = world.shard(count)
-    bar = _progress(stop - start, f"{layer} activations", progress and world.is_main)
-    for _, x in sampler.iterate(start, stop, bar):
+    timings = timings if timings is not None else {}
+    t_start = time.perf_counter()
+    ckpt, position, resumed = None, start, False
+    run = {}
+    if estimator == "cov":
+        run = {"model_fingerprint": synth.fingerprint, "layer": layer, "layer_shape": list(sampler.shape),
+               "seed": int(seed), "pitches": pitch_list, "conditions": {str(a): str(b) for a, b in (conditions or {}).items()},
+               "count": int(count), "batch_size": int(batch_size), "rank": world.rank, "processes": world.size,
+               "shard": [start, stop], "estimator": est.config(dim)}
+    if resume and checkpoint is None:
+        raise UserError("--resume needs the checkpoint to continue (--checkpoint)")
+    if checkpoint is not None:
+        ckpt = checkpoint_file(checkpoint, world.rank, world.size)
+        have = _processes_with(world, ckpt.is_file())
+        if resume and have < world.size:
+            raise UserError(f"nothing to resume: no checkpoint at {ckpt}" if world.size == 1 else
+                            f"nothing to resume: only {have} of {world.size} processes found their checkpoint "
+                            f"({ckpt} on this one)")
+        if not resume and have:
+            raise UserError(f"a checkpoint of an earlier fit exists ({ckpt}): add --resume to continue it, "
+                            "or delete it to start over")
+        if resume:
+            state, position = load_checkpoint(ckpt, run)
+            est.load_state_dict(state)
+            resumed = True
+            if world.is_main:
+                log(f"resuming from {ckpt}: {position - start:,} of {stop - start:,} samples already in")
+    if estimator == "cov" and not resumed:
+        _, pilot = sampler.batch(0, min(count, SHIFT_SAMPLES))
+        est.set_shift(pilot.double().mean(0).cpu().numpy())
+
+    bar = _progress(stop - start, f"{layer} activations", progress and world.is_main, initial=position - start)
+    last_save, saved = time.monotonic(), False
+    for _, x in sampler.iterate(position, stop, bar):
         est.fit_partial(x)
+        position += len(x)
+        if (ckpt is not None and checkpoint_every > 0 and position < stop
+                and time.monotonic() - last_save >= checkpoint_every):
+            save_checkpoint(ckpt, est, run, position)
+            last_save, saved = time.monotonic(), True
     if bar is not None:
         bar.close()
+    if ckpt is not None and checkpoint_every > 0 and (saved or resumed or time.perf_counter() - t_start >= checkpoint_every):
+        save_checkpoint(ckpt, est, run, position)  # sampling done: a failed solve need not sample again
     if world.size > 1:
         est.reduce(world.all_reduce)
+    timings["activations_s"] = time.perf_counter() - t_start
+    t0 = time.perf_counter()
     dec = est.components() if world.is_main else None
+    timings["solve_s"] = time.perf_counter() - t0
     dec = _broadcast_decomposition(dec, k, dim, world, synth.device)
 
     err, checked = orthonormality_error(dec.comp)
     if world.is_main:
+        if dec.info:
+            log(_describe_solver(dec.info, k, dim))
         log(f"orthonormality check: max |C·Cᵀ - I| = {err:.2e} over the first {checked} components")
         if k > count - 1:
             log(f"note: {count} samples span at most {count - 1} directions; components beyond that have zero variance")
@@ -107,7 +212,10 @@ def fit_components(
         "processes": world.size,
         "orthonormality_error": err,
     }
+    if dec.info:
+        meta["solver"] = _json_clean(dec.info)
 
+    t0 = time.perf_counter()
     z_comp = z_mean = None
     if regression_samples:
         if regression_samples < MIN_REGRESSION_SAMPLES:
@@ -136,8 +244,27 @@ def fit_components(
                  torch.from_numpy(z_mean).to(dev) if world.is_main else torch.zeros(synth.latent_size, device=dev)]
             world.broadcast(t)
             z_comp, z_mean = (v.cpu().numpy() for v in t)
+    timings["regression_s"] = time.perf_counter() - t0
     return Components(comp=dec.comp, stdev=dec.stdev, var_ratio=dec.var_ratio, mean=dec.mean, layer=layer,
                       layer_shape=sampler.shape, z_comp=z_comp, z_mean=z_mean, meta=meta)
+
+
+def _json_clean(info: dict) -> dict:
+    return {str(a): (b if isinstance(b, (str, int, bool, type(None), list)) else float(b)) for a, b in info.items()}
+
+
+def _describe_solver(info: dict, k: int, dim: int) -> str:
+    method = info.get("method", "?")
+    if method == "subspace-iteration":
+        return (f"eigensolver: top {k} of {dim} by subspace iteration ({info['float32_rounds']} float32 + "
+                f"{info['float64_rounds']} float64 rounds, block {info['block']}), max residual "
+                f"{info['max_relative_residual']:.1e} of the largest eigenvalue")
+    text = f"eigensolver: {'all' if k == dim else f'top {k} of'} {dim} by {method}"
+    if info.get("precision"):
+        text += f" ({info['precision']})"
+    if info.get("note"):
+        text += f"; {info['note']}"
+    return text
 
 
 def list_layers(synth) -> list[dict]:

@@ -7,6 +7,11 @@ z + c · z_comp[i] moves z by c prior standard deviations (z is standard normal)
 
 The normal equations are accumulated with the streamed covariance estimator over rows [coords | z], so the
 regression is exact, streams in bounded memory and all-reduces across processes like the PCA itself.
+
+When every component is kept (K = D) the components are a basis of the activations, and regressing z on the
+coordinates is regressing z on x itself: the rows are then accumulated as [x | z] and mapped afterwards,
+M = diag(stdev)·comp·M_x, which skips projecting every sample on all D components (for conv0 of mel_prog_hires
+and 10,000 samples a 1.3 TFLOP product, ~9 s on two cores).
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ def orthonormality_error(comp: np.ndarray, max_components: int = 1024) -> tuple[
 
 
 class RegressionAccumulator:
-    """Streams (z, x) batches into the statistics of [coords | z]; `solve()` returns the regression."""
+    """Streams (z, x) batches into the statistics of [coords | z] (or [x | z] when K = D); `solve()` returns
+    the regression."""
 
-    def __init__(self, dec: Decomposition, latent_size: int, device: str | torch.device = "cpu"):
+    def __init__(self, dec: Decomposition, latent_size: int, device: str | torch.device = "cpu",
+                 activation_space: bool | None = None):
         self.device = torch.device(device)
         self.k = dec.comp.shape[0]
         self.latent_size = latent_size
@@ -51,13 +58,26 @@ class RegressionAccumulator:
         self.live = stdev > max(float(stdev.max()), 1e-30) * 1e-6
         inv = torch.where(self.live, 1.0 / stdev.clamp_min(1e-30), torch.zeros_like(stdev))
         self.inv_stdev = inv.to(self.device, torch.float32)
-        self.stats = CovarianceEstimator(device=self.device)
+        self.stdev = stdev
+        full = self.k == dec.comp.shape[1]  # all components: regress on x (see above)
+        if activation_space and not full:
+            raise ValueError("the regression runs in activation space only when every component is kept")
+        self.in_activation_space = full if activation_space is None else bool(activation_space)
+        # Sums about the PCA mean and zero (coordinates and latents are centred): the same on every process.
+        width = dec.comp.shape[1] if self.in_activation_space else self.k
+        shift = np.zeros(width + latent_size)
+        if self.in_activation_space:
+            shift[:width] = dec.mean
+        self.stats = CovarianceEstimator(device=self.device, shift=shift)
 
     def update(self, z: np.ndarray, x: torch.Tensor) -> None:
         x = x.to(self.device, torch.float32)
-        coords = ((x - self.mean) @ self.comp.T) * self.inv_stdev
+        if self.in_activation_space:
+            rows = x
+        else:
+            rows = ((x - self.mean) @ self.comp.T) * self.inv_stdev
         zt = torch.from_numpy(np.asarray(z, np.float32)).to(self.device)
-        self.stats.fit_partial(torch.cat([coords, zt], dim=1))
+        self.stats.fit_partial(torch.cat([rows, zt], dim=1))
 
     def solve(self) -> Regression:
         n = self.stats.count
@@ -70,10 +90,14 @@ class RegressionAccumulator:
         ridge = 1e-9 * float(torch.diagonal(a).mean().clamp_min(1e-30))
         a = a + ridge * torch.eye(k, dtype=a.dtype, device=a.device)
         chol = torch.linalg.cholesky(a)
-        m = torch.cholesky_solve(b, chol)  # [K, L]
+        m = torch.cholesky_solve(b, chol)  # [K, L] (per unit of x when in activation space)
         zz = cov[k:, k:]
         resid = zz - b.T @ m
         r2 = 1.0 - float(torch.trace(resid) / torch.trace(zz).clamp_min(1e-30))
+        if self.in_activation_space:
+            # x − mean = Σᵢ coordᵢ·stdevᵢ·compᵢ, so one unit of coordinate i moves z by stdevᵢ·compᵢ·M_x.
+            m = (self.comp.to(m.dtype) @ m) * self.stdev.to(m.device, m.dtype)[:, None]
+            m[~self.live.to(m.device)] = 0.0
         m = m.cpu().numpy()
         norms = np.linalg.norm(m, axis=1, keepdims=True)
         z_comp = np.where(norms > 0, m / np.maximum(norms, 1e-30), 0.0).astype(np.float32)

@@ -92,6 +92,37 @@ class HallucinationParams:
         return (self.note_count - 1) * self.spacing + self.envelope.seconds
 
 
+#: The original tool's envelope and spacing, made for GANSynth's 4 s notes; shorter models get them scaled.
+REFERENCE_NOTE_SECONDS = 4.0
+REFERENCE_TIMES = {"spacing": 0.5, "attack": 0.5, "sustain": 0.5, "release": 0.5}
+REFERENCE_PITCH = 32
+
+
+def default_times(synth) -> dict[str, float]:
+    """Spacing, attack, sustain and release that fit the model's notes: the original's 0.5 s each for 4 s
+    notes, scaled down in proportion for shorter ones (0.128 s each for the 1.024 s tiny notes)."""
+    note_seconds = synth.config.spectral.audio_length / synth.sample_rate
+    scale = min(1.0, note_seconds / REFERENCE_NOTE_SECONDS)
+    return {name: round(value * scale, 4) for name, value in REFERENCE_TIMES.items()}
+
+
+def default_pitch(synth) -> int:
+    """The original's pitch 32 where the model has it, else the middle of the model's range."""
+    pitches = list(synth.pitches)
+    if not pitches or REFERENCE_PITCH in pitches:
+        return REFERENCE_PITCH
+    return int(pitches[len(pitches) // 2])
+
+
+def score_mode(score: dict) -> str:
+    """The mode `plan_from_score` reads a score (or steps file) in: its `mode`, else `noz` when the steps hold
+    coefficients and `z` (latent vectors) otherwise."""
+    mode = score.get("mode") if isinstance(score, dict) else None
+    if mode is not None:
+        return mode
+    return "noz" if _first_has(score, "coeffs") else LATENT_MODE
+
+
 def note_count(key_points: int, steps: int) -> int:
     return key_points + (key_points - 1) * steps
 

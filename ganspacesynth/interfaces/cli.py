@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = [
     "cli_train",
     "cli_evaluate",
     "cli_demo",
+    "cli_instrument",
 ]
 
 
@@ -29,6 +30,10 @@ class Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # one line, like every other refusal (click's own takes four)
+            command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+            ctx.exit(exc.exit_code)
         except UserError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
@@ -38,8 +43,16 @@ class Group(click.Group):
         except PermissionError as exc:
             click.echo(f"error: permission denied: {exc.filename or exc}", err=True)
             ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except OSError as exc:  # a full disk, a read-only file system, a name too long: the user's to fix
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(1)
+        except MemoryError:
+            click.echo("error: out of memory (try a smaller --batch-size or count)", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt as exc:
+            notes = "; ".join(getattr(exc, "__notes__", None) or [])
+            click.echo(f"interrupted{'; ' + notes if notes else ''}", err=True)
             ctx.exit(130)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import device_option, load_synth, model_option, parse_floats, precision_option
+from .options import SEED, device_option, load_synth, model_option, parse_coeffs, precision_option
 
 #: hallucinate options that describe the composition (refused with --from, which re-renders exactly).
 _COMPOSITION = ("notes", "steps", "spacing", "start_trim", "attack", "sustain", "release", "pitch", "seed", "mode")
@@ -15,7 +15,7 @@ _COMPOSITION = ("notes", "steps", "spacing", "start_trim", "attack", "sustain", 
 _SCORE_FIELDS = {"steps": "interpolation_steps", "spacing": "spacing", "start_trim": "start_trim",
                  "attack": "attack", "sustain": "sustain", "release": "release", "seed": "seed", "mode": "mode", "pitch": "pitch"}
 
-seed_or_random = click.option("--seed", type=int, default=None,
+seed_or_random = click.option("--seed", type=SEED, default=None,
                               help="Random seed (default: a fresh one, printed and saved in the score).")
 batch_option = click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
                             help="Notes generated per batch.")
@@ -23,16 +23,18 @@ max_notes_option = click.option("--max-notes", type=click.IntRange(1), default=1
                                 help="Refuse requests with more notes than this.")
 max_seconds_option = click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=1200.0,
                                   show_default=True, help="Refuse pieces longer than this.")
+no_progress_option = click.option("--no-progress", is_flag=True,
+                                  help="No progress bar (there is none either when stderr is not a terminal).")
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
 
 
-def _progress(total_label: str):
+def _progress(total_label: str, enabled: bool = True):
     from tqdm import tqdm
 
-    bar = tqdm(total=None, unit="note", desc=total_label, leave=False, disable=None)
+    bar = tqdm(total=None, unit="note", desc=total_label, leave=False, disable=None if enabled else True)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -68,15 +70,19 @@ def _load_components(path: Path | None, synth):
 @click.option("--notes", type=click.IntRange(1), default=3, show_default=True, help="Random key points.")
 @click.option("--steps", type=click.IntRange(0), default=3, show_default=True,
               help="Interpolation steps between consecutive key points.")
-@click.option("--spacing", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="Seconds between note onsets.")
-@click.option("--start-trim", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--spacing", type=click.FloatRange(min=0, max=3600), default=None,
+              help="Seconds between note onsets [default: 0.5 for 4 s notes, scaled to the model's note length].")
+@click.option("--start-trim", type=click.FloatRange(min=0, max=3600), default=0.0, show_default=True,
               help="Seconds skipped at the start of each generated note.")
-@click.option("--attack", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Linear attack, seconds.")
-@click.option("--sustain", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Sustain, seconds.")
-@click.option("--release", type=click.FloatRange(min=0), default=0.5, show_default=True, help="Linear release, seconds.")
-@click.option("--pitch", type=int, default=32, show_default=True,
-              help="MIDI pitch (with --score: for steps that give none).")
+@click.option("--attack", type=click.FloatRange(min=0, max=3600), default=None,
+              help="Linear attack, seconds [default: 0.5 for 4 s notes, scaled to the model's note length].")
+@click.option("--sustain", type=click.FloatRange(min=0, max=3600), default=None,
+              help="Sustain, seconds [default: 0.5 for 4 s notes, scaled to the model's note length].")
+@click.option("--release", type=click.FloatRange(min=0, max=3600), default=None,
+              help="Linear release, seconds [default: 0.5 for 4 s notes, scaled to the model's note length].")
+@click.option("--pitch", type=click.IntRange(0, 127), default=None,
+              help="MIDI pitch (with --score: for steps that give none) [default: 32, or the middle of the "
+                   "model's range when 32 is outside it].")
 @seed_or_random
 @click.option("--from", "from_score", type=click.Path(path_type=Path), default=None,
               help="Re-render a score written by an earlier run, exactly.")
@@ -91,10 +97,11 @@ def _load_components(path: Path | None, synth):
 @max_seconds_option
 @device_option
 @precision_option
+@no_progress_option
 @click.pass_context
 def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, sustain, release, pitch, seed,
                     from_score, components, steps_score, mode, batch_size, max_notes, max_seconds, device,
-                    precision) -> None:
+                    precision, no_progress) -> None:
     """Compose a piece that wanders between key points: n random timbres with m slerp steps between each
     pair (n + (n-1)*m notes), each note enveloped, placed --spacing seconds apart and mixed.
 
@@ -112,38 +119,53 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
     from ..audio.io import write_wav
     from ..generate import hallucinate as H
 
+    from ..fileio import check_output_file
+
+    check_output_file(out)  # a folder, /dev/null, …: refused before any work
+    check_output_file(H.score_path_for(out))
     limits = H.Limits(max_notes=max_notes, max_seconds=max_seconds)
-    defaults = H.HallucinationParams(notes=notes, steps=steps, spacing=spacing, start_trim=start_trim,
-                                     attack=attack, sustain=sustain, release=release, pitch=pitch, seed=seed)
+    given = {"spacing": spacing, "attack": attack, "sustain": sustain, "release": release, "pitch": pitch}
+
+    def params_for(synth) -> "H.HallucinationParams":
+        """The options, with the ones not given scaled to the model's note length (and pitch range)."""
+        fill = {} if synth is None else {**H.default_times(synth), "pitch": H.default_pitch(synth)}
+        values = {k: (fill[k] if v is None else v) for k, v in given.items()}
+        return H.HallucinationParams(notes=notes, steps=steps, start_trim=start_trim, seed=seed, **values)
+
     if from_score is not None and steps_score is not None:
         raise UserError("give either --from (re-render a score) or --score (a steps file), not both")
     if from_score is not None:
-        given = [f"--{n.replace('_', '-')}" for n in _COMPOSITION if _explicit(ctx, n)]
-        if given:
-            raise UserError(f"--from re-renders a score exactly; do not combine it with {', '.join(given)}")
+        given_options = [f"--{n.replace('_', '-')}" for n in _COMPOSITION if _explicit(ctx, n)]
+        if given_options:
+            raise UserError(f"--from re-renders a score exactly; do not combine it with {', '.join(given_options)}")
         score = H.load_score(from_score)
         # The score names the files it was made with; use them unless others are given.
         model = model if model is not None else _recorded_path(score, "model")
         components = components if components is not None else _recorded_path(score, "components")
     elif steps_score is not None:
-        if components is None:
-            raise UserError("--score holds GANSpace coefficient steps: give the components file with --components")
         if _explicit(ctx, "notes"):
             raise UserError("with --score the number of key points is the number of steps in the file; drop --notes")
         score = H.load_score(steps_score)
-        score.setdefault("mode", "noz")
         for name, key in _SCORE_FIELDS.items():
             if _explicit(ctx, name):
                 score[key] = ctx.params[name]
+        if H.score_mode(score) == H.LATENT_MODE:
+            if components is not None:
+                raise UserError("--score holds latent-vector (z) steps, which need no components: drop --components")
+        elif components is None:
+            raise UserError("--score holds GANSpace coefficient steps: give the components file with --components")
     else:
         if components is not None:
             raise UserError("--components is for the GANSpace mode: give the coefficient steps with --score")
         if mode is not None:
             raise UserError("--mode is for the GANSpace mode (--components with --score)")
-        limits.check(defaults.note_count, defaults.seconds)  # before loading anything
+        if None not in given.values():
+            early = params_for(None)
+            limits.check(early.note_count, early.seconds)  # before loading anything
         score = None
 
     synth = load_synth(model, device, precision)
+    defaults = params_for(synth)
     if score is None:
         plan = H.plan_latent(synth, defaults, limits)
     else:
@@ -157,7 +179,8 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
         if components is None:
             raise UserError(f"this score is in GANSpace mode {plan.mode!r}: give its components file with --components")
         comps = _load_components(components, synth)
-    audio, score_out = H.render(synth, plan, comps, batch_size=batch_size, progress=_progress("hallucinate"))
+    audio, score_out = H.render(synth, plan, comps, batch_size=batch_size,
+                                progress=_progress("hallucinate", not no_progress))
     write_wav(out, audio, synth.sample_rate)
     score_file = H.save_score(H.score_path_for(out), score_out)
     click.echo(f"wrote {out} ({plan.count} notes, {len(audio) / synth.sample_rate:.2f} s, mode {plan.mode}, "
@@ -182,8 +205,9 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
 @max_seconds_option
 @device_option
 @precision_option
+@no_progress_option
 def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeffs, mode, include_drums, batch_size,
-             max_notes, max_seconds, device, precision) -> None:
+             max_notes, max_seconds, device, precision, no_progress) -> None:
     """Play a MIDI file with a model (Magenta GANSynth's MIDI mode) into a WAV file.
 
     A random timbre every --secs-per-instrument seconds; each note gets the slerp of the timbres around
@@ -198,9 +222,12 @@ def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeff
     from ..generate.hallucinate import Limits
     from ..generate.midi import MidiParams, plan_midi, read_midi, render_midi
 
+    from ..fileio import check_output_file
+
+    check_output_file(out)  # a folder, /dev/null, …: refused before any work
     if (components is None) != (coeffs is None):
         raise UserError("--components and --coeffs go together")
-    coeff_values = parse_floats(coeffs, "--coeffs") if coeffs is not None else None
+    coeff_values = parse_coeffs(coeffs) if coeffs is not None else None
     params = MidiParams(secs_per_instrument=secs_per_instrument, seed=seed, include_drums=include_drums)
     notes = read_midi(midi_file)
     if not notes:
@@ -214,7 +241,7 @@ def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeff
     if skipped["drums"]:
         click.echo(f"skipped {skipped['drums']} drum notes (channel 10; --include-drums plays them)", err=True)
     comps = _load_components(components, synth)
-    audio = render_midi(synth, plan, comps, coeff_values, mode, batch_size=batch_size, progress=_progress("midi"))
+    audio = render_midi(synth, plan, comps, coeff_values, mode, batch_size=batch_size, progress=_progress("midi", not no_progress))
     write_wav(out, audio, synth.sample_rate)
     click.echo(f"wrote {out} ({plan.count} notes, {len(plan.timbres)} timbres, "
                f"{len(audio) / synth.sample_rate:.2f} s, seed {plan.seed})")

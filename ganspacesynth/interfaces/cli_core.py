@@ -7,14 +7,22 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..choices import PRESET_NAMES
 from ..errors import UserError
-from .options import device_option, load_synth, model_option, parse_conditions, precision_option, seed_option
+from .options import (SEED, batch_size_option, device_option, load_synth, model_option, parse_conditions,
+                      precision_option, progress_bar, seed_option)
 
 
 def _peak_safe(waves: np.ndarray) -> np.ndarray:
     """Scale down notes that would clip (untrained models can exceed ±1); leave others untouched."""
     peaks = np.abs(waves).max(axis=-1, keepdims=True)
     return np.where(peaks > 1.0, waves * (0.99 / np.maximum(peaks, 1e-9)), waves)
+
+
+def note_names(pitches, count: int) -> list[str]:
+    """p<pitch>_<index>.wav, the index zero-padded to the count's width (at least 3) so names sort in order."""
+    width = max(3, len(str(max(count - 1, 0))))
+    return [f"p{p}_{i:0{width}d}.wav" for p in pitches for i in range(count)]
 
 
 def write_notes(synth, waves: np.ndarray, out_dir: Path, names: list[str]) -> list[Path]:
@@ -28,7 +36,7 @@ def write_notes(synth, waves: np.ndarray, out_dir: Path, names: list[str]) -> li
 
 
 @click.command("init")
-@click.option("--preset", "preset_name", type=click.Choice(["tiny", "fast", "mel_prog_hires"]), default="tiny",
+@click.option("--preset", "preset_name", type=click.Choice(PRESET_NAMES), default="tiny",
               show_default=True, help="Architecture preset.")
 @seed_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Model file to write.")
@@ -75,22 +83,26 @@ def info_cmd(model) -> None:
 @click.command("generate")
 @model_option
 @click.option("--pitch", "pitches", type=int, multiple=True, required=True, help="MIDI pitch; repeat for several.")
-@click.option("--count", type=int, default=1, show_default=True, help="Notes per pitch.")
+@click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True, help="Notes per pitch.")
 @seed_option
 @click.option("--z", "z_path", type=click.Path(path_type=Path), default=None, help="Latents .npy [N, latent] to use instead of random ones.")
 @click.option("--condition", "conditions", multiple=True, help="Other conditions by name, e.g. instrument_family=guitar.")
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@batch_size_option(8)
 @device_option
 @precision_option
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
-def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, device, precision, out) -> None:
+@click.option("--no-progress", is_flag=True, help="No progress bar (there is none either when stderr is not a terminal).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output folder: new, empty, or one an earlier generate wrote (it is replaced as a whole).")
+def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, device, precision, no_progress,
+                 out) -> None:
     """Generate notes as 16 kHz WAV files named p<pitch>_<index>.wav, plus the latents used (latents.npy).
 
-    The same seed gives identical audio. Example:
-    ganspacesynth generate --model tiny.safetensors --pitch 60 --pitch 64 --count 4 --seed 1 --out notes/
+    The same seed gives identical audio. The folder appears complete or not at all (Ctrl-C leaves nothing).
+    Example: ganspacesynth generate --model tiny.safetensors --pitch 60 --pitch 64 --count 4 --seed 1 --out notes/
     """
-    if count < 1 or count > 10000:
-        raise UserError("--count must be between 1 and 10000")
+    from ..fileio import atomic_directory, check_output_folder
+
+    check_output_folder(out, owner="generate", overwrite=True)  # refuse before any work
     synth = load_synth(model, device, precision)
     for p in pitches:
         synth.conditions.index("pitch", p)  # refuses out-of-range pitches before any work
@@ -100,25 +112,30 @@ def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, de
 
         z = synth.check_z(load_npy(z_path))
         count = z.shape[0]
+        if not 1 <= count <= 10000:
+            raise UserError(f"{z_path} holds {count} latents; give 1 to 10000")
     else:
         z = synth.random_z(count, seed)
     all_z = np.concatenate([z] * len(pitches))
     all_p = [p for p in pitches for _ in range(count)]
-    waves = synth.generate(all_z, pitch=all_p, conditions=conds or None, batch_size=batch_size)
-    names = [f"p{p}_{i:03d}.wav" for p in pitches for i in range(count)]
-    paths = write_notes(synth, waves, out, names)
-    from ..fileio import atomic_path
-
-    with atomic_path(out / "latents.npy") as tmp:
-        np.save(tmp, z)
-    click.echo(f"wrote {len(paths)} notes and latents.npy to {out}")
+    names = note_names(pitches, count)
+    chunk = max(32, batch_size)
+    with atomic_directory(out, overwrite=True, owner="generate") as tmp, \
+            progress_bar(len(names), "generate", "note", enabled=not no_progress) as bar:
+        for start in range(0, len(names), chunk):
+            sl = slice(start, start + chunk)
+            waves = synth.generate(all_z[sl], pitch=all_p[sl], conditions=conds or None, batch_size=batch_size)
+            write_notes(synth, waves, tmp, names[sl])
+            bar.update(len(waves))
+        np.save(tmp / "latents.npy", z)
+    click.echo(f"wrote {len(names)} notes and latents.npy to {out}")
 
 
 @click.command("interpolate")
 @model_option
 @click.option("--pitch", type=int, required=True)
-@click.option("--seed-a", type=int, default=1, show_default=True)
-@click.option("--seed-b", type=int, default=2, show_default=True)
+@click.option("--seed-a", type=SEED, default=1, show_default=True)
+@click.option("--seed-b", type=SEED, default=2, show_default=True)
 @click.option("--steps", type=click.IntRange(2, 1000), default=8, show_default=True)
 @click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
 @click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
@@ -130,18 +147,18 @@ def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, dev
 
     Example: ganspacesynth interpolate --model tiny.safetensors --pitch 60 --seed-a 1 --seed-b 2 --steps 8 --out interp/
     """
+    from ..fileio import atomic_directory, check_output_folder
     from ..generate.interpolate import interpolate
 
+    check_output_folder(out, owner="interpolate", overwrite=True)  # refuse before any work
     synth = load_synth(model, device, precision)
     synth.conditions.index("pitch", pitch)
     za, zb = synth.random_z(1, seed_a)[0], synth.random_z(1, seed_b)[0]
     z = interpolate(za, zb, steps, method)
     waves = synth.generate(z, pitch=pitch, conditions=parse_conditions(conditions) or None)
-    write_notes(synth, waves, out, [f"p{pitch}_{i:03d}.wav" for i in range(steps)])
-    from ..fileio import atomic_path
-
-    with atomic_path(out / "latents.npy") as tmp:
-        np.save(tmp, z)
+    with atomic_directory(out, overwrite=True, owner="interpolate") as tmp:
+        write_notes(synth, waves, tmp, note_names([pitch], steps))
+        np.save(tmp / "latents.npy", z)
     click.echo(f"wrote {steps} notes ({method} from seed {seed_a} to {seed_b}) to {out}")
 
 

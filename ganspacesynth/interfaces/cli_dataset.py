@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from ..choices import PRESET_NAMES
 
-_PRESETS = ["mel_prog_hires", "fast", "tiny"]
+_PRESETS = list(PRESET_NAMES)
 
 
 def _report_problems(fn):
@@ -43,10 +44,12 @@ preset_option = click.option(
     help="Model preset whose spectrogram representation (length, rate, STFT) the dataset uses.",
 )
 split_options = [
-    click.option("--valid-fraction", type=float, default=0.1, show_default=True,
+    click.option("--valid-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
                  help="Share of instruments held out for validation (split by instrument)."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/validation split."),
-    click.option("--workers", type=int, default=None, help="Processes computing spectrograms (default: all cores)."),
+    click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                 help="Seed of the train/validation split."),
+    click.option("--workers", type=click.IntRange(1, 1024), default=None,
+                 help="Processes computing spectrograms (default: all cores)."),
     click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists."),
 ]
 
@@ -76,9 +79,12 @@ def dataset_group() -> None:
 @dataset_group.command("chop")
 @click.argument("in_dir", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--length", type=int, default=64000, show_default=True, help="Clip length in samples.")
-@click.option("--step", type=int, default=16000, show_default=True, help="Samples between clip starts.")
-@click.option("--sample-rate", type=int, default=16000, show_default=True, help="Output sample rate.")
+@click.option("--length", type=click.IntRange(1, 1 << 26), default=64000, show_default=True,
+              help="Clip length in samples (16384 for the tiny preset).")
+@click.option("--step", type=click.IntRange(1, 1 << 26), default=16000, show_default=True,
+              help="Samples between clip starts.")
+@click.option("--sample-rate", type=click.IntRange(1000, 384000), default=16000, show_default=True,
+              help="Output sample rate.")
 @click.option("--pitch", default="32", show_default=True,
               help="MIDI pitch written in every name, or 'auto' to estimate each clip's pitch (pYIN).")
 @click.option("--min-rms", "min_rms", type=float, default=-60.0, show_default=True,
@@ -104,10 +110,12 @@ def chop_cmd(in_dir, out_dir, length, step, sample_rate, pitch, min_rms, overwri
 @dataset_group.command("pad")
 @click.argument("in_dir", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--length", type=int, default=64000, show_default=True, help="Output length in samples.")
-@click.option("--sample-rate", type=int, default=16000, show_default=True, help="Output sample rate.")
+@click.option("--length", type=click.IntRange(1, 1 << 26), default=64000, show_default=True,
+              help="Output length in samples (16384 for the tiny preset).")
+@click.option("--sample-rate", type=click.IntRange(1000, 384000), default=16000, show_default=True,
+              help="Output sample rate.")
 @click.option("--pitch", default="32", show_default=True, help="MIDI pitch written in every name, or 'auto'.")
-@click.option("--fade-ms", type=float, default=10.0, show_default=True, help="Fade-out at the end of the kept sound.")
+@click.option("--fade-ms", type=click.FloatRange(0, 60000), default=10.0, show_default=True, help="Fade-out at the end of the kept sound.")
 @click.option("--normalize/--no-normalize", default=True, show_default=True, help="Scale each peak to full scale.")
 @click.option("--min-rms", "min_rms", type=float, default=-60.0, show_default=True,
               help="Skip sounds quieter than this RMS level (dBFS).")
@@ -133,8 +141,8 @@ def _names(text: str | None):
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @preset_option
-@click.option("--min-pitch", type=int, default=24, show_default=True, help="NSynth: lowest pitch kept.")
-@click.option("--max-pitch", type=int, default=84, show_default=True, help="NSynth: highest pitch kept.")
+@click.option("--min-pitch", type=click.IntRange(0, 127), default=24, show_default=True, help="NSynth: lowest pitch kept.")
+@click.option("--max-pitch", type=click.IntRange(0, 127), default=84, show_default=True, help="NSynth: highest pitch kept.")
 @click.option("--sources", default="acoustic", show_default=True,
               help="NSynth: instrument sources kept (comma-separated, or 'all').")
 @click.option("--families", default="all", show_default=True,

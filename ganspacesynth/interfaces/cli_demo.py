@@ -28,6 +28,13 @@ def demo_envelope(note_seconds: float) -> dict:
     return {"attack": 0.25 * scale, "sustain": 0.5 * scale, "release": 0.5 * scale, "spacing": 0.35 * scale}
 
 
+def _change_text(change) -> str:
+    """A described change, e.g. 'centroid_hz: rho +0.85, effect +1.4' (older files hold plain strings)."""
+    if not isinstance(change, dict):
+        return str(change)
+    return f"{change.get('descriptor', '?')}: rho {change.get('rho', 0.0):+.2f}, effect {change.get('effect', 0.0):+.1f}"
+
+
 def direction_lines(components, top: int = 8) -> list[str]:
     """One line per direction: its measured label and what changes, or how to get descriptions."""
     lines = []
@@ -36,7 +43,7 @@ def direction_lines(components, top: int = 8) -> list[str]:
         head = f"direction {i}: {100 * float(components.var_ratio[i]):.1f}% of the variance at {components.layer}"
         if i < len(descriptions) and descriptions[i]:
             d = descriptions[i]
-            changes = ", ".join(str(c) for c in d.get("changes", [])) or "no descriptor changes monotonically"
+            changes = ", ".join(_change_text(c) for c in d.get("changes", [])) or "no descriptor changes monotonically"
             lines.append(f"{head}: {d.get('label') or 'no clear change'} ({changes})")
         else:
             lines.append(f"{head}: not described yet (run `ganspacesynth describe`)")
@@ -49,16 +56,20 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
     from ..fileio import atomic_directory, write_json
     from ..ganspace.grid import render_grid
     from ..generate import hallucinate as H
+    from ..generate.envelope import normalize_peak
     from .cli_core import write_notes
 
     note_seconds = synth.config.spectral.audio_length / synth.sample_rate
     pitches = spread_pitches(synth.pitches)
     mid = pitches[len(pitches) // 2]
     summary: dict = {}
-    with atomic_directory(out_dir, overwrite=True) as tmp:
+    with atomic_directory(out_dir, overwrite=True, owner="demo") as tmp:
         t0 = time.perf_counter()
         z = synth.random_z(len(pitches), seed)
         waves = synth.generate(z, pitch=pitches)
+        # For listening: each note at half of full scale (models keep their training set's level, which for
+        # the SoundFont set is around -30 dBFS, quieter still at its highest pitches).
+        waves = np.stack([normalize_peak(w, 0.5) for w in waves])
         write_notes(synth, waves, tmp / "notes", [f"p{p}_000.wav" for p in pitches])
         summary["notes"] = [f"notes/p{p}_000.wav" for p in pitches]
         log(f"notes across the range ({', '.join(map(str, pitches))}): {time.perf_counter() - t0:.1f} s")
@@ -95,7 +106,7 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
 @seed_option
 @device_option
 @click.option("--out", type=click.Path(path_type=Path), default=DEMO_DIR, show_default=True,
-              help="Folder to (re)write.")
+              help="Folder to write: new, empty, or one an earlier demo wrote (replaced as a whole).")
 @click.option("--serve", is_flag=True, help="Then open the web explorer on the same model.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Web explorer port.")
 def demo_cmd(model, components, seed, device, out, serve, port) -> None:
@@ -106,11 +117,13 @@ def demo_cmd(model, components, seed, device, out, serve, port) -> None:
     directions), hallucination.wav + hallucination.json (its score), directions.txt (what each direction
     does). Example: ganspacesynth demo   (or: ganspacesynth demo --serve)
     """
+    from ..fileio import check_output_folder
     from ..ganspace.components import Components
     from .options import load_synth
 
     if components is None and model is not None:
         raise UserError("with --model, also give --components (the bundled components belong to the bundled model)")
+    check_output_folder(out, owner="demo", overwrite=True)  # never a folder of the user's own files
     t0 = time.perf_counter()
     synth = load_synth(model, device or "cpu")
     comps = Components.load(components, synth)

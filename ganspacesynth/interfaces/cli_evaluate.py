@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import device_option, load_synth, model_option, parse_floats, precision_option, seed_option
+from .options import (MAX_COEFFICIENT, device_option, load_synth, model_option, parse_floats, precision_option,
+                      seed_option)
 
 
 def _load_split(data: Path, split: str):
@@ -89,10 +90,9 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
     from ..evaluate.evaluation import evaluate_model
     from ..evaluate.pitch import F0Settings
     from ..evaluate.report import write_evaluation_report
-    from ..fileio import atomic_directory
+    from ..fileio import atomic_directory, check_output_folder
 
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"output folder {out} already exists and is not empty (use --overwrite)")
+    check_output_folder(out, owner="evaluate", overwrite=overwrite)  # before any work
     synth = load_synth(model, device, precision)
     clf = load_classifier(classifier)
     train, valid = _load_split(data, "train"), _load_split(data, "valid")
@@ -102,7 +102,7 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
     header = {"model": str(synth.path), "model_fingerprint": synth.fingerprint, "dataset": str(data),
               "classifier": str(classifier), "classifier_heldout_accuracy": clf.metrics.get("heldout_accuracy"),
               "precision": precision}
-    with atomic_directory(out, overwrite=True) as tmp:
+    with atomic_directory(out, overwrite=overwrite, owner="evaluate") as tmp:
         write_evaluation_report(tmp, metrics, sets, synth.sample_rate, header)
     g, r = metrics["generated"], metrics["real"]
     click.echo(f"pitch accuracy {g['pitch_accuracy']:.3f} (real {r['pitch_accuracy']:.3f}), FID {g['fid']:.2f} "
@@ -138,9 +138,15 @@ def describe_cmd(model, components, top, values, pitches, latents, mode, seed, b
     from ..evaluate.describe import describe_components
     from ..ganspace.components import Components
 
-    vals = parse_floats(values, "--values")
+    vals = parse_floats(values, "--values", limit=MAX_COEFFICIENT)
     if len(vals) < 3 or len(set(vals)) < 3:
         raise UserError("--values needs at least 3 different coefficients")
+    from ..fileio import check_output_file, check_output_folder
+
+    if out is not None:
+        check_output_file(out)  # a folder, /dev/null, …: refused before any work
+    if report_dir is not None:
+        check_output_folder(report_dir, owner="describe", overwrite=True)  # before any work
     synth = load_synth(model, device, precision)
     comps = Components.load(components, synth=synth)
     for p in pitches:
@@ -166,7 +172,7 @@ def describe_cmd(model, components, top, values, pitches, latents, mode, seed, b
         from ..fileio import atomic_directory
 
         header = {"model": str(synth.path), "components": str(components), "layer": comps.layer, "mode": mode}
-        with atomic_directory(report_dir, overwrite=True) as tmp:
+        with atomic_directory(report_dir, overwrite=True, owner="describe") as tmp:
             write_describe_report(tmp, descriptions, comps.var_ratio[:max(top, min(len(comps.var_ratio), 32))], header)
         click.echo(f"wrote {report_dir}/describe.md")
     click.echo(f"wrote descriptions to {target}")

@@ -9,7 +9,8 @@ import click
 import numpy as np
 
 from ..errors import UserError
-from .options import device_option, load_synth, model_option, parse_conditions, parse_floats, precision_option
+from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, device_option, load_synth, model_option, parse_coeffs,
+                      parse_conditions, parse_floats, precision_option)
 
 components_option = click.option(
     "--components", "components_path", type=click.Path(path_type=Path), default=None,
@@ -19,6 +20,26 @@ mode_option = click.option(
     "--mode", type=click.Choice(["noz", "offset", "latent"]), default="noz", show_default=True,
     help="noz: mean activation + components; offset: add to the activation of a latent; latent: move the latent.",
 )
+
+
+class ComponentCount(click.ParamType):
+    """A positive number of components, or 'all'."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif str(value).strip().lower() == "all":
+            return "all"
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is neither a number nor 'all'", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not a positive number of components", param, ctx)
+        return number
 
 
 def _parse_pitches(text: str | None) -> str | list[int] | None:
@@ -49,23 +70,32 @@ def _load(model, components_path, device, precision):
 @model_option
 @click.option("--layer", default="conv0", show_default=True, help="Layer to analyse (see --list-layers).")
 @click.option("--list-layers", is_flag=True, help="List the model's layers (shape, size, samples for a full PCA) and exit.")
-@click.option("--random-z-count", type=int, default=8192, show_default=True, help="Random latents to sample.")
+@click.option("--random-z-count", type=click.IntRange(2, 100_000_000), default=8192, show_default=True, help="Random latents to sample.")
 @click.option("--estimator", type=click.Choice(["cov", "ipca", "pca", "randomized", "ica", "spca"]), default="cov",
               show_default=True, help="cov: exact streamed PCA; ipca: scikit-learn IncrementalPCA (the original's).")
-@click.option("--components", "n_components", type=int, default=None, help="Components to keep (default: all).")
+@click.option("--components", "n_components", type=ComponentCount(), default=None,
+              help="Components to keep, or 'all' (default: 256, or the layer size if smaller; the top 256 of a "
+                   "wide layer are found without a full eigendecomposition).")
 @click.option("--pitch", type=int, default=None, help="MIDI pitch of every sample (default 32, as the original).")
 @click.option("--pitches", "pitches_text", default=None, help="'all' or comma-separated pitches, cycled over the samples.")
 @click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
-@click.option("--batch-size", type=int, default=256, show_default=True, help="Latents per forward pass (bounds memory).")
-@click.option("--regression-samples", type=int, default=10000, show_default=True,
+@click.option("--batch-size", type=BATCH_SIZE, default=256, show_default=True, help="Latents per forward pass (bounds memory).")
+@click.option("--regression-samples", type=click.IntRange(0, 100_000_000), default=10000, show_default=True,
               help="Samples for the latent regression (z_comp); 0 skips it.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same latents whatever the batch size).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same latents whatever the batch size).")
 @device_option
 @precision_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint of the covariance sums (cov; default: OUT with .ckpt.npz), written atomically "
+                   "every --checkpoint-every seconds and removed once OUT is written.")
+@click.option("--checkpoint-every", type=click.FloatRange(0), default=300, show_default=True,
+              help="Seconds between checkpoints; 0 writes none.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted fit from its checkpoint (same options).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Components file to write (.npz).")
 def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_components, pitch, pitches_text, conditions,
-                 batch_size, regression_samples, seed, device, precision, quiet, out) -> None:
+                 batch_size, regression_samples, seed, device, precision, quiet, checkpoint_path, checkpoint_every,
+                 resume, out) -> None:
     """Find GANSpace directions: PCA of a layer's activations over many random latents.
 
     Run it under torchrun to split the sampling over processes (cov estimator).
@@ -75,8 +105,10 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
       ganspacesynth ganspace --model tiny.safetensors --list-layers
       ganspacesynth ganspace --model tiny.safetensors --layer conv0 --random-z-count 8192 --out comps.npz
       torchrun --nproc-per-node 2 -m ganspacesynth ganspace --model m.safetensors --out comps.npz
+      ganspacesynth ganspace --model m.safetensors --random-z-count 4194304 --out big.npz --resume
     """
     from ..ganspace import distributed
+    from ..ganspace.checkpoint import checkpoint_file, default_checkpoint_path, remove_checkpoint
     from ..ganspace.fit import fit_components, list_layers as layers_of
 
     if list_layers:
@@ -87,18 +119,27 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
         return
     if out is None:
         raise UserError("--out is required (or use --list-layers)")
+    from ..fileio import check_output_file
+
+    check_output_file(out)  # a folder, /dev/null, …: refused before any work
     if pitch is not None and pitches_text is not None:
         raise UserError("give --pitch or --pitches, not both")
+    if estimator != "cov" and (resume or checkpoint_path is not None):
+        raise UserError("--checkpoint and --resume work with the cov estimator")
+    if estimator == "cov" and checkpoint_path is None:
+        checkpoint_path = default_checkpoint_path(out)
     world, device = distributed.setup(device)
     try:
         synth = load_synth(model, device, precision)
         start = time.perf_counter()
         comps = fit_components(
-            synth, layer, random_z_count, estimator=estimator, n_components=n_components,
+            synth, layer, random_z_count, estimator=estimator,
+            n_components="default" if n_components is None else n_components,
             pitches=pitch if pitches_text is None else _parse_pitches(pitches_text),
             conditions=parse_conditions(conditions) or None, seed=seed, batch_size=batch_size,
             regression_samples=regression_samples, world=world, progress=not quiet,
-            log=lambda msg: click.echo(msg, err=True),
+            log=lambda msg: click.echo(msg, err=True), checkpoint=checkpoint_path,
+            checkpoint_every=checkpoint_every, resume=resume,
         )
         if world.is_main:
             comps.save(out)
@@ -107,6 +148,8 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
                        f"{comps.meta['sample_count']} samples ({estimator}, {world.size} process(es), "
                        f"{time.perf_counter() - start:.1f} s); variance ratios {top} …")
         world.barrier()
+        if checkpoint_path is not None:  # the components are written: the accumulator is no longer needed
+            remove_checkpoint(checkpoint_file(checkpoint_path, world.rank, world.size))
     finally:
         distributed.teardown()
 
@@ -116,11 +159,11 @@ def synthesis_options(fn):
     for opt in reversed([
         click.option("--pitch", type=int, default=None, help="MIDI pitch (default: the components' first pitch)."),
         mode_option,
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=SEED, default=0, show_default=True,
                      help="Seed of the latent (offset and latent modes)."),
         click.option("--z", "z_path", type=click.Path(path_type=Path), default=None,
                      help="Latents .npy instead of a seed."),
-        click.option("--z-index", type=int, default=0, show_default=True, help="Row of --z to use."),
+        click.option("--z-index", type=click.IntRange(0), default=0, show_default=True, help="Row of --z to use."),
         click.option("--condition", "conditions", multiple=True,
                      help="Other conditions, e.g. instrument_family=guitar."),
         device_option,
@@ -148,12 +191,15 @@ def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index,
     from ..ganspace.edits import synthesize
     from .cli_core import _peak_safe
 
+    from ..fileio import check_output_file
+
+    check_output_file(out)  # a folder, /dev/null, …: refused before any work
+    values = parse_coeffs(coeffs)
+    if not values:
+        raise UserError("--coeffs needs at least one number")
     synth, comps = _load(model, components_path, device, precision)
     pitch = _default_pitch(comps, pitch)
     z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
-    values = parse_floats(coeffs, "--coeffs")
-    if not values:
-        raise UserError("--coeffs needs at least one number")
     wave = synthesize(synth, comps, np.array(values), pitch, mode, z, parse_conditions(conditions) or None)
     write_wav(out, _peak_safe(wave)[0], synth.sample_rate)
     click.echo(f"wrote {out} ({mode}, pitch {pitch}, {len(values)} coefficients)")
@@ -169,11 +215,11 @@ def _default_pitch(comps, pitch):
 @click.command("grid")
 @model_option
 @components_option
-@click.option("--x", "x", type=int, default=0, show_default=True, help="Component along the horizontal axis.")
-@click.option("--y", "y", type=int, default=1, show_default=True, help="Component along the vertical axis.")
-@click.option("--range", "value_range", type=float, nargs=2, default=(-1.0, 1.0), show_default=True,
-              help="Coefficient range (standard deviations).")
-@click.option("--steps", type=int, default=5, show_default=True, help="Values per axis.")
+@click.option("--x", "x", type=click.IntRange(0), default=0, show_default=True, help="Component along the horizontal axis.")
+@click.option("--y", "y", type=click.IntRange(0), default=1, show_default=True, help="Component along the vertical axis.")
+@click.option("--range", "value_range", type=click.FloatRange(-MAX_COEFFICIENT, MAX_COEFFICIENT), nargs=2,
+              default=(-1.0, 1.0), show_default=True, help="Coefficient range (standard deviations).")
+@click.option("--steps", type=click.IntRange(1, 64), default=5, show_default=True, help="Values per axis.")
 @synthesis_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (new or empty).")
 def grid_cmd(model, components_path, x, y, value_range, steps, pitch, mode, seed, z_path, z_index, conditions,
@@ -184,13 +230,14 @@ def grid_cmd(model, components_path, x, y, value_range, steps, pitch, mode, seed
     Example:
       ganspacesynth grid --model m.safetensors --components comps.npz --x 0 --y 1 --range -1 1 --steps 5 --pitch 32 --out grid/
     """
-    from ..fileio import atomic_directory
+    from ..fileio import atomic_directory, check_output_folder
     from ..ganspace.grid import render_grid
 
+    check_output_folder(out, owner="grid", overwrite=True)  # before any work
     synth, comps = _load(model, components_path, device, precision)
     pitch = _default_pitch(comps, pitch)
     z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, overwrite=True, owner="grid") as tmp:
         render_grid(synth, comps, tmp, x=x, y=y, lo=value_range[0], hi=value_range[1], steps=steps, pitch=pitch,
                     mode=mode, z=z, conditions=parse_conditions(conditions) or None)
     click.echo(f"wrote {steps * steps} notes, grid.png and grid.json to {out}")

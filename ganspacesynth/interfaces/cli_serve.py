@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import click
 
 from ..errors import UserError
 from .options import device_option, load_synth, model_option, precision_option, seed_option
+from .session import HALLU_LIMITS
+
+HALLU_MAX_NOTES, HALLU_MAX_SECONDS = HALLU_LIMITS.max_notes, HALLU_LIMITS.max_seconds
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -28,6 +32,10 @@ def _common(fn):
                      help="Requests that may wait for the generator; more are refused with an error reply."),
         click.option("--keep", type=click.IntRange(1, 100000), default=200, show_default=True,
                      help="Newest WAV files kept in --out-dir (older ones are deleted)."),
+        click.option("--max-notes", type=click.IntRange(1, 100000), default=HALLU_MAX_NOTES, show_default=True,
+                     help="Refuse hallucinations with more notes than this."),
+        click.option("--max-seconds", type=click.FloatRange(min=0, max=86400, min_open=True),
+                     default=HALLU_MAX_SECONDS, show_default=True, help="Refuse hallucinations longer than this."),
         device_option,
         precision_option,
         seed_option,
@@ -37,7 +45,9 @@ def _common(fn):
     return fn
 
 
-def build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed):
+def build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed,
+                  max_notes: int = HALLU_MAX_NOTES, max_seconds: float = HALLU_MAX_SECONDS):
+    from ..generate.hallucinate import Limits
     from .session import Session
 
     synth = load_synth(model, device or "cpu", precision)
@@ -53,16 +63,26 @@ def build_session(model, components, out_dir, allow_dirs, queue_size, keep, devi
         allowed.append(Path(synth.path).resolve().parent)
     if components is not None:
         allowed.append(Path(components).resolve().parent)
-    if out_dir is None:
+    temporary = out_dir is None
+    if temporary:
         out_dir = Path(tempfile.mkdtemp(prefix="ganspacesynth-live-"))
-    session = Session(synth, allowed_dirs=allowed, out_dir=out_dir, queue_size=queue_size, keep=keep, seed=seed)
+    elif Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"--out-dir {out_dir} exists and is not a folder")
+    session = Session(synth, allowed_dirs=allowed, out_dir=out_dir, queue_size=queue_size, keep=keep, seed=seed,
+                      limits=Limits(max_notes=max_notes, max_seconds=max_seconds), remove_out_dir=temporary)
     if components is not None:
-        session.load_components(str(Path(components).resolve()))
+        try:
+            session.load_components(str(Path(components).resolve()))
+        except BaseException:
+            session.close()  # and its temporary folder
+            raise
     return session
 
 
-def _serve_forever(session, *servers) -> None:
-    """Block until Ctrl-C or SIGTERM, then stop the servers and the generation worker cleanly.
+@contextlib.contextmanager
+def _stop_on_signals():
+    """An Event set by Ctrl-C or SIGTERM from now on (so a signal during start-up still stops the server
+    cleanly, removing its temporary folder), with the previous handlers restored afterwards.
 
     The handlers are installed explicitly: a process started in the background of a script inherits an
     ignored SIGINT, and Python would then never raise KeyboardInterrupt.
@@ -73,14 +93,27 @@ def _serve_forever(session, *servers) -> None:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for s in servers:
-            s.shutdown()
-        session.close()
+
+
+def _serve_forever(session, *servers, stop=None) -> None:
+    """Block until Ctrl-C or SIGTERM (or `stop` is set), then stop the servers and the generation worker
+    cleanly; a temporary output folder is removed, except what clients saved there."""
+    with contextlib.ExitStack() as stack:
+        if stop is None:
+            stop = stack.enter_context(_stop_on_signals())
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for s in servers:
+                s.shutdown()
+            for folder in session.close():
+                click.echo(f"kept {folder} (files saved by clients); the rest of {session.out_dir} was removed",
+                           err=True)
 
 
 @click.command("serve-osc")
@@ -89,8 +122,8 @@ def _serve_forever(session, *servers) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True, help="UDP port (0: any free one).")
 @click.option("--reply-port", type=click.IntRange(1, 65535), default=None,
               help="Send replies to this port on the sender's host instead of the sender's own port.")
-def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed, host, port,
-                  reply_port) -> None:
+def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_notes, max_seconds, device,
+                  precision, seed, host, port, reply_port) -> None:
     """Serve a model over OSC/UDP for Pure Data (pd/*.pd) or any OSC client; replies go to the sender.
 
     Each note is written as a WAV in --out-dir and answered with /synthesized <path> <samples> <rate>.
@@ -101,19 +134,25 @@ def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, devi
     """
     from .osc import OSCServer
 
-    session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed)
-    server = OSCServer(session, host, port, reply_port=reply_port, log=lambda m: click.echo(m, err=True))
-    if host not in LOOPBACK:
-        click.echo(f"warning: listening on {host}: anyone who can reach it can make this machine generate",
-                   err=True)
-    h, p = server.address
-    click.echo(f"listening on udp://{h}:{p} (model {session.synth.path}, {session.num_components} components, "
-               f"writing to {session.out_dir}); Ctrl-C stops", err=False)
-    import sys
+    with _stop_on_signals() as stop:
+        session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed,
+                                max_notes, max_seconds)
+        try:
+            server = OSCServer(session, host, port, reply_port=reply_port, log=lambda m: click.echo(m, err=True))
+        except BaseException:
+            session.close()
+            raise
+        if host not in LOOPBACK:
+            click.echo(f"warning: listening on {host}: anyone who can reach it can make this machine generate",
+                       err=True)
+        h, p = server.address
+        server.start()
+        click.echo(f"listening on udp://{h}:{p} (model {session.synth.path}, {session.num_components} components, "
+                   f"writing to {session.out_dir}); Ctrl-C stops", err=False)
+        import sys
 
-    sys.stdout.flush()
-    server.start()
-    _serve_forever(session, server)
+        sys.stdout.flush()
+        _serve_forever(session, server, stop=stop)
 
 
 @click.command("serve-web")
@@ -121,8 +160,8 @@ def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, devi
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="HTTP port on 127.0.0.1.")
 @click.option("--osc-port", type=click.IntRange(1, 65535), default=None,
               help="Also serve OSC on this UDP port, sharing the same state.")
-def serve_web_cmd(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed, port,
-                  osc_port) -> None:
+def serve_web_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_notes, max_seconds, device,
+                  precision, seed, port, osc_port) -> None:
     """Serve a page on http://127.0.0.1:PORT to play a model in the browser: pitch, direction sliders,
     random z, spectrogram, hallucination step sequencer and WAV download.
 
@@ -136,21 +175,28 @@ def serve_web_cmd(model, components, out_dir, allow_dirs, queue_size, keep, devi
     except ImportError as exc:
         raise UserError(f"serve-web needs the web extra: pip install 'ganspacesynth[web]' ({exc})") from None
 
-    session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed)
-    servers = []
-    if osc_port is not None:
-        from .osc import OSCServer
+    with _stop_on_signals() as stop:
+        session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed,
+                                max_notes, max_seconds)
+        servers = []
+        try:
+            if osc_port is not None:
+                from .osc import OSCServer
 
-        servers.append(OSCServer(session, "127.0.0.1", osc_port).start())
-    web = WebServer(session, "127.0.0.1", port)
-    servers.append(web)
-    click.echo(f"serving http://127.0.0.1:{web.port}/ (model {session.synth.path}, {session.num_components} "
-               f"components){f', OSC on udp port {osc_port}' if osc_port else ''}; Ctrl-C stops")
-    import sys
+                servers.append(OSCServer(session, "127.0.0.1", osc_port).start())
+            web = WebServer(session, "127.0.0.1", port)
+            servers.append(web.start())
+        except BaseException:
+            for s in servers:
+                s.shutdown()
+            session.close()
+            raise
+        click.echo(f"serving http://127.0.0.1:{web.port}/ (model {session.synth.path}, {session.num_components} "
+                   f"components){f', OSC on udp port {osc_port}' if osc_port else ''}; Ctrl-C stops")
+        import sys
 
-    sys.stdout.flush()
-    web.start()
-    _serve_forever(session, *servers)
+        sys.stdout.flush()
+        _serve_forever(session, *servers, stop=stop)
 
 
 def register(group: click.Group) -> None:

@@ -9,18 +9,19 @@ from pathlib import Path
 
 import click
 
+from ..choices import PRESET_NAMES
 from ..errors import UserError
 
 
 def _default_preset(data: Path | None) -> str:
-    """fast for 4 s datasets (128 × 1024), tiny for the tiny representation."""
+    """fast for 4 s datasets (128 × 1024), cpu for the 1 s representation (128 × 256) that cpu and tiny share."""
     if data is None:
         return "fast"
     from ..data.dataset import read_manifest
     from ..model.config import PRESETS
 
     shape = tuple(read_manifest(data)["spec_shape"][1:])
-    for name in ("fast", "tiny"):
+    for name in ("fast", "cpu"):
         if PRESETS[name].output_shape == shape:
             return name
     raise UserError(f"no preset makes {shape[0]}x{shape[1]} spectrograms; pass --preset and --set to match")
@@ -30,8 +31,8 @@ def _default_preset(data: Path | None) -> str:
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Dataset folder (from `ganspacesynth dataset make/soundfont`). With --resume: the run's dataset.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder to create (or continue).")
-@click.option("--preset", "preset_name", type=click.Choice(["tiny", "fast", "mel_prog_hires"]), default=None,
-              help="Architecture and hyper-parameters [default: fast, or tiny for tiny datasets].")
+@click.option("--preset", "preset_name", type=click.Choice(PRESET_NAMES), default=None,
+              help="Architecture and hyper-parameters [default: fast for 4 s datasets, cpu for 1 s (128x256) ones].")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override a hyper-parameter (Magenta's names), e.g. --set total_num_images=2e6. Repeatable.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
@@ -41,14 +42,19 @@ def _default_preset(data: Path | None) -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
 @click.option("--device", default=None, help="torch device (default: cuda if available; torchrun: this rank's GPU).")
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
-              help="auto: bfloat16 autocast on CUDA, float32 on CPU.")
+              help="auto: bfloat16 autocast on CUDA and on CPUs with native bfloat16 (AMX or AVX512-BF16), "
+                   "float32 on other CPUs (which emulate bfloat16 several times slower).")
+@click.option("--threads", default="auto", show_default=True, metavar="auto|N",
+              help="CPU threads. auto: every usable core, timed against one thread at each stage and every 5 "
+                   "minutes, keeping the faster (another busy process makes one thread win). A fixed N makes "
+                   "--resume repeat a straight run bit for bit.")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the generator's layers.")
 @click.option("--max-steps", type=int, default=None, help="Stop (checkpoint and export) after this many steps.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs still go to stats.jsonl).")
 @click.option("--no-tensorboard", is_flag=True, help="Do not write TensorBoard logs.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and exit.")
-def train_cmd(data, out, preset_name, settings, config_file, conditions, resume, device, precision, use_compile,
-              max_steps, no_progress, no_tensorboard, dry_run) -> None:
+def train_cmd(data, out, preset_name, settings, config_file, conditions, resume, device, precision, threads,
+              use_compile, max_steps, no_progress, no_tensorboard, dry_run) -> None:
     """Train a GANSynth model (progressive WGAN-GP with auxiliary classifiers, EMA generator).
 
     The run folder gets config.json, stats.jsonl, tensorboard/, checkpoints/ (written atomically every
@@ -66,6 +72,7 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
     from ..training.loop import RunOptions, read_run_config, train
 
     overrides = parse_overrides(settings)
+    thread_count = _parse_threads(threads)
     names = [c.strip() for c in conditions.split(",") if c.strip()]
     if resume:
         if out is None:
@@ -101,8 +108,12 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
     from ..training.data import TrainingData
 
     info = distributed.setup(device)
-    training_data = TrainingData.from_folder(data, names if not resume else _run_conditions(out), device=info.device)
-    options = RunOptions(device=device, precision=precision, compile=use_compile, progress=not no_progress,
+    run_train = (read_run_config(out)[0] if resume else config).train
+    extra = [run_train.latent_code_label] if run_train.objective == "glo" and run_train.latent_code_label else []
+    training_data = TrainingData.from_folder(data, names if not resume else _run_conditions(out), device=info.device,
+                                             extra_labels=extra)
+    options = RunOptions(device=device, precision=precision, threads=thread_count, compile=use_compile,
+                         progress=not no_progress,
                          tensorboard=not no_tensorboard, max_steps=max_steps)
     result = train(out, training_data, config, names, resume=resume, overrides=overrides if resume else None,
                    options=options)
@@ -114,6 +125,18 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
                f"model: {out / 'model.safetensors'}")
     if result.interrupted:
         raise SystemExit(130 if result.stop_signal == signal.SIGINT else 143)
+
+
+def _parse_threads(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1024:
+        raise UserError(f"--threads must be auto or a whole number from 1 to 1024, not {text!r}")
+    return value
 
 
 def _run_conditions(run: Path) -> list[str]:

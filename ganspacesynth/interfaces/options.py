@@ -12,12 +12,45 @@ model_option = click.option(
     "--model", "model", type=click.Path(path_type=Path), default=None,
     help="Model file or training run folder (default: the bundled model).",
 )
-device_option = click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
+#: Seeds numpy and torch both accept.
+SEED = click.IntRange(0, 2**32 - 1)
+#: Notes (or latents) per forward pass.
+BATCH_SIZE = click.IntRange(1, 4096)
+#: Largest GANSpace coefficient accepted anywhere (standard deviations; far beyond any useful value).
+MAX_COEFFICIENT = 1000.0
+
+
+def _check_device(ctx, param, value):
+    """Refuse an unknown device or one this machine lacks (cuda without CUDA) while parsing: one line."""
+    if value is None:
+        return None
+    from ..synth import resolve_device
+
+    try:
+        return resolve_device(value)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+device_option = click.option("--device", default=None, callback=_check_device,
+                             help="torch device: cpu, cuda or cuda:N (default: cuda if available, else cpu).")
 precision_option = click.option(
-    "--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
-    help="Generator arithmetic; bfloat16 is about 2x faster on CPUs with AMX.",
+    "--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="float32", show_default=True,
+    help="Generator arithmetic. auto: bfloat16 on CUDA and on CPUs with native bfloat16 (AMX or AVX512-BF16), "
+         "else float32; bfloat16 is about 2x faster on CPUs with AMX and several times slower on CPUs without.",
 )
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
+
+
+def batch_size_option(default: int, help: str | None = None):
+    return click.option("--batch-size", type=BATCH_SIZE, default=default, show_default=True, help=help)
+
+
+def progress_bar(total: int, desc: str, unit: str = "note", enabled: bool = True):
+    """A tqdm bar on stderr for long runs; off with enabled=False (--no-progress) and when stderr is no terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None if enabled else True)
 
 
 def load_synth(model, device=None, precision="float32"):
@@ -37,8 +70,21 @@ def parse_conditions(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def parse_floats(text: str, what: str = "values") -> list[float]:
+def parse_floats(text: str, what: str = "values", limit: float | None = None) -> list[float]:
+    """Comma-separated finite numbers (within ±limit when given)."""
+    import math
+
     try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError:
         raise UserError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{what} must be finite numbers, got {text!r}")
+    if limit is not None and any(abs(v) > limit for v in values):
+        raise UserError(f"{what} must lie within ±{limit:g}, got {text!r}")
+    return values
+
+
+def parse_coeffs(text: str, what: str = "--coeffs") -> list[float]:
+    """GANSpace coefficients (standard deviations): finite and within ±MAX_COEFFICIENT."""
+    return parse_floats(text, what, limit=MAX_COEFFICIENT)

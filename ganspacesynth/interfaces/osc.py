@@ -21,8 +21,9 @@ from concurrent.futures import Future
 from typing import Callable
 
 import numpy as np
+from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket, ParseError
+from pythonosc.osc_packet import ParseError
 
 from ..errors import UserError
 from .session import HalluSettings, Result, Session
@@ -58,6 +59,34 @@ def _osc_arg(builder: OscMessageBuilder, value) -> None:
         builder.add_arg(float(value), "f")
     else:
         builder.add_arg(str(value), "s")
+
+
+MAX_BUNDLE_DEPTH = 8
+
+
+def split_packet(data: bytes, depth: int = 0) -> list[bytes]:
+    """The messages of an OSC packet (a message or a bundle, nested bundles flattened), checked element by
+    element: python-osc silently drops a malformed bundle element and loops forever on a negative element
+    size, so bundles are taken apart here and any defect refuses the whole packet (ParseError)."""
+    if data.startswith(b"#bundle\x00"):
+        if depth >= MAX_BUNDLE_DEPTH:
+            raise ParseError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+        if len(data) < 16:
+            raise ParseError("bundle without a complete time tag")
+        out: list[bytes] = []
+        pos = 16
+        while pos < len(data):
+            if pos + 4 > len(data):
+                raise ParseError(f"bundle element size cut off at byte {pos}")
+            size = int.from_bytes(data[pos:pos + 4], "big", signed=True)
+            if size <= 0 or size % 4 or pos + 4 + size > len(data):
+                raise ParseError(f"bundle element at byte {pos} has an invalid size {size}")
+            out.extend(split_packet(data[pos + 4:pos + 4 + size], depth + 1))
+            pos += 4 + size
+        return out
+    if data.startswith(b"/"):
+        return [data]
+    raise ParseError("neither an OSC message (starts with '/') nor a bundle ('#bundle')")
 
 
 class _UDPServer(socketserver.UDPServer):
@@ -109,6 +138,7 @@ class OSCServer:
             "/get_step": lambda a, r: self._step_op("/get_step", lambda: None, a, r),
             "/step": self._select_step,
             "/save": self._save,
+            "/export_instrument": self._export_instrument,
         }
         for name in HalluSettings.__dataclass_fields__:
             self.handlers[f"/{name}"] = lambda a, r, _n=name: self._setting(_n, a, r)
@@ -146,7 +176,7 @@ class OSCServer:
 
     def handle_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            messages = [m.message for m in OscPacket(data).messages]
+            messages = [OscMessage(dgram) for dgram in split_packet(data)]
         except (ParseError, Exception) as exc:  # python-osc raises assorted errors on hostile bytes
             self.error(addr, f"malformed OSC packet ({len(data)} bytes): {exc}", 0)
             return
@@ -312,9 +342,19 @@ class OSCServer:
         self._ok(reply, f"/{name}")
 
     def _save(self, args, reply):
-        self._nargs(args, 1, 1, "/save <name>")
-        path = self.session.save_last(_text(args[0], "name"))
+        self._nargs(args, 1, 2, "/save <name> [overwrite]")
+        if len(args) == 2 and args[1] != "overwrite":
+            raise UserError("usage: /save <name> [overwrite]")
+        path = self.session.save_last(_text(args[0], "name"), overwrite=len(args) == 2)
         self.send(reply[0], "/saved", str(path), reply[1])
+
+    def _export_instrument(self, args, reply):
+        self._nargs(args, 1, 3, "/export_instrument <name> [mode [every]]")
+        name = _text(args[0], "name")
+        mode = _text(args[1], "mode") if len(args) > 1 else "offset"
+        every = _number(args[2], "every") if len(args) > 2 else 1
+        job = self.session.instrument_job(name, mode, every=every)
+        self._queue(job, reply, lambda r: self.send(reply[0], "/exported", str(r.path), reply[1]))
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:

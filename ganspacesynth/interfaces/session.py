@@ -36,6 +36,9 @@ MAX_INTERP_STEPS = 64
 #: A server refuses bigger hallucinations before generating anything (one request must not occupy the
 #: generator for hours).
 HALLU_LIMITS = Limits(max_notes=512, max_seconds=600.0)
+#: Names clients may give exported instruments: a plain file name, never a path (written to <out_dir>/instruments/).
+INSTRUMENT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+MAX_INSTRUMENT_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,24 @@ def _finite(values: Sequence[float], what: str, limit: float | None = None) -> n
     return arr
 
 
+def check_seed(value) -> int:
+    """A seed from a client: a whole number in 0..2**32-1 (numpy and torch both accept it)."""
+    if isinstance(value, bool):
+        raise UserError(f"seed must be a whole number >= 0, not {value!r}")
+    v = _finite([value], "seed")[0]
+    if v != round(v) or not 0 <= v < 2**32:
+        raise UserError(f"seed must be a whole number in 0..{2**32 - 1}, not {value!r}"[:200])
+    return int(v)
+
+
+def _whole(value, what: str) -> int:
+    """A whole number from a client (Pd sends 2.0), or a UserError."""
+    v = _finite([value], what)[0]
+    if v != round(v):
+        raise UserError(f"{what} must be a whole number, not {value!r}")
+    return int(v)
+
+
 def _peak_safe(wave: np.ndarray) -> np.ndarray:
     """Scale a note down only if it would clip (untrained models can exceed ±1)."""
     peak = float(np.abs(wave).max()) if wave.size else 0.0
@@ -85,8 +106,13 @@ class Session:
     """State + one generation worker. Thread-safe: transports call it from their own threads."""
 
     def __init__(self, synth, *, components=None, allowed_dirs: Sequence[os.PathLike] = (),
-                 out_dir: os.PathLike, queue_size: int = 16, keep: int = 200, seed: int = 0):
+                 out_dir: os.PathLike, queue_size: int = 16, keep: int = 200, seed: int = 0,
+                 limits: Limits = HALLU_LIMITS, remove_out_dir: bool = False):
+        """`limits` bounds every hallucination (the servers' --max-notes/--max-seconds); `remove_out_dir`: the
+        output folder is the session's own temporary one, deleted by `close()`."""
         self.synth = synth
+        self.limits = limits
+        self.remove_out_dir = remove_out_dir
         self.components = components
         self.components_path: Path | None = None
         self.allowed_dirs = [Path(d).resolve() for d in allowed_dirs]
@@ -207,7 +233,7 @@ class Session:
     def randomize_z(self, seed: int | None = None) -> np.ndarray:
         """A fresh standard-normal z (GANSynth's prior); a given seed makes it reproducible."""
         if seed is not None:
-            seed = int(_finite([seed], "seed")[0])
+            seed = check_seed(seed)
         with self._lock:
             self.z = self.synth.random_z(1, seed)[0]
             return self.z.copy()
@@ -231,10 +257,7 @@ class Session:
         if isinstance(value, (list, tuple, np.ndarray)) and len(value) != 1:
             return self._as_z(value)
         seed = value[0] if isinstance(value, (list, tuple, np.ndarray)) else value
-        seed = float(_finite([seed], "seed")[0])
-        if seed != round(seed) or seed < 0:
-            raise UserError("seeds must be whole numbers >= 0")
-        return self.synth.random_z(1, int(seed))[0]
+        return self.synth.random_z(1, check_seed(seed))[0]
 
     def _as_coeffs(self, values) -> np.ndarray:
         """Coefficients for the loaded components; fewer values than components are padded with 0."""
@@ -304,28 +327,49 @@ class Session:
                 raise UserError(f"step must be a whole number in 0..{len(self.steps) - 1}")
             self._select(int(i))
 
+    def check_steps(self, steps) -> list[np.ndarray]:
+        """A whole step sequence, validated (nothing changes)."""
+        if not isinstance(steps, (list, tuple)) or not 1 <= len(steps) <= MAX_STEPS:
+            raise UserError(f"1..{MAX_STEPS} steps expected")
+        return [self._as_coeffs(s) for s in steps]
+
     def set_steps(self, steps: Sequence[Sequence[float]]) -> None:
         """Replace the whole step sequence (the web page sends it in one request)."""
         with self._lock:
-            if not 1 <= len(steps) <= MAX_STEPS:
-                raise UserError(f"1..{MAX_STEPS} steps expected")
-            self.steps = [self._as_coeffs(s) for s in steps]
+            self.steps = self.check_steps(steps)
             self._select(min(self.step_index, len(self.steps) - 1))
+
+    @staticmethod
+    def check_setting(name: str, value):
+        """One hallucination setting's value, validated (nothing changes)."""
+        if name not in HalluSettings.__dataclass_fields__:
+            raise UserError(f"unknown setting {str(name)[:40]!r}")
+        v = float(_finite([value], name.replace("_", " "))[0])
+        if name == "interp_steps":
+            if v != round(v) or not 0 <= v <= MAX_INTERP_STEPS:
+                raise UserError(f"interp steps must be a whole number in 0..{MAX_INTERP_STEPS}")
+            return int(v)
+        if not 0 <= v <= 60:
+            raise UserError(f"{name.replace('_', ' ')} must be between 0 and 60 seconds")
+        return v
+
+    def check_settings(self, values: dict) -> HalluSettings:
+        """The current settings with `values` ({name: value}) applied, validated (nothing changes)."""
+        if not isinstance(values, dict):
+            raise UserError("settings must be an object")
+        with self._lock:
+            settings = self.settings
+        return replace(settings, **{str(k): self.check_setting(str(k), v) for k, v in values.items()})
 
     def set_setting(self, name: str, value) -> HalluSettings:
         """Set one hallucination setting by its original name (interp_steps, sample_spacing, …)."""
         with self._lock:
-            if name not in HalluSettings.__dataclass_fields__:
-                raise UserError(f"unknown setting {name!r}")
-            v = float(_finite([value], name.replace("_", " "))[0])
-            if name == "interp_steps":
-                if v != round(v) or not 0 <= v <= MAX_INTERP_STEPS:
-                    raise UserError(f"interp steps must be a whole number in 0..{MAX_INTERP_STEPS}")
-                v = int(v)
-            elif not 0 <= v <= 60:
-                raise UserError(f"{name.replace('_', ' ')} must be between 0 and 60 seconds")
-            self.settings = replace(self.settings, **{name: v})
+            self.settings = replace(self.settings, **{name: self.check_setting(name, value)})
             return self.settings
+
+    def set_settings(self, settings: HalluSettings) -> None:
+        with self._lock:
+            self.settings = settings
 
     # -- models --------------------------------------------------------------------------------
     def load_model(self, name: str) -> Path:
@@ -395,20 +439,27 @@ class Session:
         return run
 
     def hallucination_job(self, mode: str = "noz", pitch=None, count: int | None = None,
-                          seed: int | None = None) -> Callable[[], tuple[np.ndarray, str]]:
+                          seed: int | None = None, *, settings: HalluSettings | None = None,
+                          steps: Sequence[np.ndarray] | None = None) -> Callable[[], tuple[np.ndarray, str]]:
         """Plan a hallucination from a snapshot of the state; the returned job renders it.
 
         mode `noz`/`offset`/`latent`: the key points are the step sequence's coefficient arrays (`offset` and
         `latent` edit the current z); mode `z`: `count` random key points in z (from `seed`). Planning runs
-        here, so impossible settings are refused at once, not after waiting in the queue.
+        here, so impossible settings are refused at once, not after waiting in the queue. `settings` and
+        `steps` (validated ones) replace the state's for this request only.
         """
         from ..generate import hallucinate as hallu
 
+        if mode not in ("z",) + hallu.GANSPACE_MODES:
+            raise UserError(f"unknown hallucination mode {str(mode)[:40]!r}")
+        if seed is not None:
+            seed = check_seed(seed)
         with self._lock:
-            synth, comps, st = self.synth, self.components, self.settings
+            synth, comps = self.synth, self.components
+            st = self.settings if settings is None else settings
             p = self.pitch if pitch is None else self.check_pitch(pitch)
             zz = self.z.copy()
-            steps = np.stack(self.steps)
+            steps = np.stack(self.steps if steps is None else steps)
         if p is None:
             raise UserError("this model has no pitch condition")
         params = hallu.HallucinationParams(
@@ -418,11 +469,11 @@ class Session:
             n = 4 if count is None else _finite([count], "count")[0]
             if n != round(n) or not 2 <= n <= MAX_STEPS:
                 raise UserError(f"count must be a whole number in 2..{MAX_STEPS}")
-            plan = hallu.plan_latent(synth, replace(params, notes=int(n)), HALLU_LIMITS)
+            plan = hallu.plan_latent(synth, replace(params, notes=int(n)), self.limits)
         else:
             if comps is None:
                 raise UserError("no GANSpace components loaded (send /load_ganspace_components first)")
-            plan = hallu.plan_coefficients(synth, steps, None, params, mode, HALLU_LIMITS,
+            plan = hallu.plan_coefficients(synth, steps, None, params, mode, self.limits,
                                            base_z=None if mode == "noz" else zz[None])
 
         def run() -> tuple[np.ndarray, str, dict]:
@@ -488,20 +539,95 @@ class Session:
             self.last = Result(request_id, kind, path, int(wave.shape[-1]), self.synth.sample_rate, wave, score)
             return self.last
 
-    def save_last(self, name: str) -> Path:
-        """Copy the newest result to `<out_dir>/saved/<name>.wav` (a bare name: no folders)."""
+    # -- instruments ---------------------------------------------------------------------------
+    def instrument_path(self, name) -> Path:
+        """`<out_dir>/instruments/<name>.sf2` for a plain name (letters, digits, '_', '-', '.'; no folders)."""
+        if not isinstance(name, str):
+            raise UserError("an instrument needs a name")
+        stem = name[:-4] if name.lower().endswith(".sf2") else name
+        if not stem or len(stem) > MAX_INSTRUMENT_NAME or stem[0] in ".-" or ".." in stem \
+                or not set(stem) <= INSTRUMENT_NAME_CHARS:
+            raise UserError(f"an instrument name must be a plain file name of at most {MAX_INSTRUMENT_NAME} letters, "
+                            f"digits, '_', '-' or '.' (no folders), not {name[:80]!r}")
+        return self.out_dir / "instruments" / f"{stem}.sf2"
+
+    def instrument_job(self, name, mode: str = "offset", every=1, pitches=None, velocity_layers=1,
+                       loop: str = "auto", coeffs=None) -> Callable[[], object]:
+        """Snapshot the current timbre (z and coefficients, or `coeffs` when given) and return a job that exports it
+        across the keyboard as `<out_dir>/instruments/<name>.sf2` (generate/instrument.py); the job returns its
+        ExportResult.
+
+        mode as for `note_job`: `z` (the z alone), `offset` (z plus the coefficients; plain z without
+        components), `latent` or `noz`. Everything is checked here, before the job is queued; the state is not
+        changed."""
+        from ..generate.instrument import LOOP_CHOICES, key_plan, parse_pitches, velocity_ranges
+
+        if mode not in ("z", "offset", "latent", "noz"):
+            raise UserError(f"unknown synthesis mode {mode!r}")
+        if loop not in LOOP_CHOICES:
+            raise UserError(f"loop must be one of {', '.join(LOOP_CHOICES)}, not {loop!r}")
+        path = self.instrument_path(name)
+        every = _whole(every, "every")
+        velocity_layers = _whole(velocity_layers, "velocity layers")
+        with self._lock:
+            synth, comps = self.synth, self.components
+            zz = self.z.copy()
+            if comps is None and coeffs is not None and np.any(_finite(coeffs, "coefficients") != 0):
+                raise UserError("no GANSpace components loaded (send /load_ganspace_components first)")
+            c = None if comps is None else (self.coeffs.copy() if coeffs is None else self._as_coeffs(coeffs))
+        if comps is None and mode in ("latent", "noz"):
+            raise UserError("no GANSpace components loaded (send /load_ganspace_components first)")
+        key_plan(parse_pitches(pitches, synth.pitches), every)
+        velocity_ranges(velocity_layers)
+        use = None if mode == "z" else comps
+
+        def run():
+            result = synth.export_instrument(path, z=zz[None], components=use, coefficients=None if use is None else c,
+                                             mode="offset" if mode == "z" else mode, pitches=pitches, every=every,
+                                             velocity_layers=velocity_layers, loop=loop)
+            os.chmod(path, 0o644)  # like the WAVs: Pd or a sampler may run as another user
+            return result
+
+        return run
+
+    def save_path(self, name) -> Path:
+        """`<out_dir>/saved/<name>.wav` for a plain name: no folders, no control characters, and short enough
+        for the file system with the score's name beside it."""
+        if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
+            raise UserError("save needs a plain file name (no folders)")
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise UserError("a save name may not contain control characters (tabs, newlines, …)")
+        stem = name[:-4] if name.endswith(".wav") else name
+        try:
+            size = len((stem + ".score.json").encode("utf-8"))
+        except UnicodeEncodeError:
+            raise UserError("a save name must be valid text (UTF-8)") from None
+        folder = self.out_dir / "saved"
+        try:
+            limit = os.pathconf(self.out_dir, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        if size > limit:
+            raise UserError(f"save name too long: {size - len('.score.json')} bytes; this file system allows "
+                            f"{limit - len('.score.json')} (file names of at most {limit} bytes with '.score.json')")
+        return folder / (stem + ".wav")
+
+    def save_last(self, name: str, overwrite: bool = False) -> Path:
+        """Copy the newest result to `<out_dir>/saved/<name>.wav` (a bare name: no folders); an existing file of
+        that name is replaced only with `overwrite`."""
         import shutil
 
         from ..fileio import atomic_path
 
-        if not isinstance(name, str) or not name or len(name) > 200 or any(c in name for c in "/\\\x00") \
-                or name.startswith("."):
-            raise UserError("save needs a plain file name (no folders)")
+        dest = self.save_path(name)
         with self._lock:
             last = self.last
         if last is None or not last.path.exists():
             raise UserError("nothing to save yet: synthesize or hallucinate first")
-        dest = self.out_dir / "saved" / (name if name.endswith(".wav") else name + ".wav")
+        from ..generate.hallucinate import score_path_for
+
+        if not overwrite and (dest.exists() or score_path_for(dest).exists()):
+            raise UserError(f"{dest.name} is already saved; send /save {dest.stem} overwrite to replace it")
         with atomic_path(dest) as tmp:
             shutil.copyfile(last.path, tmp)
         os.chmod(dest, 0o644)
@@ -511,6 +637,24 @@ class Session:
             save_score(score_path_for(dest), last.score)
         return dest
 
-    def close(self) -> None:
+    def close(self) -> list[Path]:
+        """Stop the worker; with `remove_out_dir`, delete the temporary output folder, except what a client
+        saved or exported there (returned, so the server can say where it is)."""
         self._stop.set()
         self._worker.join(timeout=10)
+        if not self.remove_out_dir or not self.out_dir.is_dir():
+            return []
+        import shutil
+
+        kept = [self.out_dir / d for d in ("saved", "instruments")
+                if (self.out_dir / d).is_dir() and any((self.out_dir / d).iterdir())]
+        if not kept:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+            return []
+        for entry in self.out_dir.iterdir():
+            if entry not in kept:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        return kept

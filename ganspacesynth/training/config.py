@@ -22,6 +22,7 @@ from ..model.config import ModelConfig
 
 CONFIG_FORMAT = "ganspacesynth-train-config"
 CONFIG_FORMAT_VERSION = 1
+OBJECTIVES = ("gan", "glo")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,16 @@ class TrainConfig:
     train_progressive: bool = True  # False: train at full resolution from the start
     train_time_limit: float | None = None  # seconds; when set, stages are timed instead of counted (Magenta)
     train_time_stage_multiplier: float = 1.0  # stage i gets a share of the time proportional to this^i
+    # -- objective --
+    # "gan": Magenta's progressive WGAN-GP + AC-GAN. "glo": not Magenta: the generator reconstructs every
+    # training note from a latent code learned with it (training/glo.py): no discriminator, a dense
+    # supervised signal, a fraction of a GAN step's cost.
+    objective: str = "gan"
+    latent_code_learning_rate: float = 1e-3  # "glo": Adam learning rate of the codes
+    # "glo": notes with the same value of this label (e.g. "instrument") share a code, so pitch can only come
+    # from the condition; "" gives every note its own code.
+    latent_code_label: str = ""
+
     # -- losses --
     gradient_penalty_weight: float = 10.0
     gradient_penalty_target: float = 1.0
@@ -45,6 +56,10 @@ class TrainConfig:
     real_score_penalty_weight: float = 0.001
     generator_ac_loss_weight: float = 10.0
     discriminator_ac_loss_weight: float = 10.0
+    # Not Magenta: weight of the profile loss (training/losses.py): the fine structure of each fake's
+    # time-averaged spectrogram against the mean of real notes with the same labels. A dense,
+    # non-adversarial signal for where the harmonics of a pitch lie; 0 turns it off.
+    profile_loss_weight: float = 0.0
     # -- optimisation --
     generator_learning_rate: float = 8e-4
     discriminator_learning_rate: float = 8e-4
@@ -79,6 +94,12 @@ class TrainConfig:
             raise UserError("ema_decay must be in [0, 1)")
         if self.gradient_penalty_interval < 1:
             raise UserError("gradient_penalty_interval must be at least 1 (1: every step, as Magenta)")
+        if self.objective not in OBJECTIVES:
+            raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        if self.latent_code_learning_rate < 0:
+            raise UserError("latent_code_learning_rate must be non-negative")
+        if self.profile_loss_weight < 0:
+            raise UserError("profile_loss_weight must be non-negative (0 turns the profile loss off)")
         if self.keep_checkpoints < 1:
             raise UserError("keep_checkpoints must be at least 1")
         if self.log_every_steps < 1:
@@ -113,6 +134,26 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         save_summaries_num_images=100_000,
         checkpoint_every_seconds=120.0,
         log_every_steps=50,
+    ),
+    # A model that plays in tune from two CPU cores in 45 minutes (docs/training.md has the learning curves
+    # that chose it): the reconstruction objective (training/glo.py) instead of the GAN, a timed schedule
+    # giving each stage 1.4x the time of the one before (the 4x8 and 8x16 stages, where pitch cannot be
+    # seen, get 7 %), checkpoints every 5 minutes (all kept, for learning curves).
+    "cpu": TrainConfig(
+        objective="glo",
+        latent_code_learning_rate=1e-2,
+        stable_stage_num_images=8_000,
+        transition_stage_num_images=8_000,
+        total_num_images=96_000,
+        batch_size_schedule=(32, 32, 32, 32, 16, 16),
+        train_time_limit=2700.0,
+        train_time_stage_multiplier=1.4,
+        generator_learning_rate=2e-3,
+        discriminator_learning_rate=2e-3,
+        ema_decay=0.99,
+        save_summaries_num_images=50_000,
+        checkpoint_every_seconds=300.0,
+        keep_checkpoints=30,
     ),
     # Trying the pipeline on a CPU in minutes (and the tests).
     "tiny": TrainConfig(

@@ -47,18 +47,20 @@ class TrainingData:
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, conditions: Sequence[str], device: str | torch.device = "cpu",
-                    split: str = "train", preload: bool | str = "auto") -> "TrainingData":
-        """A dataset folder's split, gathered on `device` (the whole split moved there when it fits)."""
+                    split: str = "train", preload: bool | str = "auto", extra_labels: Sequence[str] = ()) -> "TrainingData":
+        """A dataset folder's split, gathered on `device` (the whole split moved there when it fits).
+        `extra_labels` are loaded too where the dataset has them (not conditions: e.g. `instrument` for
+        the reconstruction objective's shared codes)."""
         from ..data.dataset import DeviceBatcher, SpectrogramDataset, condition_specs
 
         ds = SpectrogramDataset(path, split)
         condition_specs(ds, conditions)  # one-line error for conditions the dataset lacks
         batcher = DeviceBatcher(ds, device, preload=preload, conditions=list(conditions))
         labels = {}
-        for name in conditions:
+        for name in list(conditions) + [n for n in extra_labels if n in ds.labels and n not in conditions]:
             t = torch.from_numpy(np.ascontiguousarray(ds.labels[name]))
             labels[name] = (t.float() if t.dim() == 2 else t.long()).to(batcher.device)
-        vocab = {name: ds.vocab[name] for name in conditions}
+        vocab = {name: ds.vocab[name] for name in labels}
         return cls(None, labels, vocab, ds.spectral, batcher=batcher, source=str(path))
 
     def to(self, device: str | torch.device) -> "TrainingData":
@@ -91,6 +93,24 @@ class TrainingData:
         else:
             specs = self.specs.index_select(0, rows.to(self.specs.device)).float()
         return specs, self.labels_of(rows)
+
+    @torch.no_grad()
+    def label_mean_profiles(self, names: Sequence[str], chunk: int = 512) -> torch.Tensor:
+        """`[N, 2, F]`: for every row, the time-averaged spectrogram averaged over all rows whose labels
+        `names` (categorical conditions) equal this row's: the targets of the profile loss."""
+        n = len(self)
+        rows_profiles = []
+        for start in range(0, n, chunk):
+            specs, _ = self.gather(torch.arange(start, min(start + chunk, n)))
+            rows_profiles.append(specs.float().mean(dim=2).cpu())
+        profiles = torch.cat(rows_profiles)
+        if not names:
+            return profiles.mean(dim=0, keepdim=True).expand_as(profiles).to(self.device)
+        keys = torch.stack([self.labels[name].cpu().long() for name in names], dim=1)
+        _, group = torch.unique(keys, dim=0, return_inverse=True)
+        sums = torch.zeros(int(group.max()) + 1, *profiles.shape[1:]).index_add_(0, group, profiles)
+        counts = torch.bincount(group).clamp_min(1).to(profiles.dtype)
+        return (sums / counts[:, None, None])[group].to(self.device)
 
     def labels_of(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         rows = rows.to(self.device)

@@ -36,14 +36,16 @@ from ..model.config import ModelConfig
 from ..model.discriminator import Discriminator
 from ..model.generator import Generator
 from ..model.layers import upscale
-from ..runtime import keep_training_allocations_in_heap
+from ..runtime import auto_precision, bfloat16_warning, cpu_model, keep_training_allocations_in_heap
 from . import distributed
 from .checkpoint import Position, export_model, latest_checkpoint, save_checkpoint
 from .config import ResolvedConfig, resolve_config, with_overrides
 from .data import TrainingData
-from .losses import auxiliary_losses, discriminator_loss, generator_loss, gradient_penalty
-from .schedule import Schedule, StagePoint, real_at_stage
+from .glo import LatentCodes, code_owners, glo_step
+from .losses import auxiliary_losses, discriminator_loss, generator_loss, gradient_penalty, profile_loss
+from .schedule import Schedule, StagePoint, profile_at_stage, real_at_stage
 from .stats import Rate, RunLog, truncate_stats
+from .threads import make_tuner, wait_policy
 
 CONFIG_FILE = "config.json"
 #: Settings a resumed run may change (they do not alter the networks or the past schedule).
@@ -56,7 +58,8 @@ class RunOptions:
     """How to run (not what to learn): device, arithmetic, reporting."""
 
     device: str | None = None  # default: cuda (this rank's GPU under torchrun) if available, else cpu
-    precision: str = "auto"  # "auto": bfloat16 autocast on CUDA, float32 elsewhere
+    precision: str = "auto"  # "auto": bfloat16 on CUDA and on CPUs with native bfloat16, float32 elsewhere
+    threads: int | None = None  # CPU intra-op threads; None: timed against one thread per stage (threads.py)
     channels_last: bool | None = None  # None: on CUDA
     compile: bool = False  # torch.compile the generator's layers (the critic needs double backward)
     progress: bool = True
@@ -154,9 +157,10 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, model_cfg: ModelConfig, cfg,
                conditions: ConditionSet, info: distributed.DistInfo, amp, memory_format,
-               penalize: bool = True) -> dict[str, torch.Tensor]:
+               penalize: bool = True, profiles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One discriminator update then one generator update on this rank's rows; returns detached stats.
-    `penalize=False` skips the gradient penalty (the steps between a lazy penalty's, see TrainConfig)."""
+    `penalize=False` skips the gradient penalty (the steps between a lazy penalty's, see TrainConfig);
+    `profiles` (`[N, 2, F]`, TrainingData.label_mean_profiles) adds the profile loss to the generator's."""
     G, D = nets.generator, nets.discriminator
     k, a = point.num_blocks, point.alpha
     dev = info.device
@@ -190,7 +194,12 @@ def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, 
         fake = G(z_g, cond_g, num_blocks=k, alpha=a).contiguous(memory_format=memory_format)
         fake_scores, fake_logits = D(fake, k, a)
         ac_fake, acc_fake = auxiliary_losses(specs, fake_logits, labels_g)
-        g_loss, g_stats = generator_loss(fake_scores, ac_fake, cfg)
+        profile = None
+        if profiles is not None:
+            target = profile_at_stage(profiles.index_select(0, batch.fake_rows_g.to(profiles.device)).to(dev),
+                                      model_cfg, point)
+            profile = profile_loss(fake, target)
+        g_loss, g_stats = generator_loss(fake_scores, ac_fake, cfg, profile)
     nets.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     distributed.average_gradients(G.parameters(), info)
@@ -316,7 +325,9 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
         data.to(device)
     precision = options.precision
     if precision == "auto":
-        precision = "bfloat16" if device.type == "cuda" else "float32"
+        precision = auto_precision(device.type)
+    elif precision == "bfloat16" and info.is_main and (warning := bfloat16_warning(device.type)):
+        print(warning, flush=True)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
     use_cl = options.channels_last if options.channels_last is not None else device.type == "cuda"
     memory_format = torch.channels_last if use_cl else torch.contiguous_format
@@ -326,9 +337,17 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     # 2. Networks and optimisers (the same seed gives every rank the same initial weights).
     torch.manual_seed(cfg.seed)
     G = Generator(model_cfg).to(device, memory_format=memory_format)
-    D = Discriminator(model_cfg).to(device, memory_format=memory_format)
     ema = copy.deepcopy(G).requires_grad_(False).eval()
-    opt_g, opt_d = make_optimizers(G, D, cfg)
+    if cfg.objective == "glo":  # the per-note codes take the discriminator's place (training/glo.py)
+        owners, how = code_owners(data, cfg.latent_code_label)
+        D = LatentCodes(owners, model_cfg.latent_vector_size, cfg.seed).to(device)
+        if info.is_main:
+            print(f"reconstruction objective: {D.codes.shape[0]} latent codes ({how})", flush=True)
+        opt_g, _ = make_optimizers(G, D, cfg)
+        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.latent_code_learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2))
+    else:
+        D = Discriminator(model_cfg).to(device, memory_format=memory_format)
+        opt_g, opt_d = make_optimizers(G, D, cfg)
     nets = Nets(G, D, ema, opt_g, opt_d)
     position = Position()
     if resume:
@@ -345,6 +364,9 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
                 module.compile()
     conditions = ConditionSet(model_cfg.conditions)
     schedule = Schedule(cfg, model_cfg)
+    profiles = None
+    if cfg.profile_loss_weight > 0:
+        profiles = data.label_mean_profiles([c.name for c in model_cfg.conditions if c.kind == "categorical"])
 
     total = float(cfg.train_time_limit) if schedule.timed else float(cfg.total_num_images)
     start = position.seconds if schedule.timed else float(position.images)
@@ -354,10 +376,15 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     log.message(f"{'resuming' if resume else 'training'} {run_dir} at step {position.step}, {position.images} images, "
                 f"{point.describe(model_cfg)}; {len(data)} notes, conditions {', '.join(condition_names) or 'none'}, "
                 f"{info.world_size} process(es) on {device.type}, {precision}")
+    tuner = make_tuner(device.type, options.threads)
+    if device.type == "cpu":
+        how = f"timed against {' vs '.join(map(str, tuner.candidates))} at each stage" if tuner.tuning else "fixed"
+        log.message(f"CPU {cpu_model()}: {tuner.chosen} intra-op thread(s) ({how}), OpenMP wait policy {wait_policy()}")
 
     fixed = _fixed_samples(cfg.seed, data, model_cfg.latent_vector_size, cfg.fake_batch_size)
     stop = StopRequest()
     rate = Rate(position.images)
+    started = time.monotonic()  # wall clock of this process (a resumed run starts again at 0)
     last_checkpoint = time.monotonic()
     record: dict = {}
     stage_id = position.stage_id
@@ -385,11 +412,15 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
                 reset_optimizer(opt_d)
                 stage_id = point.stage_id
                 log.message(f"step {position.step}, {position.images} images: {point.describe(model_cfg)}")
+            threads = tuner.before_step(point.stage_id)
             batch = draw_batch(cfg.seed, position.step, position.images, point.batch_size, len(data),
                                model_cfg.latent_vector_size)
             batch = batch.local(distributed.local_rows(point.batch_size, info))
-            stats = train_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format,
-                               penalize=position.step % cfg.gradient_penalty_interval == 0)
+            if cfg.objective == "glo":
+                stats = glo_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format)
+            else:
+                stats = train_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format,
+                                   penalize=position.step % cfg.gradient_penalty_interval == 0, profiles=profiles)
 
             previous_images = position.images
             position.step += 1
@@ -397,6 +428,8 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
             if schedule.timed and device.type == "cuda":
                 torch.cuda.synchronize(device)  # time the GPU's work, not the launches
             elapsed = time.perf_counter() - t0
+            if (chosen := tuner.after_step(elapsed)) is not None:
+                log.message(f"step {position.step}: {chosen}")
             agreed = distributed.max_over_ranks(torch.tensor([float(stop.requested), elapsed], dtype=torch.float64,
                                                              device=device if info.enabled else "cpu"), info)
             stop.requested = bool(agreed[0].item())
@@ -408,7 +441,8 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
                 values = distributed.mean_over_ranks(torch.stack([v.float() for v in stats.values()]), info)
                 record = {"step": position.step, "images": position.images, "time": round(position.seconds, 3),
                           "stage": point.stage_id, "num_blocks": point.num_blocks, "alpha": point.alpha,
-                          "batch_size": point.batch_size, "images_per_s": rate.update(position.images)}
+                          "batch_size": point.batch_size, "images_per_s": rate.update(position.images),
+                          "threads": threads, "wall": round(time.monotonic() - started, 3)}
                 record.update(_named_stats(stats.keys(), values.tolist()))
                 log.scalars(record)
                 log.progress(position.seconds if schedule.timed else position.images, point.describe(model_cfg), record)
@@ -440,7 +474,8 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
 _LABELS = {"d_loss": "loss/d", "g_loss": "loss/g", "wasserstein": "loss/wasserstein",
            "gradient_penalty": "loss/gradient_penalty", "drift": "loss/drift", "d_real": "score/real",
            "d_fake": "score/fake", "ac_real": "loss/ac_real", "ac_fake": "loss/ac_fake",
-           "g_adversarial": "loss/g_adversarial"}
+           "g_adversarial": "loss/g_adversarial", "profile": "loss/profile",
+           "reconstruction": "loss/reconstruction", "reconstruction_magnitude": "loss/reconstruction_magnitude"}
 
 
 def _named_stats(keys, values: list[float]) -> dict[str, float]:

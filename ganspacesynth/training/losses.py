@@ -69,8 +69,39 @@ def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, gp:
     return loss, {k: v.detach() for k, v in parts.items() if v is not None}
 
 
-def generator_loss(fake_scores: torch.Tensor, ac_fake: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """−mean critic score of the fakes + auxiliary loss on the fakes' labels."""
+def generator_loss(fake_scores: torch.Tensor, ac_fake: torch.Tensor, cfg,
+                   profile: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """−mean critic score of the fakes + auxiliary loss on the fakes' labels (+ the profile loss, if given)."""
     adversarial = -fake_scores.float().mean()
     loss = adversarial + cfg.generator_ac_loss_weight * ac_fake
-    return loss, {"g_loss": loss.detach(), "g_adversarial": adversarial.detach(), "ac_fake": ac_fake.detach()}
+    parts = {"g_adversarial": adversarial, "ac_fake": ac_fake}
+    if profile is not None:
+        loss = loss + cfg.profile_loss_weight * profile
+        parts["profile"] = profile
+    return loss, {"g_loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+
+# -- profile guidance (not Magenta's) -----------------------------------------------------------------
+#: Bins of the moving average whose residual is the "fine structure" the profile loss compares: at 256
+#: frequency bins a harmonic comb survives it, a spectral envelope (brightness) does not.
+PROFILE_SMOOTHING_BINS = 9
+
+
+def fine_structure(profile: torch.Tensor, bins: int = PROFILE_SMOOTHING_BINS) -> torch.Tensor:
+    """`[B, C, W]` minus its moving average over `bins` frequency bins (reflected at the edges)."""
+    width = profile.shape[-1]
+    pad = min(bins // 2, width - 1)
+    if pad < 1:
+        return profile - profile.mean(dim=-1, keepdim=True)
+    smooth = F.avg_pool1d(F.pad(profile, (pad, pad), mode="reflect"), 2 * pad + 1, stride=1)
+    return profile - smooth
+
+
+def profile_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 distance between the fine structure of the fakes' time-averaged spectrograms `[B, 2, T, W]` and
+    that of the targets `[B, 2, W]` (the mean profile of real notes with the same labels).
+
+    Pitch lives in that fine structure (where the harmonics sit, and their instantaneous frequency);
+    the smooth envelope and everything over time are left to the critic, so timbre can still vary.
+    """
+    return (fine_structure(fake.float().mean(dim=2)) - fine_structure(target.float())).abs().mean()

@@ -110,3 +110,15 @@ def real_at_stage(specs: torch.Tensor, model: ModelConfig, point: StagePoint) ->
         low = upscale(downscale(x, model.scale_base), model.scale_base)
         x = low + point.alpha * (x - low)
     return x
+
+
+def profile_at_stage(profiles: torch.Tensor, model: ModelConfig, point: StagePoint) -> torch.Tensor:
+    """Time-averaged full-resolution spectrograms `[B, C, W]` → the time average of `real_at_stage`'s
+    output: the same pooling and fade-in blend along frequency (pooling over time commutes with the mean)."""
+    factor = model.scale_base ** (model.num_resolutions - point.num_blocks)
+    x = torch.nn.functional.avg_pool1d(profiles, factor) if factor > 1 else profiles
+    if point.alpha < 1.0 and point.num_blocks > 1:
+        base = model.scale_base
+        low = torch.nn.functional.avg_pool1d(x, base).repeat_interleave(base, dim=-1)
+        x = low + point.alpha * (x - low)
+    return x

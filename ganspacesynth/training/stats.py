@@ -88,7 +88,7 @@ class RunLog:
         if self.writer is not None:
             x = int(record["images"])
             for key, value in record.items():
-                if key not in ("step", "images", "time") and isinstance(value, (int, float)):
+                if key not in ("step", "images", "time", "wall") and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, x)
 
     def progress(self, position: float, stage: str, record: Mapping[str, float]) -> None:
@@ -98,7 +98,8 @@ class RunLog:
         self._bar_pos = position
         self.bar.set_postfix_str(
             f"{stage}, img {int(record['images'])}, {record.get('images_per_s', 0):.0f} img/s, "
-            f"D {record['loss/d']:.3f}, G {record['loss/g']:.3f}", refresh=False)
+            + (f"D {record['loss/d']:.3f}, G {record['loss/g']:.3f}" if "loss/d" in record
+               else f"L1 {record.get('loss/reconstruction', float('nan')):.4f}"), refresh=False)
 
     def samples(self, images: int, specs: torch.Tensor, waves: np.ndarray | None, sample_rate: int) -> None:
         """Spectrograms of the fixed latents (and their audio, one clip with short gaps)."""

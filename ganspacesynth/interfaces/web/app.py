@@ -42,6 +42,40 @@ def spectrogram_png(synth, wave: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+#: Deepest JSON nesting accepted in a request body (the API's deepest is 2: steps of coefficients).
+MAX_JSON_DEPTH = 32
+
+
+def parse_json_body(raw: bytes):
+    """A request body as JSON, refusing (UserError, so 400) bad UTF-8, bad JSON and absurd nesting before the
+    parser recurses into it (100,000 nested brackets would end in a RecursionError, a 500)."""
+    import json
+
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:  # bracket depth outside strings, without parsing
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise UserError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise UserError("expected a JSON object") from None
+
+
 def create_app(session: Session) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
@@ -60,13 +94,18 @@ def create_app(session: Session) -> Flask:
         return jsonify(error=str(exc)), status
 
     def body() -> dict:
-        data = request.get_json(silent=True)
+        data = parse_json_body(request.get_data(cache=True))
         if not isinstance(data, dict):
             raise UserError("expected a JSON object")
         return data
 
-    def finish(job) -> dict:
-        result: Result = session.submit(job, session.new_id()).result(timeout=WAIT_S)
+    def finish(job, apply=None) -> dict:
+        """Queue a validated job; `apply` (the request's state changes) runs only once it is accepted, so a
+        refused request (bad values, a full queue) changes nothing."""
+        future = session.submit(job, session.new_id())
+        if apply is not None:
+            apply()
+        result: Result = future.result(timeout=WAIT_S)
         png = spectrogram_png(session.synth, result.wave)
         with png_lock:
             pngs[result.path.name] = png
@@ -98,35 +137,80 @@ def create_app(session: Session) -> Flask:
             zz = session.randomize_z(data.get("seed"))
         return jsonify(z=[float(v) for v in zz])
 
+    # Every request is validated as a whole first (building its job checks everything and changes nothing);
+    # the state changes it carries are applied only once its job is accepted.
     @app.post("/api/synthesize")
     def synthesize():
         data = body()
         coeffs = data.get("coefficients")
         if coeffs is not None and not isinstance(coeffs, list):
             raise UserError("coefficients must be a list of numbers")
-        if data.get("pitch") is not None:
-            session.set_pitch(data["pitch"])
-        if coeffs is not None and session.num_components:
-            session.set_coefficients(coeffs)
-        return jsonify(finish(session.note_job(str(data.get("mode", "offset")), coeffs=coeffs)))
+        pitch = None if data.get("pitch") is None else session.check_pitch(data["pitch"])
+        job = session.note_job(str(data.get("mode", "offset")), pitch=pitch, coeffs=coeffs)
+
+        def apply() -> None:
+            if pitch is not None:
+                session.set_pitch(pitch)
+            if coeffs is not None and session.num_components:
+                session.set_coefficients(coeffs)
+
+        return jsonify(finish(job, apply))
 
     @app.post("/api/hallucinate")
     def hallucinate():
         data = body()
         mode = str(data.get("mode", "noz"))
-        if data.get("pitch") is not None:
-            session.set_pitch(data["pitch"])
-        settings = data.get("settings") or {}
-        if not isinstance(settings, dict):
-            raise UserError("settings must be an object")
-        for name, value in settings.items():
-            session.set_setting(str(name), value)
+        pitch = None if data.get("pitch") is None else session.check_pitch(data["pitch"])
+        settings = session.check_settings(data.get("settings") or {})
+        steps = None
         if mode != "z":
             steps = data.get("steps")
             if not isinstance(steps, list) or not all(isinstance(s, list) for s in steps):
                 raise UserError("steps must be a list of coefficient lists")
-            session.set_steps(steps)
-        return jsonify(finish(session.hallucination_job(mode, count=data.get("count"), seed=data.get("seed"))))
+            steps = session.check_steps(steps)
+        job = session.hallucination_job(mode, pitch=pitch, count=data.get("count"), seed=data.get("seed"),
+                                        settings=settings, steps=steps)
+
+        def apply() -> None:
+            if pitch is not None:
+                session.set_pitch(pitch)
+            session.set_settings(settings)
+            if steps is not None:
+                session.set_steps(steps)
+
+        return jsonify(finish(job, apply))
+
+    @app.post("/api/instrument")
+    def instrument():
+        """Export the current timbre (pitch range, z and coefficients as sent) as a SoundFont; the JSON names the
+        download. Names are plain file names: the file is always <out_dir>/instruments/<name>.sf2."""
+        data = body()
+        coeffs = data.get("coefficients")
+        if coeffs is not None and not isinstance(coeffs, list):
+            raise UserError("coefficients must be a list of numbers")
+        pitches = data.get("pitches")
+        if pitches is not None and not isinstance(pitches, str):
+            raise UserError("pitches must be a string such as '36-84'")
+        job = session.instrument_job(data.get("name", "instrument"), str(data.get("mode", "offset")),
+                                     every=data.get("every", 1), pitches=pitches,
+                                     velocity_layers=data.get("velocity_layers", 1), loop=str(data.get("loop", "auto")),
+                                     coeffs=coeffs)
+        future = session.submit(job, session.new_id())
+        if coeffs is not None and session.num_components:  # accepted: the sliders' values become the state
+            session.set_coefficients(coeffs)
+        result = future.result(timeout=WAIT_S)
+        inst, name = result.instrument, result.path.name
+        return jsonify(name=name, download=f"/instrument/{name}", notes=len(inst.notes), looped=inst.looped,
+                       keys=[min(n.key_range[0] for n in inst.notes), max(n.key_range[1] for n in inst.notes)],
+                       bytes=result.path.stat().st_size, seconds=round(result.seconds, 2))
+
+    @app.get("/instrument/<name>")
+    def instrument_file(name):
+        path = session.instrument_path(name) if name.endswith(".sf2") else None
+        if path is None or not path.is_file():
+            abort(404)
+        return send_file(path, mimetype="application/octet-stream", as_attachment=True, download_name=path.name,
+                         max_age=0)
 
     def result_path(name: str) -> Path:
         if not RESULT_NAME.match(name) or not (session.out_dir / name).is_file():

@@ -122,6 +122,28 @@ function hallucinate() {
   run("hallucination", () => api("/api/hallucinate", data));
 }
 
+// The current timbre (mode, z, coefficients) across the keyboard as a SoundFont, then downloaded.
+async function exportInstrument() {
+  const data = { name: $("instrument-name").value.trim(), mode: $("mode").value,
+                 every: Number($("instrument-every").value) };
+  if (k() > 0) data.coefficients = coefficients();
+  status("exporting instrument…");
+  try {
+    const r = await api("/api/instrument", data);
+    const link = $("instrument-download");
+    link.href = r.download;
+    link.download = r.name;
+    link.textContent = `download ${r.name}`;
+    link.hidden = false;
+    document.body.dataset.instrument = r.name;
+    status(`instrument ${r.name}: keys ${r.keys[0]}–${r.keys[1]} from ${r.notes} notes, ${r.looped} looped, ` +
+           `${(r.bytes / 1e6).toFixed(1)} MB in ${r.seconds} s`);
+    link.click();
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
 async function init() {
   gss.info = await api("/api/state");
   const info = gss.info;
@@ -159,6 +181,7 @@ async function init() {
     gss.current = Math.min(gss.steps.length - 1, gss.current + 1); loadStep();
   });
   $("generate").addEventListener("click", hallucinate);
+  $("export-instrument").addEventListener("click", exportInstrument);
   document.body.dataset.ready = "1";
   status("ready: move a slider or press synthesize");
 }

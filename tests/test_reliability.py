@@ -1,0 +1,544 @@
+"""Issue #17, item by item: nothing lost, nothing misleading (each test failed before its fix)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from ganspacesynth.errors import UserError
+from ganspacesynth.interfaces.cli import main
+
+OUTPUT_MARKER = ".ganspacesynth-output.json"
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="ganspacesynth")
+
+
+def tone(seconds: float, freq: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t) * np.exp(-t)).astype(np.float32)
+
+
+# -- 1. never delete a user's files ------------------------------------------------------------------------------
+def test_output_folders_replace_only_what_the_command_wrote(tmp_path, monkeypatch):
+    from ganspacesynth.fileio import atomic_directory, check_output_folder
+
+    out = tmp_path / "M"
+    out.mkdir()
+    (out / "a").write_text("x")
+    with pytest.raises(UserError, match=r"M already exists and is not empty: it holds files no GANSpaceSynth"):
+        with atomic_directory(out, overwrite=True, owner="demo"):
+            pass
+    assert (out / "a").read_text() == "x"
+    (out / "a").unlink()
+    with atomic_directory(out, overwrite=True, owner="demo") as tmp:  # empty: fine
+        (tmp / "one.txt").write_text("1")
+    with atomic_directory(out, overwrite=True, owner="demo") as tmp:  # its own output: replaced
+        (tmp / "two.txt").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "two.txt"]
+    with pytest.raises(UserError, match="output of `ganspacesynth demo`"):  # another command's output
+        check_output_folder(out, owner="generate", overwrite=True)
+    (out / "sub").mkdir()
+    (out / "sub" / "mine.txt").write_text("user")  # the user adds a file: no longer replaceable
+    with pytest.raises(UserError, match=r"sub/mine\.txt"):
+        check_output_folder(out, owner="demo", overwrite=True)
+    monkeypatch.chdir(out)
+    with pytest.raises(UserError, match="current folder"):
+        check_output_folder(".", owner="demo", overwrite=True)
+    with pytest.raises(UserError, match="current folder"):
+        check_output_folder("..", owner="demo", overwrite=True)
+
+
+def test_demo_into_a_users_folder_deletes_nothing(tmp_path, monkeypatch):
+    (tmp_path / "M").mkdir()
+    (tmp_path / "M" / "a").write_text("x")
+    (tmp_path / "keep.txt").write_text("y")
+    monkeypatch.chdir(tmp_path)
+    for out in ("M", "."):
+        res = cli("demo", "--out", out)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+        assert "error:" in res.stderr and res.stderr.count("\n") == 1
+    assert (tmp_path / "M" / "a").read_text() == "x" and (tmp_path / "keep.txt").read_text() == "y"
+
+
+def test_describe_report_refuses_a_users_folder_before_any_work(tiny_model_path, tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "notes.md").write_text("mine")
+    res = cli("describe", "--model", tiny_model_path, "--components", tmp_path / "missing.npz", "--report", report)
+    assert res.exit_code == 1 and "holds files no GANSpaceSynth command wrote there" in res.stderr
+    assert (report / "notes.md").read_text() == "mine"
+
+
+def test_generate_again_leaves_no_stale_notes(tiny_model_path, tmp_path):
+    out = tmp_path / "notes"
+    assert cli("generate", "--model", tiny_model_path, "--pitch", 60, "--count", 3, "--out", out).exit_code == 0
+    res = cli("generate", "--model", tiny_model_path, "--pitch", 60, "--count", 1, "--seed", 5, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir() if p.name != OUTPUT_MARKER) == ["latents.npy", "p60_000.wav"]
+    assert np.load(out / "latents.npy").shape[0] == 1
+
+
+def test_pad_fills_the_folder_chop_filled_and_overwrite_keeps_the_other(tmp_path):
+    from ganspacesynth.data.folder import chop, pad
+
+    rec, shots = tmp_path / "recordings", tmp_path / "one-shots"
+    rec.mkdir()
+    shots.mkdir()
+    sf.write(rec / "long.wav", tone(3.0, 220), 16000)
+    sf.write(shots / "hit.wav", tone(0.5, 440), 16000)
+    clips = tmp_path / "clips"
+    chop(rec, clips, length=16000, step=16000, pitch=57)
+    chopped = sorted(p.name for p in clips.glob("*.wav"))
+    pad(shots, clips, length=16000, pitch=69)  # the user guide's §1: into the folder chop filled
+    assert sorted(p.name for p in clips.glob("*.wav")) == sorted(chopped + ["hit_69.wav"])
+    with pytest.raises(UserError, match="earlier `ganspacesynth dataset pad`"):
+        pad(shots, clips, length=16000, pitch=69)
+    pad(shots, clips, length=16000, pitch=70, overwrite=True)  # replaces its own clip, keeps chop's
+    assert sorted(p.name for p in clips.glob("*.wav")) == sorted(chopped + ["hit_70.wav"])
+    assert (clips / "chop.json").is_file() and (clips / "pad.json").is_file()
+
+
+# -- 2. non-finite models and outputs ----------------------------------------------------------------------------
+def _model_with(tiny_model_path, tmp_path, change):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(tiny_model_path))
+    with safe_open(str(tiny_model_path), framework="pt") as f:
+        meta = f.metadata()
+    name = change(state)
+    path = tmp_path / "changed.safetensors"
+    save_file(state, str(path), metadata=meta)
+    return path, name
+
+
+def test_a_model_with_nan_weights_is_refused_naming_the_tensor(tiny_model_path, tmp_path):
+    def poison(state):
+        name = "generator.blocks.1.conv1.weight"
+        state[name] = state[name].clone()
+        state[name].view(-1)[3] = float("inf")
+        return name
+
+    path, name = _model_with(tiny_model_path, tmp_path, poison)
+    res = cli("generate", "--model", path, "--pitch", 60, "--out", tmp_path / "notes")
+    assert res.exit_code == 1 and "blocks.1.conv1.weight holds NaN or infinite values" in res.stderr
+    assert not (tmp_path / "notes").exists()
+
+
+def test_non_finite_audio_is_never_written(tiny_model_path, tmp_path):
+    def blow_up(state):
+        name = "generator.blocks.2.conv0.weight"
+        state[name] = state[name].clone().fill_(3e38)  # finite weights whose sums overflow to inf, then NaN
+        return name
+
+    path, _ = _model_with(tiny_model_path, tmp_path, blow_up)
+    res = cli("generate", "--model", path, "--pitch", 60, "--count", 2, "--out", tmp_path / "notes")
+    assert res.exit_code == 1 and "NaN or infinite audio" in res.stderr, res.output
+    assert not (tmp_path / "notes").exists()
+    res = cli("hallucinate", "--model", path, "--seed", 1, "--out", tmp_path / "p.wav")
+    assert res.exit_code == 1 and "NaN or infinite" in res.stderr and not (tmp_path / "p.wav").exists()
+
+
+def test_constant_notes_are_refused():
+    from ganspacesynth.synth import check_waves
+
+    good = np.random.default_rng(0).standard_normal((2, 100)).astype(np.float32)
+    assert check_waves(good) is good
+    dc = good.copy()
+    dc[1] = 0.7
+    with pytest.raises(UserError, match="constant note .note 1"):
+        check_waves(dc)
+
+
+def test_a_crafted_config_is_refused_before_any_allocation():
+    import resource
+
+    from ganspacesynth.model.config import PRESETS
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for changes, field in [({"fmap_base": 2**20, "fmap_max": 4096}, "too large|generator weights"),
+                           ({"fmap_base": 2**20, "fmap_max": 2048, "num_resolutions": 3}, "generator weights"),
+                           ({"fmap_base": 1e9}, "fmap_base"), ({"latent_vector_size": 10**9}, "latent_vector_size"),
+                           ({"num_resolutions": 40}, "num_resolutions")]:
+        with pytest.raises(ValueError, match=field):
+            PRESETS["mel_prog_hires"].replace(**changes).validate()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: nothing big was allocated
+    for preset in PRESETS.values():
+        preset.validate()
+
+
+# -- 4. interrupted writing leaves a whole result or none --------------------------------------------------------
+@pytest.mark.timeout(300)
+def test_ctrl_c_while_generating_leaves_nothing(tiny_model_path, tmp_path):
+    out = tmp_path / "many"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "generate", "--model", str(tiny_model_path),
+                             "--pitch", "60", "--count", "5000", "--batch-size", "8", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = [p for p in tmp_path.glob(".many.*.tmp") if len(list(p.glob("*.wav"))) >= 40]
+        if partial:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "removed" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.iterdir())  # no notes, no temporary folder
+
+
+def test_generate_shows_a_progress_bar_on_a_terminal_only(tiny_model_path, tmp_path):
+    import fcntl
+    import pty
+    import termios
+
+    def run(*extra):
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+        proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "generate", "--model", str(tiny_model_path),
+                                 "--pitch", "60", "--count", "40", *extra, "--out", str(tmp_path / f"n{len(extra)}")],
+                                stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        assert proc.wait(timeout=300) == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    assert re.search(r"generate: .*/40 \[", run())
+    assert "generate" not in run("--no-progress")
+    piped = subprocess.run([sys.executable, "-m", "ganspacesynth", "generate", "--model", str(tiny_model_path),
+                            "--pitch", "60", "--count", "3", "--out", str(tmp_path / "piped")],
+                           capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+# -- 5. web API: validate the whole request, then apply it --------------------------------------------------------
+@pytest.fixture(scope="module")
+def components_path(tiny_synth, tmp_path_factory):
+    from ganspacesynth.ganspace.fit import fit_components
+
+    comps = fit_components(tiny_synth, "conv0", count=256, n_components=4, pitches=[60])
+    return comps.save(tmp_path_factory.mktemp("comps") / "tiny_comps.npz")
+
+
+@pytest.fixture
+def web(tiny_synth, components_path, tmp_path):
+    pytest.importorskip("flask")
+    from ganspacesynth.interfaces.session import Session
+    from ganspacesynth.interfaces.web.app import WebServer
+
+    session = Session(tiny_synth, allowed_dirs=[components_path.parent], out_dir=tmp_path / "out")
+    session.load_components(str(components_path))
+    server = WebServer(session, "127.0.0.1", 0).start()
+    yield session, server
+    server.shutdown()
+    session.close()
+
+
+def call(server, path, data=None, raw=None):
+    import urllib.error
+    import urllib.request
+
+    body = raw if raw is not None else (None if data is None else json.dumps(data).encode())
+    req = urllib.request.Request(server.url.rstrip("/") + path, method="GET" if body is None else "POST", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as res:
+            return res.status, json.loads(res.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_web_refused_requests_change_nothing(web):
+    session, server = web
+    before = call(server, "/api/state")[1]
+    refused = [
+        ("/api/synthesize", {"pitch": 72, "mode": "bogus"}),
+        ("/api/synthesize", {"pitch": 72, "coefficients": [1.0] * 9}),
+        ("/api/hallucinate", {"mode": "noz", "pitch": 72, "steps": [[1.0], [2.0]],
+                              "settings": {"sample_spacing": 60, "interp_steps": 20, "attack": 0.05}}),  # too long
+        ("/api/hallucinate", {"mode": "noz", "pitch": 72, "steps": [[1.0], "x"], "settings": {"attack": 0.01}}),
+        ("/api/hallucinate", {"mode": "z", "pitch": 72, "count": 3, "seed": -1, "settings": {"attack": 0.01}}),
+    ]
+    for path, data in refused:
+        status, body = call(server, path, data)
+        assert status == 400, (path, data, body)
+        assert call(server, "/api/state")[1] == before, (path, data)
+    # and the next request works: the refused one left nothing behind
+    status, body = call(server, "/api/hallucinate", {"mode": "z", "count": 2})
+    assert status == 200, body
+    status, body = call(server, "/api/synthesize", {"pitch": 72})
+    assert status == 200 and call(server, "/api/state")[1]["pitch"] == 72
+
+
+@pytest.mark.parametrize("raw", [json.dumps({"seed": -1}).encode(), json.dumps({"seed": 1.5}).encode(),
+                                 json.dumps({"seed": 2**70}).encode(), b"[" * 100_000 + b"]" * 100_000,
+                                 b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, b"\xff\xfe", b"NaN"],
+                         ids=["seed -1", "seed 1.5", "seed 2**70", "100000 nested lists", "50000 nested objects",
+                              "bad UTF-8", "NaN"])
+def test_web_hostile_bodies_are_400_not_500(web, raw):
+    _, server = web
+    status, body = call(server, "/api/z", raw=raw)
+    assert status == 400, body
+    assert call(server, "/api/state")[0] == 200
+
+
+def test_serve_web_has_the_option_its_advice_names():
+    res = cli("serve-web", "--help")
+    assert "--max-seconds" in res.output and "--max-notes" in res.output
+
+
+# -- 6. OSC details ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def osc(tiny_synth, tmp_path):
+    from ganspacesynth.interfaces.osc import OSCServer
+    from ganspacesynth.interfaces.session import Session
+
+    session = Session(tiny_synth, out_dir=tmp_path / "out")
+    server = OSCServer(session, "127.0.0.1", 0).start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(20)
+    yield session, server, sock
+    sock.close()
+    server.shutdown()
+    session.close()
+
+
+def _ask(server, sock, data: bytes):
+    from pythonosc.osc_message import OscMessage
+
+    sock.sendto(data, server.address)
+    reply, _ = sock.recvfrom(65535)
+    msg = OscMessage(reply)
+    return msg.address, list(msg.params)
+
+
+def _message(address, *args):
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    return b.build().dgram
+
+
+BUNDLE = b"#bundle\x00" + b"\x00" * 7 + b"\x01"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("data", [
+    BUNDLE + struct.pack(">i", -4),                                  # python-osc loops forever on it
+    BUNDLE + struct.pack(">i", 8) + b"garbage!",                     # python-osc drops it silently
+    BUNDLE + struct.pack(">i", 100) + b"/x\x00\x00,\x00\x00\x00",     # size beyond the datagram
+    BUNDLE + struct.pack(">i", 3) + b"/x\x00",                       # size not a multiple of 4
+    BUNDLE[:12],                                                     # time tag cut off
+    BUNDLE + struct.pack(">i", 12) + b"/ping\x00\x00\x00,\x00\x00\x00" + b"\x00\x00",  # trailing bytes
+])
+def test_malformed_bundles_get_an_error_with_id_0(osc, data):
+    _, server, sock = osc
+    address, args = _ask(server, sock, data)
+    assert address == "/error" and args[-1] == 0 and "malformed" in args[0]
+    assert _ask(server, sock, _message("/ping", "id", 5)) == ("/pong", [5])  # and the server goes on
+
+
+def test_a_valid_bundle_is_served(osc):
+    _, server, sock = osc
+    ping = _message("/ping", "id", 7)
+    address, args = _ask(server, sock, BUNDLE + struct.pack(">i", len(ping)) + ping)
+    assert (address, args) == ("/pong", [7])
+
+
+def test_save_names_and_overwrite(osc):
+    session, server, sock = osc
+    assert _ask(server, sock, _message("/synthesize_z", "id", 1))[0] == "/synthesized"
+    for bad, needle in [("a\tb", "control characters"), ("new\nline", "control characters"),
+                        ("x" * 300, "too long"), ("é" * 130, "too long"), ("../up", "plain file name")]:
+        address, args = _ask(server, sock, _message("/save", bad))
+        assert address == "/error" and needle in args[0], (bad, args)
+    assert _ask(server, sock, _message("/save", "take1"))[0] == "/saved"
+    first = (session.out_dir / "saved" / "take1.wav").read_bytes()
+    assert _ask(server, sock, _message("/synthesize_z", 64))[0] == "/synthesized"
+    address, args = _ask(server, sock, _message("/save", "take1"))
+    assert address == "/error" and "overwrite" in args[0]
+    assert (session.out_dir / "saved" / "take1.wav").read_bytes() == first
+    assert _ask(server, sock, _message("/save", "take1", "overwrite"))[0] == "/saved"
+    assert (session.out_dir / "saved" / "take1.wav").read_bytes() != first
+    assert _ask(server, sock, _message("/save", "x" * 200))[0] == "/saved"  # long names that fit are fine
+
+
+def test_a_temporary_output_folder_is_removed_on_close(tiny_synth, tmp_path):
+    from ganspacesynth.interfaces.session import Session
+
+    plain = Session(tiny_synth, out_dir=tmp_path / "plain", remove_out_dir=True)
+    plain.submit(plain.note_job("z")).result(timeout=60)
+    assert plain.close() == [] and not (tmp_path / "plain").exists()
+    saving = Session(tiny_synth, out_dir=tmp_path / "saving", remove_out_dir=True)
+    saving.submit(saving.note_job("z")).result(timeout=60)
+    saving.save_last("keep")
+    assert saving.close() == [tmp_path / "saving" / "saved"]
+    assert [p.name for p in (tmp_path / "saving").iterdir()] == ["saved"]  # what the client saved survives
+    user = Session(tiny_synth, out_dir=tmp_path / "user")  # --out-dir given: never removed
+    user.close()
+    assert (tmp_path / "user").is_dir()
+
+
+@pytest.mark.timeout(300)
+def test_serve_osc_removes_its_temporary_folder_on_exit(tiny_model_path, tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "serve-osc", "--model", str(tiny_model_path),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    folder = Path(re.search(r"writing to (\S+?)\)", line).group(1))
+    assert folder.is_dir() and folder.name.startswith("ganspacesynth-live-")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert not folder.exists() and not list(tmp_path.glob("ganspacesynth-live-*"))
+
+
+# -- 7. precision that fits the CPU -------------------------------------------------------------------------------
+def test_auto_precision_reads_the_cpu_flags(monkeypatch, tiny_model_path, capsys):
+    from ganspacesynth import runtime, synth as synth_module
+    from ganspacesynth.synth import Synth
+
+    monkeypatch.setattr(synth_module, "_precision_warned", set())
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # AVX2 only: no bfloat16 convs
+    assert Synth.load(tiny_model_path, device="cpu", precision="auto").precision == "float32"
+    with pytest.raises(UserError, match="cannot run bfloat16 convolutions"):
+        Synth.load(tiny_model_path, device="cpu", precision="bfloat16")
+    assert capsys.readouterr().err == ""
+    ice_lake = frozenset({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"})  # AVX-512 without BF16
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: ice_lake)
+    assert Synth.load(tiny_model_path, device="cpu", precision="auto").precision == "float32"
+    s = Synth.load(tiny_model_path, device="cpu", precision="bfloat16")  # explicit: kept, with one warning
+    Synth.load(tiny_model_path, device="cpu", precision="bfloat16")
+    err = capsys.readouterr().err
+    assert s.precision == "bfloat16" and err.count("\n") == 1 and "no native bfloat16" in err
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    monkeypatch.setattr(synth_module, "_precision_warned", set())
+    assert Synth.load(tiny_model_path, device="cpu", precision="auto").precision == "bfloat16"
+    Synth.load(tiny_model_path, device="cpu", precision="bfloat16")
+    assert capsys.readouterr().err == ""
+    res = cli("generate", "--help")
+    assert "auto" in res.output
+
+
+def test_benchmarks_name_their_cpu():
+    text = (REPO / "docs" / "BENCHMARKS.md").read_text()
+    assert "CPU model" in text or "cpu_model" in text
+    assert re.search(r"AMX", text)
+
+
+# -- 8. defaults that work on the model in hand ------------------------------------------------------------------
+def test_hallucinate_defaults_fit_the_models_note_length(tiny_model_path, tmp_path):
+    res = cli("hallucinate", "--model", tiny_model_path, "--seed", 3, "--out", tmp_path / "p.wav")
+    assert res.exit_code == 0, res.output
+    score = json.loads((tmp_path / "p.score.json").read_text())
+    assert score["attack"] + score["sustain"] + score["release"] <= 16384 / 16000
+    assert score["steps"][0]["pitch"] == 32
+
+
+def test_default_pitch_is_in_the_models_range(tmp_path):
+    import torch
+
+    from ganspacesynth.model.config import pitch_condition, preset
+    from ganspacesynth.model.files import save_model
+    from ganspacesynth.model.generator import Generator
+
+    torch.manual_seed(0)
+    cfg = preset("tiny", conditions=(pitch_condition(range(60, 73)),))
+    model = save_model(tmp_path / "m.safetensors", cfg, Generator(cfg).state_dict())
+    res = cli("hallucinate", "--model", model, "--seed", 1, "--out", tmp_path / "p.wav")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "p.score.json").read_text())["steps"][0]["pitch"] == 66
+
+
+# -- 9. messages that tell the truth ------------------------------------------------------------------------------
+def test_garbage_arrays_do_not_suggest_unpickling(tiny_model_path, tmp_path):
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"this is not an array" * 4)
+    for res in (cli("generate", "--model", tiny_model_path, "--pitch", 60, "--z", junk, "--out", tmp_path / "o"),
+                cli("edit", "--model", tiny_model_path, "--components", junk, "--coeffs", "1", "--out", tmp_path / "x.wav"),
+                cli("export-pca", junk, "--out", tmp_path / "p.pickle")):
+        assert res.exit_code == 1 and "allow_pickle" not in res.stderr and "pickle" not in res.stderr.lower(), res.stderr
+
+
+def test_a_latent_steps_file_needs_no_components(tiny_model_path, tmp_path):
+    z = np.random.default_rng(0).standard_normal((2, 32)).tolist()
+    steps = tmp_path / "steps.json"
+    steps.write_text(json.dumps({"steps": [{"z": z[0]}, {"z": z[1], "pitch": 48}], "attack": 0.05, "sustain": 0.2,
+                                 "release": 0.2, "spacing": 0.2}))
+    res = cli("hallucinate", "--model", tiny_model_path, "--score", steps, "--steps", 1, "--out", tmp_path / "h.wav")
+    assert res.exit_code == 0, res.output
+    assert "mode z" in res.output and "coefficient" not in res.output
+
+
+def test_note_names_sort_past_999():
+    from ganspacesynth.interfaces.cli_core import note_names
+
+    assert note_names([60], 3) == ["p60_000.wav", "p60_001.wav", "p60_002.wav"]
+    names = note_names([60], 1500)
+    assert names == sorted(names) and names[1000] == "p60_1000.wav" and names[7] == "p60_0007.wav"
+
+
+# -- 10. README and install ----------------------------------------------------------------------------------------
+def test_readme_starts_with_a_virtual_environment():
+    text = (REPO / "README.md").read_text()
+    first = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    assert "python3 -m venv" in first and first.index("venv") < first.index("install.sh")
+
+
+def test_install_never_pulls_the_cuda_build(tmp_path):
+    """Without torch and without the local CPU wheel, install.sh stops with the CPU index command, before pip."""
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\ncase \"$*\" in *'import torch'*) exit 1;; esac\nexit 0\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "install.sh")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": str(fake), "WHEEL_DIR": str(tmp_path / "no-wheels")})
+    assert proc.returncode != 0
+    assert "--index-url https://download.pytorch.org/whl/cpu" in proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls == ["-c import torch"], calls  # pip was never run
+
+
+def test_readme_api_example_matches_the_bundled_model():
+    from ganspacesynth.assets import default_model_path
+
+    if default_model_path() is None:
+        pytest.skip("no bundled model in this checkout")
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    code = block.replace('Synth.load("model.safetensors")', "Synth.load(None)")
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    shape = re.search(r"numpy \((\d+), (\d+)\)", block)
+    assert shape, "the README states the shape"
+    assert scope["waves"].shape == (int(shape.group(1)), int(shape.group(2)))
