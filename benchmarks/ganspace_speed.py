@@ -84,7 +84,7 @@ def accuracy(default, full) -> dict:
 
 def checkpoint_write_s(synth, args) -> float:
     """Seconds to write one checkpoint of this layer's sums (atomically, to a temporary folder)."""
-    sampler = ActivationSampler(synth, args.layer, [32], seed=0, batch_size=args.batch_size)
+    sampler = ActivationSampler(synth, args.layer, [32], seed=0, batch_size=SHIFT_SAMPLES)
     est = CovarianceEstimator()
     _, x = sampler.batch(0, SHIFT_SAMPLES)
     est.fit_partial(x)
@@ -120,7 +120,7 @@ def run_ipca(synth, args, dim: int) -> dict:
     top 16 with cov on the same activations."""
     from sklearn.decomposition import IncrementalPCA
 
-    sampler = ActivationSampler(synth, args.layer, [32], seed=0, batch_size=args.batch_size)
+    sampler = ActivationSampler(synth, args.layer, [32], seed=0, batch_size=args.batch_size or 1024)
     rows = np.concatenate([x.numpy() for _, x in sampler.iterate(0, args.ipca_batches * dim)])
     model = IncrementalPCA(n_components=dim)
     times = []
@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=8192, help="Samples of part A (and D).")
     ap.add_argument("--large-count", type=int, default=65536, help="Samples of part B (0 skips it).")
     ap.add_argument("--regression-samples", type=int, default=10000)
-    ap.add_argument("--batch-size", type=int, default=256, help="Latents per generator pass (the CLI default).")
+    ap.add_argument("--batch-size", type=int, default=None, help="Latents per generator pass (default: the CLI's).")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-all", action="store_true", help="Skip the all-components run (and the accuracy check).")
     ap.add_argument("--skip-cli", action="store_true", help="Skip part D.")
@@ -239,9 +239,11 @@ def main() -> None:
         print(f"E. IncrementalPCA on {args.ipca_batches} chunks of {dim}:", flush=True)
         out["ipca"] = run_ipca(synth, args, dim)
 
-    rows = [("8192 samples, default components (s)", default_row["total_s"], TARGETS["default_8192_s"], False)]
+    rows = [(f"{args.count} samples, default components (s)", default_row["total_s"], TARGETS["default_8192_s"],
+             False)]
     if "all" in out:
-        rows.append(("8192 samples, all components (s)", out["all"]["total_s"], TARGETS["all_8192_s"], False))
+        rows.append((f"{args.count} samples, all components (s)", out["all"]["total_s"], TARGETS["all_8192_s"],
+                     False))
         rows.append(("top-16 min |cos| vs full eigh", out["accuracy"]["min_abs_cos_top16"],
                      TARGETS["min_abs_cos_top16"], True))
         rows.append(("max variance-ratio difference", out["accuracy"]["max_var_ratio_diff"],

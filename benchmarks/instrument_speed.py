@@ -27,6 +27,7 @@ from _common import write_result  # noqa: E402
 from ganspacesynth.generate import instrument as I  # noqa: E402
 from ganspacesynth.model.config import preset  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
+from ganspacesynth.errors import UserError  # noqa: E402
 from ganspacesynth.runtime import cpu_model  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
 
@@ -70,10 +71,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.sf2"
         for precision in args.precisions.split(","):
-            synth = Synth(cfg, gen, device="cpu", precision=precision)
-            try:
+            try:  # Synth refuses a precision this CPU cannot run; oneDNN may still fail at the first conv
+                synth = Synth(cfg, gen, device="cpu", precision=precision)
                 I.export_instrument(synth, out, pitches=chosen[:2])  # warm-up (kernels, caches, imports)
-            except RuntimeError as exc:  # e.g. oneDNN's bfloat16 convolutions need AVX-512 or AVX-NE-CONVERT
+            except (RuntimeError, UserError) as exc:  # e.g. bfloat16 convolutions need AVX-512 or AVX-NE-CONVERT
                 reason = str(exc).strip().splitlines()[0][:200]
                 print(f"{precision}: unavailable on this CPU ({reason})")
                 best[precision], results[precision] = None, reason

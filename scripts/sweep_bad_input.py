@@ -51,7 +51,7 @@ EXTRA = [
     ("hallucinate", "--model {model} --score {csteps} --out {t}/c.wav", r"coefficient steps.*--components"),
     ("import-pca", "{model} --trust-pickle --out {t}/c.npz", r"refused|pickle"),
     ("generate", "--model {model} --pitch 60 --z {npz} --out {t}/o", r"not a \.npy array file"),
-    ("edit", "--model {model} --components {model} --coeffs 1 --out {t}/x.wav", r"not a components file"),
+    ("edit", "--model {model} --components {model} --coeffs 1 --out {t}/x.wav", r"not a readable components file"),
     ("dataset make", "{t} {t}/ds2 --preset bogus", r"--preset"),
     ("describe", "--model {model} --components {comps} --out {devnull}", r"not a regular file"),
     ("grid", "--model {model} --components {comps} --out {devnull}", r"not a folder"),
@@ -177,8 +177,8 @@ def osc_part(files: dict, root: Path) -> dict:
 
     def msg(address, *args):
         b = OscMessageBuilder(address)
-        for a in args:
-            b.add_arg(a)
+        for a in args:  # floats beyond float32 go as OSC doubles ('d')
+            b.add_arg(a, "d" if isinstance(a, float) and abs(a) > 3e38 and a == a and abs(a) != float("inf") else None)
         return b.build().dgram
 
     bundle = b"#bundle\x00" + b"\x00" * 7 + b"\x01"
@@ -235,6 +235,7 @@ def osc_part(files: dict, root: Path) -> dict:
                 counts["read_outside"] += 1
         else:
             counts["other_replies"] += 1
+            counts.setdefault("answered", []).append(f"{data[:24]!r} -> {m.address}")
         if m.address == "/loaded" or m.address == "/components_loaded":
             counts["read_outside"] += 1
         while True:  # drain follow-up replies (/z then /ok, …)

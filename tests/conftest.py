@@ -69,3 +69,12 @@ def wide_tiny_generator():
         return gen, z, cond
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (training comparisons repeat their arithmetic bit for bit that way)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

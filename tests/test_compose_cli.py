@@ -43,12 +43,12 @@ def test_hallucinate_writes_wav_and_score_and_rerenders_exactly(tiny_model_path,
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], "is longer than this model's notes"),  # the defaults (1.5 s) do not fit 1.024 s notes
+    (["--attack", 0.5, "--sustain", 0.5, "--release", 0.5], "is longer than this model's notes"),  # 1.5 s > 1.024 s
     (["--notes", 40, "--steps", 30, *ENV], "1210 notes requested; the limit is 1024"),
     (["--notes", 3, "--spacing", 100, "--max-seconds", 60, *ENV], "limit is 60 s"),
     (["--pitch", 90, *ENV], "outside this model's range 24..84"),
     (["--components", "c.npz", *ENV], "--components is for the GANSpace mode"),
-    (["--score", "s.json", *ENV], "--components"),
+    (["--score", "s.json", *ENV], "score file not found: s.json"),
     (["--from", "x.json", "--seed", 3], "do not combine it with --seed"),
     (["--from", "missing.score.json"], "score file not found"),
 ])

@@ -115,7 +115,9 @@ def test_deterministic_by_seed(tiny_synth):
     assert score_a == score_b
     assert np.abs(a - c).max() > 0.05
     one_by_one, _ = render(tiny_synth, plan_latent(tiny_synth, params), batch_size=1)
-    np.testing.assert_allclose(one_by_one, a, atol=1e-4)
+    # Batched and one-by-one passes may take different oneDNN kernels: up to 1.3e-4 apart on an AVX2-only AMD
+    # EPYC after peak normalisation (under 5 steps of 16-bit audio).
+    np.testing.assert_allclose(one_by_one, a, atol=5e-4)
 
 
 def test_score_round_trip_renders_identically(tiny_synth, tmp_path):

@@ -25,13 +25,16 @@ def comps_path(tiny_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("comps") / "c.npz"
     res = invoke("ganspace", "--model", tiny_model_path, "--layer", "conv0", "--random-z-count", 600, "--pitch", 40,
                  "--batch-size", 128, "--seed", 1, "--quiet", "--out", out)
-    assert "512 components of conv0" in res.output and "orthonormality check" in res.output
+    # The default keeps 256 components (of 512), solved by LAPACK at this size.
+    assert "256 components of conv0" in res.output and "orthonormality check" in res.output
+    assert "eigensolver: top 256 of 512 by lapack-evr" in res.output
     return out
 
 
 def test_ganspace_writes_components(comps_path, tiny_synth):
     comps = Components.load(comps_path, tiny_synth)
     assert comps.meta["sample_count"] == 600 and comps.meta["pitches"] == [40] and comps.z_comp is not None
+    assert comps.n_components == 256 and comps.z_comp.shape == (256, 32)
 
 
 def test_ganspace_options(tiny_model_path, tmp_path):
@@ -50,6 +53,17 @@ def test_ganspace_options(tiny_model_path, tmp_path):
     assert bad.exit_code == 1 and "at least 10000" in bad.output and not (tmp_path / "x.npz").exists()
     bad = invoke("ganspace", "--model", tiny_model_path, "--layer", "conv9", "--out", out, ok=False)
     assert bad.exit_code == 1 and "unknown layer" in bad.output
+    out = tmp_path / "all.npz"
+    invoke("ganspace", "--model", tiny_model_path, "--random-z-count", 600, "--components", "all",
+           "--regression-samples", 0, "--quiet", "--out", out)
+    assert Components.load(out).n_components == 512
+    for bad_count in ("0", "many", "513"):
+        bad = invoke("ganspace", "--model", tiny_model_path, "--random-z-count", 100, "--components", bad_count,
+                     "--out", tmp_path / "x.npz", ok=False)
+        assert bad.exit_code != 0 and "--components" in bad.output and not (tmp_path / "x.npz").exists()
+    bad = invoke("ganspace", "--model", tiny_model_path, "--estimator", "ipca", "--components", 8, "--resume",
+                 "--out", tmp_path / "x.npz", ok=False)
+    assert bad.exit_code == 1 and "cov estimator" in bad.output
 
 
 def test_edit_all_modes(tiny_model_path, comps_path, tmp_path):

@@ -16,7 +16,7 @@ from ganspacesynth.synth import Synth
 
 @pytest.fixture(scope="module")
 def comps(tiny_synth):
-    return fit_components(tiny_synth, "conv0", 600, pitches=[30, 50], seed=3, batch_size=200)
+    return fit_components(tiny_synth, "conv0", 600, pitches=[30, 50], seed=3, batch_size=200, n_components="all")
 
 
 def other_model(tmp_path, **changes):

@@ -15,7 +15,7 @@ from ganspacesynth.ganspace.regression import RegressionAccumulator
 
 @pytest.fixture(scope="module")
 def comps(tiny_synth):
-    return fit_components(tiny_synth, "conv0", 700, pitches=[60], seed=0, batch_size=350)
+    return fit_components(tiny_synth, "conv0", 700, pitches=[60], seed=0, batch_size=350, n_components="all")
 
 
 def test_offset_mode_with_zero_coefficients_is_plain_generation(tiny_synth, comps):

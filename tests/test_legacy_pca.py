@@ -20,7 +20,7 @@ from ganspacesynth.interfaces.cli import main
 
 @pytest.fixture(scope="module")
 def comps(tiny_synth):
-    return fit_components(tiny_synth, "conv0", 600, pitches=[32], seed=0, batch_size=300)
+    return fit_components(tiny_synth, "conv0", 600, pitches=[32], seed=0, batch_size=300, n_components="all")
 
 
 class Hostile:

@@ -441,7 +441,7 @@ def test_auto_precision_reads_the_cpu_flags(monkeypatch, tiny_model_path, capsys
     Synth.load(tiny_model_path, device="cpu", precision="bfloat16")
     err = capsys.readouterr().err
     assert s.precision == "bfloat16" and err.count("\n") == 1 and "no native bfloat16" in err
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: ice_lake | {"amx_bf16", "avx512_bf16"})  # Sapphire Rapids
     monkeypatch.setattr(synth_module, "_precision_warned", set())
     assert Synth.load(tiny_model_path, device="cpu", precision="auto").precision == "bfloat16"
     Synth.load(tiny_model_path, device="cpu", precision="bfloat16")
@@ -498,6 +498,9 @@ def test_a_latent_steps_file_needs_no_components(tiny_model_path, tmp_path):
     res = cli("hallucinate", "--model", tiny_model_path, "--score", steps, "--steps", 1, "--out", tmp_path / "h.wav")
     assert res.exit_code == 0, res.output
     assert "mode z" in res.output and "coefficient" not in res.output
+    steps.write_text(json.dumps({"steps": [{"coeffs": [1.0]}, {"coeffs": [0.0]}]}))
+    res = cli("hallucinate", "--model", tiny_model_path, "--score", steps, "--out", tmp_path / "c.wav")
+    assert res.exit_code == 1 and "coefficient steps: give the components file with --components" in res.stderr
 
 
 def test_note_names_sort_past_999():

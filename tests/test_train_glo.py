@@ -18,12 +18,7 @@ CONDITIONS = ["pitch", "instrument_family"]
 QUIET = RunOptions(progress=False, tensorboard=False, threads=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

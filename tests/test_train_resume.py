@@ -35,12 +35,7 @@ QUIET = RunOptions(progress=False, tensorboard=False, threads=1)
 LOSS_KEYS = ("loss/d", "loss/g", "loss/gradient_penalty", "loss/ac_real", "loss/ac_fake", "score/real", "score/fake")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the subprocess runs use one thread too: identical arithmetic
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the subprocess runs use one thread too: identical arithmetic
 
 
 @pytest.fixture(scope="module")

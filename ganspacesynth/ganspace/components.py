@@ -179,7 +179,7 @@ class Components:
         except OSError as exc:
             raise UserError(f"cannot read {p}: {exc.strerror or exc}") from None
         if not is_zip:  # np.load would try to unpickle it and suggest allow_pickle=True
-            raise UserError(f"{p} is not a components file (.npz): it is not a zip archive")
+            raise UserError(f"{p} is not a readable components file (not an .npz zip archive)")
         try:
             with np.load(p, allow_pickle=False) as data:
                 arrays = {name: np.array(data[name]) for name in data.files}

@@ -53,21 +53,29 @@ def _as_numpy(x) -> np.ndarray:
 
 def _flip_signs(comp: np.ndarray) -> np.ndarray:
     """Make the largest-magnitude entry of each component positive (as scikit-learn's svd_flip): a
-    deterministic sign, so results of different estimators and runs can be compared entry by entry."""
+    deterministic sign, so results of different estimators and runs can be compared entry by entry.
+    Flips `comp` in place and returns it."""
     idx = np.argmax(np.abs(comp), axis=1)
     signs = np.sign(comp[np.arange(comp.shape[0]), idx])
     signs[signs == 0] = 1
-    return comp * signs[:, None]
+    comp *= signs[:, None].astype(comp.dtype)
+    return comp
 
 
 def _finish(comp, variances, total_var, mean, count, info: dict | None = None) -> Decomposition:
-    comp = np.asarray(comp, np.float64)
-    comp = comp / np.maximum(np.linalg.norm(comp, axis=1, keepdims=True), 1e-30)
+    comp = np.asarray(comp)
+    # float32 eigenvectors (the full float32 solve of a wide layer: 256 MB) are finished in float32, without
+    # float64 copies; everything else in float64.
+    dtype = np.float32 if comp.dtype == np.float32 else np.float64
     variances = np.maximum(np.asarray(variances, np.float64), 0.0)
     order = np.argsort(-variances, kind="stable")
-    comp, variances = comp[order], variances[order]
+    if np.array_equal(order, np.arange(len(order))):
+        comp = np.array(comp, dtype=dtype, order="C")  # a copy: the caller's array is left alone
+    else:
+        comp, variances = np.ascontiguousarray(comp[order], dtype=dtype), variances[order]
+    comp /= np.maximum(np.linalg.norm(comp, axis=1, keepdims=True), 1e-30).astype(dtype)
     return Decomposition(
-        comp=_flip_signs(comp).astype(np.float32),
+        comp=_flip_signs(comp).astype(np.float32, copy=False),
         stdev=np.sqrt(variances).astype(np.float32),
         var_ratio=(variances / max(float(total_var), 1e-30)).astype(np.float32),
         mean=np.asarray(mean, np.float32).reshape(-1),
@@ -241,7 +249,7 @@ class CovarianceEstimator:
         out = ssyrk(1.0, self._buf[:, :m], beta=0.0, c=self._scratch, trans=0, lower=0, overwrite_c=1)
         if not np.shares_memory(out, self._scratch):  # pragma: no cover - depends on scipy internals
             self._scratch[...] = out
-        torch.from_numpy(self._sxx_np).add_(torch.from_numpy(self._scratch))  # threaded, float64 result
+        np.add(self._sxx_np, self._scratch, out=self._sxx_np)  # memory-bound; numpy's is 5× torch's mixed-dtype add
         self._buffered = 0
 
     def flush(self) -> None:
@@ -304,9 +312,13 @@ class CovarianceEstimator:
         self.count = int(state["count"])
 
     # -- results -------------------------------------------------------------------------------
-    def _covariance_upper(self):
+    def _covariance_upper(self, consume: bool = False, float32: bool = False):
         """(mean [D], covariance [D, D]) in float64 with the N-1 normalisation; only the upper triangle of the
-        covariance is valid. numpy (the covariance Fortran-ordered) on CPUs, torch on other devices."""
+        covariance is valid. numpy (the covariance Fortran-ordered) on CPUs, torch on other devices. With
+        `consume` (CPU) the covariance is computed in place of the sums, which are then gone (saves a copy);
+        with `float32` (CPU) it is a float32 array (for a float32 solve: half the memory, no float64 copy)."""
+        if getattr(self, "_consumed", False):
+            raise ValueError("this estimator's sums were consumed by covariance(consume=True)")
         self.flush()
         if self.count < 2:
             raise UserError("PCA needs at least 2 samples")
@@ -316,10 +328,22 @@ class CovarianceEstimator:
             cov = torch.addr(self.sxx, self.sum, self.sum, alpha=-1.0 / n)
             cov /= n - 1
             return mean, cov
-        from scipy.linalg.blas import dsyr
+        from scipy.linalg.blas import dsyr, ssyr
 
         mean = self._shift_np + self._sum_np / n
-        cov = np.array(self._sxx_np, order="F", copy=True)
+        if float32:
+            # The sums are centred (taken about a point near the mean), so s·sᵀ/n is small beside them and
+            # subtracting it in float32 loses nothing that float32 keeps.
+            cov = self._sxx_np.astype(np.float32, order="F")
+            out = ssyr(np.float32(-1.0 / n), self._sum_np.astype(np.float32), a=cov, lower=0, overwrite_a=1)
+            if not np.shares_memory(out, cov):  # pragma: no cover - depends on scipy internals
+                cov = np.asfortranarray(out)
+            cov *= np.float32(1.0 / (n - 1))
+            return mean, cov
+        if consume:
+            cov, self._consumed = self._sxx_np, True
+        else:
+            cov = np.array(self._sxx_np, order="F", copy=True)
         out = dsyr(-1.0 / n, self._sum_np, a=cov, lower=0, overwrite_a=1)  # upper triangle −= s·sᵀ/n
         if not np.shares_memory(out, cov):  # pragma: no cover - depends on scipy internals
             cov = np.asfortranarray(out)
@@ -345,10 +369,13 @@ class CovarianceEstimator:
         return self.solver == "iterative" or (dim > ITERATIVE_MIN_DIM and k <= ITERATIVE_MAX_FRACTION * dim)
 
     def components(self) -> Decomposition:
-        mean, cov = self._covariance_upper()
-        dim = cov.shape[0]
+        if self.sum is None or self.count < 2:
+            raise UserError("PCA needs at least 2 samples")
+        self.flush()
+        dim = self.dim
         k = min(self.n_components or dim, dim)
         if not self.on_cpu:
+            mean, cov = self._covariance_upper()
             total = float(torch.trace(cov))
             w, v = torch.linalg.eigh(cov, UPLO="U")
             w, v = w[dim - k:].cpu().numpy(), v[:, dim - k:].cpu().numpy()
@@ -356,8 +383,12 @@ class CovarianceEstimator:
                            {"method": "torch-eigh", "device": self.device.type})
         from .eigen import full_eigh, lapack_eigh, top_eigh
 
-        total = float(np.trace(cov))
-        solved = top_eigh(cov, k, min_block=self.min_block) if self._iterative(dim, k) else None
+        n = self.count
+        total = float((np.diagonal(self._sxx_np) - self._sum_np ** 2 / n).sum() / (n - 1))
+        solved = None
+        if self._iterative(dim, k):
+            mean, cov = self._covariance_upper()
+            solved = top_eigh(cov, k, min_block=self.min_block)
         if solved is not None:
             w, v, info = solved
         elif k == dim and dim > FLOAT32_SOLVE_ABOVE:
@@ -365,11 +396,11 @@ class CovarianceEstimator:
             # the eigendecomposition runs in float32, twice as fast as float64 (its tridiagonal reduction is
             # bound by memory bandwidth). The leading directions agree with a float64 solve to ~1e-6
             # (tests/test_ganspace_estimators.py).
-            a32 = cov.astype(np.float32, order="F")
-            del cov
+            mean, a32 = self._covariance_upper(float32=True)
             w, v = full_eigh(a32)
             info = {"method": "lapack-evd", "precision": "float32"}
         else:
+            mean, cov = self._covariance_upper()
             w, v, info = lapack_eigh(cov, k, float32=dim > FLOAT32_SOLVE_ABOVE)
         if self._iterative(dim, k) and solved is None:
             info["note"] = "subspace iteration did not converge; solved with LAPACK"

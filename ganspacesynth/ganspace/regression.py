@@ -83,17 +83,33 @@ class RegressionAccumulator:
         n = self.stats.count
         if n < 2:
             raise UserError("latent regression needs samples")
-        mean, cov = self.stats.covariance(symmetric=True)
         k = self.k
-        a, b = cov[:k, :k], cov[:k, k:]
         # A tiny ridge keeps the solve defined when some coordinates are constant (dead components).
-        ridge = 1e-9 * float(torch.diagonal(a).mean().clamp_min(1e-30))
-        a = a + ridge * torch.eye(k, dtype=a.dtype, device=a.device)
-        chol = torch.linalg.cholesky(a)
-        m = torch.cholesky_solve(b, chol)  # [K, L] (per unit of x when in activation space)
-        zz = cov[k:, k:]
-        resid = zz - b.T @ m
-        r2 = 1.0 - float(torch.trace(resid) / torch.trace(zz).clamp_min(1e-30))
+        if self.stats.on_cpu:
+            import scipy.linalg
+
+            # The upper triangle as accumulated, straight to LAPACK (no symmetric copies of a D × D matrix).
+            mean, cov = self.stats._covariance_upper(consume=True)
+            mean = torch.from_numpy(mean)
+            a = np.array(cov[:k, :k], order="F")
+            b = np.array(cov[:k, k:])
+            zz_trace = float(np.trace(cov[k:, k:]))
+            del cov
+            a.flat[::k + 1] += 1e-9 * max(float(np.diagonal(a).mean()), 1e-30)
+            factor = scipy.linalg.cho_factor(a, lower=False, overwrite_a=True, check_finite=False)
+            m = scipy.linalg.cho_solve(factor, b, check_finite=False)  # [K, L] (per unit of x in activation space)
+            resid_trace = zz_trace - float(np.sum(b * m))  # trace(zz − bᵀ·m)
+            m = torch.from_numpy(m)
+        else:
+            mean, cov = self.stats.covariance(symmetric=True)
+            a, b = cov[:k, :k], cov[:k, k:]
+            ridge = 1e-9 * float(torch.diagonal(a).mean().clamp_min(1e-30))
+            a = a + ridge * torch.eye(k, dtype=a.dtype, device=a.device)
+            chol = torch.linalg.cholesky(a)
+            m = torch.cholesky_solve(b, chol)
+            zz_trace = float(torch.trace(cov[k:, k:]))
+            resid_trace = zz_trace - float(torch.sum(b * m))
+        r2 = 1.0 - resid_trace / max(zz_trace, 1e-30)
         if self.in_activation_space:
             # x − mean = Σᵢ coordᵢ·stdevᵢ·compᵢ, so one unit of coordinate i moves z by stdevᵢ·compᵢ·M_x.
             m = (self.comp.to(m.dtype) @ m) * self.stdev.to(m.device, m.dtype)[:, None]

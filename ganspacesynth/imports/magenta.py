@@ -81,7 +81,7 @@ def read_experiment(ckpt_dir: Path) -> dict:
         elif ckpt_dir.suffix == ".zip" or not ckpt_dir.exists():
             hint = " (unzip the downloaded checkpoint and give the folder that holds experiment.json)"
         if not ckpt_dir.exists():
-            raise UserError(f"checkpoint folder not found: {ckpt_dir}{hint}")
+            raise UserError(f"{ckpt_dir} does not exist, so there is no experiment.json{hint}")
         raise UserError(f"{ckpt_dir} is not a Magenta GANSynth checkpoint folder: no experiment.json{hint}")
     if not isinstance(experiment, dict):
         raise UserError(f"the experiment.json for {ckpt_dir} does not hold a JSON object of flags")

@@ -159,9 +159,8 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
             raise UserError("--components is for the GANSpace mode: give the coefficient steps with --score")
         if mode is not None:
             raise UserError("--mode is for the GANSpace mode (--components with --score)")
-        if None not in given.values():
-            early = params_for(None)
-            limits.check(early.note_count, early.seconds)  # before loading anything
+        # before loading anything: the note count always, the length when every time is given
+        limits.check(H.note_count(notes, steps), params_for(None).seconds if None not in given.values() else 0.0)
         score = None
 
     synth = load_synth(model, device, precision)

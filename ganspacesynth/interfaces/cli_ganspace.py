@@ -79,7 +79,8 @@ def _load(model, components_path, device, precision):
 @click.option("--pitch", type=int, default=None, help="MIDI pitch of every sample (default 32, as the original).")
 @click.option("--pitches", "pitches_text", default=None, help="'all' or comma-separated pitches, cycled over the samples.")
 @click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
-@click.option("--batch-size", type=BATCH_SIZE, default=256, show_default=True, help="Latents per forward pass (bounds memory).")
+@click.option("--batch-size", type=BATCH_SIZE, default=None,
+              help="Latents per forward pass (bounds memory; default 1024, fewer for layers over 16k values).")
 @click.option("--regression-samples", type=click.IntRange(0, 100_000_000), default=10000, show_default=True,
               help="Samples for the latent regression (z_comp); 0 skips it.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same latents whatever the batch size).")
