@@ -17,7 +17,7 @@ Parts (each timed end to end through `fit_components`, split into activations + 
   E. Optional (`--ipca-batches N`): scikit-learn IncrementalPCA (the original estimator, all components) on
      N chunks of 8192 activations, and its agreement with `cov` on the same activations.
 
-    python benchmarks/ganspace_speed.py --threads 2                         # A-D, about 4 minutes on 2 cores
+    python benchmarks/ganspace_speed.py --threads 2                         # A-D, about 3 minutes on 2 cores
     python benchmarks/ganspace_speed.py --threads 2 --old-tree /tmp/gss-before
     python benchmarks/ganspace_speed.py --preset tiny --count 1024 --large-count 4096 --regression-samples 0
                                                                             # a quick try of the script
@@ -29,7 +29,6 @@ table with the issue's targets beside the numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -98,21 +97,23 @@ def cli(model: Path, count: int, out: Path, threads: int, tree: str | None = Non
     """`ganspacesynth ganspace` with default options, in a subprocess (optionally on another source tree)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                OPENBLAS_NUM_THREADS=str(threads))
-    if tree:
-        env["PYTHONPATH"] = str(Path(tree).resolve()) + os.pathsep + env.get("PYTHONPATH", "")
+    cwd = None
+    if tree:  # run from the tree (python puts the working folder first on its path) with it on PYTHONPATH
+        cwd = str(Path(tree).resolve())
+        env["PYTHONPATH"] = cwd + os.pathsep + env.get("PYTHONPATH", "")
         where = subprocess.run([sys.executable, "-c", "import ganspacesynth; print(ganspacesynth.__file__)"],
-                               env=env, capture_output=True, text=True, check=True).stdout.strip()
+                               env=env, cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
         if not where.startswith(str(Path(tree).resolve())):
             raise SystemExit(f"--old-tree {tree}: python imports ganspacesynth from {where}, not from that tree")
     cmd = [sys.executable, "-m", "ganspacesynth", "ganspace", "--model", str(model), "--layer", "conv0",
            "--random-z-count", str(count), "--quiet", "--out", str(out), *extra]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    res = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}")
     return {"command": " ".join(cmd[1:]), "tree": tree or "this tree", "seconds": seconds,
-            "output": (res.stdout + res.stderr).strip().splitlines()[-3:]}
+            "output": res.stdout.strip().splitlines()[-2:] + res.stderr.strip().splitlines()[-4:]}
 
 
 def run_ipca(synth, args, dim: int) -> dict:
@@ -253,7 +254,8 @@ def main() -> None:
                      TARGETS["default_65536_s"], False))
     rows.append(("4,194,304 samples (s, ESTIMATE)", estimate, TARGETS["seed_scale_s"], False))
     if "measured_s" in out["seed_scale"]:
-        rows.append(("4,194,304 samples (s, measured)", out["seed_scale"]["measured_s"], TARGETS["seed_scale_s"], False))
+        rows.append(("4,194,304 samples (s, measured)", out["seed_scale"]["measured_s"], TARGETS["seed_scale_s"],
+                     False))
     if "cli" in out and "speedup" in out["cli"]:
         rows.append(("CLI default options, speed-up vs before", out["cli"]["speedup"], TARGETS["cli_speedup"], True))
     full_size = args.preset == "mel_prog_hires" and args.layer == "conv0" and args.count == 8192

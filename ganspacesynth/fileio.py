@@ -158,8 +158,8 @@ def check_output_folder(path: str | os.PathLike, *, owner: str = "ganspacesynth"
     foreign = [e for e in entries if e not in owned]
     if foreign:
         raise UserError(f"output folder {path} already exists and is not empty: it holds files no "
-                        f"GANSpaceSynth command wrote there ({_shown(foreign)}); choose another folder "
-                        f"(nothing was changed)")
+                        f"GANSpaceSynth command wrote there ({_shown(foreign)}); choose another folder, or remove "
+                        f"them yourself (nothing was changed)")
     others = {e: owned[e] for e in entries if owned[e] != owner}
     if any(o not in merge for o in others.values()):
         writers = ", ".join(sorted(set(others.values())))

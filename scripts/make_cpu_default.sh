@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Trains the bundled default model on a CPU with the `cpu` preset (45 minutes of training on 2 cores), then makes
+# Trains the bundled default model on a CPU with the `cpu` preset (90 minutes of training on 2 cores), then makes
 # everything it ships with: GANSpace components at conv0 from 65,536 latents, their descriptions, a classifier
 # and an evaluation report; copies the model (half precision) and components into ganspacesynth/assets/.
 #   bash scripts/make_cpu_default.sh                 # WORK=/tmp/gss-cpu by default
 #   bash scripts/make_cpu_default.sh --resume        # continue an interrupted run (a second sitting)
 # Environment: WORK (scratch folder), SEED (default 0), THREADS (train --threads, default auto),
 #   INSTALL=0 (leave ganspacesynth/assets/ alone: a dry run).
-# The run's schedule is timed (stages get shares of 2,700 s of training), so a rerun repeats the recipe and
+# The run's schedule is timed (stages get shares of 5,400 s of training), so a rerun repeats the recipe and
 # its random draws exactly but its stage boundaries only as closely as the machine repeats its speed.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -265,6 +265,9 @@ def http_part(files: dict, root: Path) -> dict:
     from ganspacesynth.interfaces.web.app import WebServer
     from ganspacesynth.synth import Synth
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     synth = Synth.load(files["model"], device="cpu")
     session = Session(synth, allowed_dirs=[], out_dir=root / "web-out", queue_size=4)
     server = WebServer(session, "127.0.0.1", 0).start()
@@ -334,20 +337,32 @@ def main() -> int:
 
     print(f"ganspacesynth from {Path(ganspacesynth.__file__).parent}", flush=True)
     root = Path(tempfile.mkdtemp(prefix="gss-sweep-"))
+    live_before = set(Path(tempfile.gettempdir()).glob("ganspacesynth-live-*"))
+    try:
+        return sweep(args, root, live_before, str(Path(ganspacesynth.__file__).parent))
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def sweep(args, root: Path, live_before: set, code: str) -> int:
     files = make_inputs(root)
-    report: dict = {"code": str(Path(ganspacesynth.__file__).parent)}
+    report: dict = {"code": code}
     if args.only in (None, "cli"):
         ro = read_only_folder(root)
         files_ro = {**files, "ro": ro or root / "no-read-only-mount"}
         cases = load_table() + [c for c in EXTRA if ro is not None or "{ro}" not in c[1]]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
         results = []
-        for i, (command, case_args, expect) in enumerate(cases):
-            r = run_cli_case(command, case_args, expect, files_ro, root, i, env, args.timeout)
-            results.append(r)
-            print(f"{r['outcome']:<11} {r['command']}", flush=True)
-        if ro is not None:
-            subprocess.run(["umount", str(ro)], capture_output=True)
+        try:
+            for i, (command, case_args, expect) in enumerate(cases):
+                r = run_cli_case(command, case_args, expect, files_ro, root, i, env, args.timeout)
+                results.append(r)
+                print(f"{r['outcome']:<11} {r['command']}", flush=True)
+        finally:
+            if ro is not None:
+                subprocess.run(["umount", str(ro)], capture_output=True)
         summary = {}
         for r in results:
             summary[r["outcome"]] = summary.get(r["outcome"], 0) + 1
@@ -361,13 +376,11 @@ def main() -> int:
     if args.only in (None, "http"):
         report["http"] = http_part(files, root)
         print(f"HTTP: {report['http']}")
-    leftovers = list(Path(tempfile.gettempdir()).glob("ganspacesynth-live-*"))
-    report["live_folders_left_in_tmp"] = len(leftovers)
+    leftovers = set(Path(tempfile.gettempdir()).glob("ganspacesynth-live-*")) - live_before
+    report["live_folders_left_in_tmp"] = len(leftovers)  # temporary server folders this sweep left behind
+    print(f"server folders left in {tempfile.gettempdir()}: {len(leftovers)}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
-    import shutil
-
-    shutil.rmtree(root, ignore_errors=True)
     bad = report.get("cli", {}).get("outcomes", {})
     failures = sum(bad.get(k, 0) for k in ("traceback", "exit-0", "deleted", "timeout"))
     return 1 if failures else 0

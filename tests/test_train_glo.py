@@ -8,7 +8,9 @@ import torch
 
 from ganspacesynth.model.config import PRESETS
 from ganspacesynth.synth import Synth
+from ganspacesynth.errors import UserError
 from ganspacesynth.training.checkpoint import latest_checkpoint
+from ganspacesynth.training.glo import LatentCodes
 from ganspacesynth.training.config import resolve_config
 from ganspacesynth.training.loop import RunOptions, train
 from ganspacesynth.training.stats import read_stats
@@ -38,7 +40,7 @@ def glo(**settings):
 
 def test_glo_resume_repeats_a_straight_run_codes_included(tmp_path, data):
     cfg = glo(stable_stage_num_images=48, transition_stage_num_images=48, total_num_images=128,
-              latent_code_label="instrument")
+              latent_code_label="instrument", latent_code_dropout=0.5)
     straight = train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
     assert straight.finished and straight.position.step == 16
     train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
@@ -64,3 +66,21 @@ def test_glo_loss_falls_and_the_run_folder_is_a_model(tmp_path, data):
     synth = Synth.load(tmp_path / "run")
     waves = synth.generate(synth.random_z(2, seed=1), pitch=48, conditions={"instrument_family": "sine"})
     assert waves.shape == (2, synth.config.spectral.audio_length) and np.isfinite(waves).all()
+
+
+def test_code_dropout_replaces_codes_with_the_steps_random_latents(tmp_path, data):
+    """With every code dropped the codes get no gradient (they stay at their initial draws); with none they move."""
+    def codes_after(dropout, name):
+        cfg = glo(stable_stage_num_images=64, transition_stage_num_images=64, total_num_images=64,
+                  latent_code_label="instrument", latent_code_dropout=dropout)
+        train(tmp_path / name, data, cfg, CONDITIONS, options=QUIET)
+        return latest_checkpoint(tmp_path / name).module_state("discriminator")["codes"]
+
+    initial = LatentCodes(data.labels["instrument"], PRESETS["tiny"].latent_vector_size, seed=0).codes.detach()
+    assert torch.equal(codes_after(1.0, "all"), initial)
+    assert (codes_after(0.0, "none") - initial).abs().max() > 1e-3
+
+
+def test_code_dropout_outside_0_1_is_refused():
+    with pytest.raises(UserError, match="latent_code_dropout"):
+        glo(latent_code_dropout=1.5)

@@ -63,9 +63,10 @@ def _orthonormal(x: np.ndarray) -> np.ndarray:
     return np.asfortranarray(q.numpy())
 
 
-def _rayleigh_ritz(a: np.ndarray, q: np.ndarray, k: int):
-    """Ritz pairs of `a` on the orthonormal block `q` (largest first), a·v, and the first k relative residuals."""
-    y = _symm(a, q)
+def _rayleigh_ritz(apply, q: np.ndarray, k: int):
+    """Ritz pairs of the operator `apply` on the orthonormal block `q` (largest first), its product with them,
+    and the first k relative residuals."""
+    y = apply(q)
     h = q.T @ y
     h = (h + h.T) * 0.5
     theta, s = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(h)))
@@ -73,14 +74,36 @@ def _rayleigh_ritz(a: np.ndarray, q: np.ndarray, k: int):
     v = q @ s
     av = y @ s
     res = np.linalg.norm(av[:, :k] - v[:, :k] * theta[:k], axis=0)
-    scale = max(abs(float(theta[0])), np.finfo(a.dtype).tiny)
+    scale = max(abs(float(theta[0])), np.finfo(q.dtype).tiny)
     return theta, v, av, res / scale
 
 
+def float32_matrix(a: np.ndarray, minus: np.ndarray | None = None, scale: float = 1.0,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """scale·(A − u·uᵀ) in float32 (upper triangle; Fortran order), A's upper triangle being `a`, u `minus`;
+    written into `out` (float32 [d, d], Fortran order) when given."""
+    from scipy.linalg.blas import ssyr
+
+    if out is None:
+        out = np.empty(a.shape, np.float32, order="F")
+    np.copyto(out, a, casting="same_kind")
+    if minus is not None:
+        res = ssyr(np.float32(-1.0), np.asarray(minus, np.float32), a=out, lower=0, overwrite_a=1)
+        if not np.shares_memory(res, out):  # pragma: no cover - depends on scipy internals
+            out[...] = res
+    if scale != 1.0:
+        out *= np.float32(scale)
+    return out
+
+
 def top_eigh(a: np.ndarray, k: int, *, min_block: int = 0, tol: float = DEFAULT_TOL, seed: int = 0,
+             minus: np.ndarray | None = None, scale: float = 1.0, a32: np.ndarray | None = None,
              max_float32_rounds: int = MAX_FLOAT32_ROUNDS, max_float64_rounds: int = MAX_FLOAT64_ROUNDS,
              log=None) -> tuple[np.ndarray, np.ndarray, dict] | None:
-    """The k largest eigenpairs of the symmetric float64 matrix whose upper triangle is `a` [d, d].
+    """The k largest eigenpairs of M = scale·(A − u·uᵀ), A the symmetric float64 matrix whose upper triangle
+    is `a` [d, d] and u = `minus` (none by default): with A = Σ(x−c)(x−c)ᵀ, u = Σ(x−c)/√n and scale = 1/(n−1),
+    the covariance straight from its sums, without a d × d copy. `a32`: M in float32 (`float32_matrix`) if the
+    caller has it (made here otherwise).
 
     Returns (eigenvalues [k] descending, eigenvectors [d, k] as columns, info), float64, or None when the
     residuals did not reach `tol` within the round budget (then solve with LAPACK). Deterministic for a
@@ -95,13 +118,23 @@ def top_eigh(a: np.ndarray, k: int, *, min_block: int = 0, tol: float = DEFAULT_
     rng = np.random.default_rng([int(seed), dim, l])
     history: list[float] = []
     rounds32 = rounds64 = 0
+    u = None if minus is None else np.asarray(minus, np.float64)
+
+    def apply64(q):
+        y = _symm(a, q)
+        if u is not None:
+            y -= np.outer(u, u @ q)
+        if scale != 1.0:
+            y *= scale
+        return y
 
     # float32 rounds: twice the arithmetic rate and half the memory traffic of float64.
-    a32 = a.astype(np.float32, order="F")
+    if a32 is None:
+        a32 = float32_matrix(a, u, scale)
     q = _orthonormal(rng.standard_normal((dim, l), dtype=np.float32))
     av = None
     for rounds32 in range(1, max_float32_rounds + 1):
-        theta, v, av, rel = _rayleigh_ritz(a32, q, k)
+        theta, v, av, rel = _rayleigh_ritz(lambda q: _symm(a32, q), q, k)
         err = float(rel.max())
         history.append(err)
         if not math.isfinite(err):
@@ -124,7 +157,7 @@ def top_eigh(a: np.ndarray, k: int, *, min_block: int = 0, tol: float = DEFAULT_
     q = _orthonormal(av.astype(np.float64))
     err = math.inf
     for rounds64 in range(1, max_float64_rounds + 1):
-        theta, v, av, rel = _rayleigh_ritz(a, q, k)
+        theta, v, av, rel = _rayleigh_ritz(apply64, q, k)
         err = float(rel.max())
         history.append(err)
         if err <= tol or not math.isfinite(err):
@@ -160,8 +193,34 @@ def lapack_eigh(a: np.ndarray, k: int, *, float32: bool = False) -> tuple[np.nda
 
 
 def full_eigh(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All eigenpairs of a symmetric matrix (upper triangle read; the array is overwritten), ascending, with
-    LAPACK's divide and conquer (`?syevd`) through SciPy."""
-    import scipy.linalg
+    """All eigenpairs of a symmetric float32 or float64 matrix whose upper triangle is `a`, ascending, the
+    vectors as columns (`a` is not modified).
 
-    return scipy.linalg.eigh(a, lower=False, driver="evd", overwrite_a=True, check_finite=False)
+    LAPACK's divide and conquer in the stages `?syevd` runs: tridiagonal reduction (`?sytrd`) and divide and
+    conquer on the tridiagonal (`?stevd`) through SciPy, then the back-transformation of its eigenvectors by
+    the reduction's reflectors (`?ormqr`, as `?ormtr` does for a lower reduction) through torch: SciPy's
+    OpenBLAS took 52 s of CPU for that last stage at 8192 × 8192 on an AMD EPYC, torch's MKL 23 s, which makes
+    the whole solve 1.5× faster (58 s against 87 s for SciPy's `?syevd`, one thread)."""
+    import scipy.linalg
+    import scipy.linalg.lapack as lapack
+
+    dim = a.shape[0]
+    if dim < 3 or a.dtype not in (np.float32, np.float64):
+        return scipy.linalg.eigh(a, lower=False, driver="evd", check_finite=False)
+    p = "s" if a.dtype == np.float32 else "d"
+    # The reversal J·A·J (J the exchange matrix) holds A's upper triangle as its lower one, which the QR-shaped
+    # reflectors below need; in column-major memory it is the array read backwards (a streaming copy, not a
+    # transposition). Its eigenvectors are A's with the rows reversed.
+    low = np.array(a[::-1, ::-1], order="F")
+    lwork, info = getattr(lapack, p + "sytrd_lwork")(dim, lower=1)
+    refl, diag, off, tau, info = getattr(lapack, p + "sytrd")(low, lower=1, lwork=int(lwork), overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"{p}sytrd failed (info {info})")
+    w, z, info = getattr(lapack, p + "stevd")(diag, off, compute_v=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"{p}stevd failed (info {info})")
+    # Q = H(1)…H(n−1) acts on rows 2..n; its reflectors are the columns of refl[1:, :n−1] below the diagonal.
+    q_z = torch.ormqr(torch.from_numpy(refl)[1:, :-1], torch.from_numpy(tau[:dim - 1]), torch.from_numpy(z)[1:],
+                      left=True, transpose=False)
+    z[1:] = q_z.numpy()
+    return w, z[::-1]

@@ -15,6 +15,7 @@ deviations, explained-variance ratios (of the total variance) and the global mea
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,9 +92,10 @@ FLOAT32_SOLVE_ABOVE = 4096
 FLOAT32_PRODUCTS_MIN_DIM = 1024
 CHUNK_ROWS = 4096
 #: A top-k subset of a layer wider than ITERATIVE_MIN_DIM, with k at most ITERATIVE_MAX_FRACTION of it, is
-#: solved by subspace iteration (eigen.top_eigh) instead of LAPACK.
+#: solved by subspace iteration (eigen.top_eigh) instead of LAPACK (conv0 of mel_prog_hires: k ≤ 1024; a round
+#: costs 2·D²·(k + k/4), so beyond that a LAPACK solve, ~30 s there, is as quick).
 ITERATIVE_MIN_DIM = 2048
-ITERATIVE_MAX_FRACTION = 0.25
+ITERATIVE_MAX_FRACTION = 0.125
 PRODUCTS = ("auto", "float32", "float64")
 SOLVERS = ("auto", "iterative", "lapack")
 
@@ -112,7 +114,7 @@ class CovarianceEstimator:
     far below the sampling error of any PCA. On GPUs the sums are float64 matrix products.
 
     `solver`: "auto" solves a top-k subset of a layer wider than ITERATIVE_MIN_DIM by subspace iteration
-    (k ≤ ITERATIVE_MAX_FRACTION of it; certified by its residuals, LAPACK if it does not converge), and
+    (k ≤ ITERATIVE_MAX_FRACTION of it: 1/8; certified by its residuals, LAPACK if it does not converge), and
     everything else with LAPACK; "iterative" / "lapack" force one. `min_block`: the block the subspace
     iteration needs at least (the size of the generator's input, see eigen.py).
 
@@ -185,7 +187,10 @@ class CovarianceEstimator:
             raise ValueError(f"the shift must have the layer's {dim} features")
         self.products = self.products_for(dim)
         if self.on_cpu:
+            if self.products == "float32":  # rows are centred in float32: the shift is a float32 value
+                shift = np.asarray(shift, np.float32)
             self._shift_np = np.array(shift, np.float64)
+            self._shift32 = self._shift_np.astype(np.float32)
             self._sum_np = np.zeros(dim, np.float64)
             self._sxx_np = np.zeros((dim, dim), np.float64, order="F")
             self.shift, self.sum = torch.from_numpy(self._shift_np), torch.from_numpy(self._sum_np)
@@ -216,23 +221,27 @@ class CovarianceEstimator:
             self.sxx.addmm_(xc.T, xc)
             self.count += n
             return
-        xc = x.detach().to("cpu").numpy().astype(np.float64)  # a copy: the caller's batch is left alone
-        xc -= self._shift_np
-        self._sum_np += xc.sum(0)
         if self.products == "float64":
             from scipy.linalg.blas import dsyrk
 
+            xc = x.detach().to("cpu").numpy().astype(np.float64)  # a copy: the caller's batch is left alone
+            xc -= self._shift_np
+            self._sum_np += xc.sum(0)
             # A symmetric rank-k update of the upper triangle: half the flops of a full matrix product.
-            xc = np.ascontiguousarray(xc)
             out = dsyrk(1.0, xc.T, beta=1.0, c=self._sxx_np, trans=0, lower=0, overwrite_c=1)
             if not np.shares_memory(out, self._sxx_np):  # pragma: no cover - depends on scipy internals
                 self._sxx_np[...] = out
         else:
+            # Centred rows go straight into the chunk (one pass); Σ(x−c) sums exactly those float32 rows, in
+            # float64, so the sums and the products describe the same numbers.
+            xf = x.detach().to("cpu", torch.float32).numpy()
             rows = self._buf.T  # [chunk_rows, D] C-ordered view: row j is sample j of the chunk
             i = 0
             while i < n:
                 m = min(n - i, self.chunk_rows - self._buffered)
-                rows[self._buffered:self._buffered + m] = xc[i:i + m]
+                dest = rows[self._buffered:self._buffered + m]
+                np.subtract(xf[i:i + m], self._shift32, out=dest)
+                self._sum_np += dest.sum(0, dtype=np.float64)
                 self._buffered += m
                 i += m
                 if self._buffered == self.chunk_rows:
@@ -312,11 +321,10 @@ class CovarianceEstimator:
         self.count = int(state["count"])
 
     # -- results -------------------------------------------------------------------------------
-    def _covariance_upper(self, consume: bool = False, float32: bool = False):
+    def _covariance_upper(self, consume: bool = False):
         """(mean [D], covariance [D, D]) in float64 with the N-1 normalisation; only the upper triangle of the
         covariance is valid. numpy (the covariance Fortran-ordered) on CPUs, torch on other devices. With
-        `consume` (CPU) the covariance is computed in place of the sums, which are then gone (saves a copy);
-        with `float32` (CPU) it is a float32 array (for a float32 solve: half the memory, no float64 copy)."""
+        `consume` (CPU) the covariance is computed in place of the sums, which are then gone (saves a copy)."""
         if getattr(self, "_consumed", False):
             raise ValueError("this estimator's sums were consumed by covariance(consume=True)")
         self.flush()
@@ -328,18 +336,9 @@ class CovarianceEstimator:
             cov = torch.addr(self.sxx, self.sum, self.sum, alpha=-1.0 / n)
             cov /= n - 1
             return mean, cov
-        from scipy.linalg.blas import dsyr, ssyr
+        from scipy.linalg.blas import dsyr
 
         mean = self._shift_np + self._sum_np / n
-        if float32:
-            # The sums are centred (taken about a point near the mean), so s·sᵀ/n is small beside them and
-            # subtracting it in float32 loses nothing that float32 keeps.
-            cov = self._sxx_np.astype(np.float32, order="F")
-            out = ssyr(np.float32(-1.0 / n), self._sum_np.astype(np.float32), a=cov, lower=0, overwrite_a=1)
-            if not np.shares_memory(out, cov):  # pragma: no cover - depends on scipy internals
-                cov = np.asfortranarray(out)
-            cov *= np.float32(1.0 / (n - 1))
-            return mean, cov
         if consume:
             cov, self._consumed = self._sxx_np, True
         else:
@@ -381,14 +380,19 @@ class CovarianceEstimator:
             w, v = w[dim - k:].cpu().numpy(), v[:, dim - k:].cpu().numpy()
             return _finish(v.T, w, total, mean.cpu().numpy(), self.count,
                            {"method": "torch-eigh", "device": self.device.type})
-        from .eigen import full_eigh, lapack_eigh, top_eigh
+        from .eigen import float32_matrix, full_eigh, lapack_eigh, top_eigh
 
         n = self.count
         total = float((np.diagonal(self._sxx_np) - self._sum_np ** 2 / n).sum() / (n - 1))
+        mean = self._shift_np + self._sum_np / n
         solved = None
         if self._iterative(dim, k):
-            mean, cov = self._covariance_upper()
-            solved = top_eigh(cov, k, min_block=self.min_block)
+            # The covariance (S − s·sᵀ/n)/(n−1) as an operator on the sums: no D × D float64 copy; its float32
+            # copy goes into the chunk-product scratch (already in memory).
+            u, scale = self._sum_np / math.sqrt(n), 1.0 / (n - 1)
+            a32 = float32_matrix(self._sxx_np, u, scale, out=self._scratch)
+            solved = top_eigh(self._sxx_np, k, min_block=self.min_block, minus=u, scale=scale, a32=a32)
+            del a32
         if solved is not None:
             w, v, info = solved
         elif k == dim and dim > FLOAT32_SOLVE_ABOVE:
@@ -396,8 +400,8 @@ class CovarianceEstimator:
             # the eigendecomposition runs in float32, twice as fast as float64 (its tridiagonal reduction is
             # bound by memory bandwidth). The leading directions agree with a float64 solve to ~1e-6
             # (tests/test_ganspace_estimators.py).
-            mean, a32 = self._covariance_upper(float32=True)
-            w, v = full_eigh(a32)
+            u, scale = self._sum_np / math.sqrt(n), 1.0 / (n - 1)
+            w, v = full_eigh(float32_matrix(self._sxx_np, u, scale, out=self._scratch))
             info = {"method": "lapack-evd", "precision": "float32"}
         else:
             mean, cov = self._covariance_upper()

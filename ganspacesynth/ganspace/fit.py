@@ -72,11 +72,11 @@ def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
     return tqdm(total=total, initial=initial, desc=desc, unit="z", dynamic_ncols=True, leave=False, smoothing=0.05)
 
 
-def _processes_with(world: World, flag: bool) -> int:
-    """How many processes have `flag` set (all of them agree on the answer)."""
+def _processes_with(world: World, flag: bool, device="cpu") -> int:
+    """How many processes have `flag` set (all of them agree on the answer; `device`: the process group's)."""
     if world.size == 1:
         return int(flag)
-    t = torch.tensor([float(flag)])
+    t = torch.tensor([float(flag)], device=device)
     world.all_reduce([t])
     return int(round(t.item()))
 
@@ -161,14 +161,15 @@ def fit_components(
     run = {}
     if estimator == "cov":
         run = {"model_fingerprint": synth.fingerprint, "layer": layer, "layer_shape": list(sampler.shape),
-               "seed": int(seed), "pitches": pitch_list, "conditions": {str(a): str(b) for a, b in (conditions or {}).items()},
+               "seed": int(seed), "pitches": pitch_list,
+               "conditions": {str(a): str(b) for a, b in (conditions or {}).items()},
                "count": int(count), "batch_size": int(batch_size), "rank": world.rank, "processes": world.size,
                "shard": [start, stop], "estimator": est.config(dim)}
     if resume and checkpoint is None:
         raise UserError("--resume needs the checkpoint to continue (--checkpoint)")
     if checkpoint is not None:
         ckpt = checkpoint_file(checkpoint, world.rank, world.size)
-        have = _processes_with(world, ckpt.is_file())
+        have = _processes_with(world, ckpt.is_file(), synth.device if synth.device.type == "cuda" else "cpu")
         if resume and have < world.size:
             raise UserError(f"nothing to resume: no checkpoint at {ckpt}" if world.size == 1 else
                             f"nothing to resume: only {have} of {world.size} processes found their checkpoint "
@@ -197,7 +198,8 @@ def fit_components(
             last_save, saved = time.monotonic(), True
     if bar is not None:
         bar.close()
-    if ckpt is not None and checkpoint_every > 0 and (saved or resumed or time.perf_counter() - t_start >= checkpoint_every):
+    long_run = saved or resumed or time.perf_counter() - t_start >= checkpoint_every
+    if ckpt is not None and checkpoint_every > 0 and long_run:
         save_checkpoint(ckpt, est, run, position)  # sampling done: a failed solve need not sample again
     if world.size > 1:
         est.reduce(world.all_reduce)

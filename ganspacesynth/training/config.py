@@ -46,6 +46,10 @@ class TrainConfig:
     # "glo": notes with the same value of this label (e.g. "instrument") share a code, so pitch can only come
     # from the condition; "" gives every note its own code.
     latent_code_label: str = ""
+    # "glo": the fraction of each batch's notes reconstructed from a fresh random latent instead of their code.
+    # Those notes can only be told apart by their conditions, so the generator must follow pitch and family
+    # for any z, and random latents (which is what users and GANSpace draw) stop being out of distribution.
+    latent_code_dropout: float = 0.0
 
     # -- losses --
     gradient_penalty_weight: float = 10.0
@@ -98,6 +102,8 @@ class TrainConfig:
             raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
         if self.latent_code_learning_rate < 0:
             raise UserError("latent_code_learning_rate must be non-negative")
+        if not 0.0 <= self.latent_code_dropout <= 1.0:
+            raise UserError("latent_code_dropout must be in [0, 1]")
         if self.profile_loss_weight < 0:
             raise UserError("profile_loss_weight must be non-negative (0 turns the profile loss off)")
         if self.keep_checkpoints < 1:
@@ -142,11 +148,13 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "cpu": TrainConfig(
         objective="glo",
         latent_code_learning_rate=1e-2,
+        latent_code_label="instrument",
+        latent_code_dropout=0.2,
         stable_stage_num_images=8_000,
         transition_stage_num_images=8_000,
         total_num_images=96_000,
         batch_size_schedule=(32, 32, 32, 32, 16, 16),
-        train_time_limit=2700.0,
+        train_time_limit=5400.0,
         train_time_stage_multiplier=1.4,
         generator_learning_rate=2e-3,
         discriminator_learning_rate=2e-3,

@@ -67,8 +67,12 @@ def glo_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, me
     real, real_labels = data.gather(batch.real_rows)
     real = real_at_stage(real.to(dev), model_cfg, point).contiguous(memory_format=memory_format)
     cond = conditions.encode(real_labels, batch=len(batch.real_rows), device=dev)
+    z = codes(batch.real_rows)
+    if cfg.latent_code_dropout > 0:  # the step's own draws, so a resumed run repeats them
+        dropped = (batch.eps < cfg.latent_code_dropout).to(dev)
+        z = torch.where(dropped[:, None], batch.z_g.to(dev, z.dtype), z)
     with amp:
-        fake = G(codes(batch.real_rows), cond, num_blocks=point.num_blocks, alpha=point.alpha)
+        fake = G(z, cond, num_blocks=point.num_blocks, alpha=point.alpha)
         loss = reconstruction_loss(fake, real)
     nets.opt_g.zero_grad(set_to_none=True)
     nets.opt_d.zero_grad(set_to_none=True)
