@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from ganspacesynth.generate.hallucinate import HallucinationParams, plan_latent, render  # noqa: E402
+from ganspacesynth.compose.hallucinate import HallucinationParams, plan_latent, render  # noqa: E402
 from ganspacesynth.model.config import preset  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from ganspacesynth.generate import instrument as I  # noqa: E402
+from ganspacesynth.compose import instrument as I  # noqa: E402
 from ganspacesynth.model.config import preset  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.errors import UserError  # noqa: E402

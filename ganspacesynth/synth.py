@@ -334,6 +334,6 @@ class Synth:
         """One timbre across the keyboard as a SoundFont 2 (and SFZ): `generate.instrument.export_instrument`
         (options: z or seed, components, coefficients, mode, conditions, pitches, every, velocity_layers, loop,
         sfz, name). Returns its `ExportResult` (path, instrument, seconds)."""
-        from .generate.instrument import export_instrument
+        from .compose.instrument import export_instrument
 
         return export_instrument(self, out, **options)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ganspacesynth.errors import UserError
-from ganspacesynth.generate.envelope import Envelope, Mixer, envelope_curve, normalize_peak, to_samples
+from ganspacesynth.compose.envelope import Envelope, Mixer, envelope_curve, normalize_peak, to_samples
 
 
 def test_curve_is_linear_attack_flat_sustain_linear_release():

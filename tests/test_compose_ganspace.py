@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from ganspacesynth.errors import UserError
 from ganspacesynth.ganspace.components import Components
 from ganspacesynth.ganspace.edits import synthesize
-from ganspacesynth.generate.envelope import envelope_curve
-from ganspacesynth.generate.hallucinate import (
+from ganspacesynth.compose.envelope import envelope_curve
+from ganspacesynth.compose.hallucinate import (
     HallucinationParams, Limits, load_score, plan_coefficients, plan_from_score, render, save_score,
 )
-from ganspacesynth.generate.midi import MidiNote, MidiParams, plan_midi, render_midi
+from ganspacesynth.compose.midi import MidiNote, MidiParams, plan_midi, render_midi
 from ganspacesynth.interfaces.cli import main
 
 SHORT = dict(attack=0.05, sustain=0.2, release=0.1)

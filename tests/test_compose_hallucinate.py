@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from ganspacesynth.errors import UserError
-from ganspacesynth.generate.envelope import envelope_curve
-from ganspacesynth.generate.hallucinate import (
+from ganspacesynth.compose.envelope import envelope_curve
+from ganspacesynth.compose.hallucinate import (
     HallucinationParams, Limits, load_score, note_onsets, plan_coefficients, plan_from_score, plan_latent, render,
     save_score,
 )
-from ganspacesynth.generate.interpolate import lerp, slerp
+from ganspacesynth.compose.interpolate import lerp, slerp
 
 SHORT = dict(attack=0.05, sustain=0.2, release=0.1)  # fits the tiny model's 1.024 s notes
 

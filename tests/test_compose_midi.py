@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from ganspacesynth.errors import UserError
-from ganspacesynth.generate.envelope import envelope_curve
-from ganspacesynth.generate.hallucinate import Limits
-from ganspacesynth.generate.interpolate import slerp
-from ganspacesynth.generate.midi import MidiNote, MidiParams, plan_midi, read_midi, render_midi, timbre_points
+from ganspacesynth.compose.envelope import envelope_curve
+from ganspacesynth.compose.hallucinate import Limits
+from ganspacesynth.compose.interpolate import slerp
+from ganspacesynth.compose.midi import MidiNote, MidiParams, plan_midi, read_midi, render_midi, timbre_points
 
 SR = 16000
 

@@ -26,8 +26,8 @@ from ganspacesynth.audio import sf2
 from ganspacesynth.audio.io import resample
 from ganspacesynth.audio.sfz import read_sfz, render_sfz, sfz_comment
 from ganspacesynth.errors import UserError
-from ganspacesynth.generate import instrument as I
-from ganspacesynth.generate.midi import MidiNote, read_midi
+from ganspacesynth.compose import instrument as I
+from ganspacesynth.compose.midi import MidiNote, read_midi
 
 FLUIDSYNTH = shutil.which("fluidsynth")
 needs_fluidsynth = pytest.mark.skipif(FLUIDSYNTH is None,

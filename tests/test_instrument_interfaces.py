@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ganspacesynth.audio import sf2
-from ganspacesynth.generate.instrument import read_metadata
+from ganspacesynth.compose.instrument import read_metadata
 from ganspacesynth.interfaces.cli import main
 from ganspacesynth.interfaces.osc import OSCServer
 from ganspacesynth.interfaces.session import Session

@@ -117,7 +117,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
       ganspacesynth hallucinate --model m.safetensors --components comps.npz --score steps.json --out hallu.wav
     """
     from ..audio.io import write_wav
-    from ..generate import hallucinate as H
+    from ..compose import hallucinate as H
 
     from ..fileio import check_output_file
 
@@ -218,8 +218,8 @@ def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeff
       ganspacesynth midi --model tiny.safetensors --seed 1 song.mid song.wav
     """
     from ..audio.io import write_wav
-    from ..generate.hallucinate import Limits
-    from ..generate.midi import MidiParams, plan_midi, read_midi, render_midi
+    from ..compose.hallucinate import Limits
+    from ..compose.midi import MidiParams, plan_midi, read_midi, render_midi
 
     from ..fileio import check_output_file
 

@@ -148,7 +148,7 @@ def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, dev
     Example: ganspacesynth interpolate --model tiny.safetensors --pitch 60 --seed-a 1 --seed-b 2 --steps 8 --out interp/
     """
     from ..fileio import atomic_directory, check_output_folder
-    from ..generate.interpolate import interpolate
+    from ..compose.interpolate import interpolate
 
     check_output_folder(out, owner="interpolate", overwrite=True)  # refuse before any work
     synth = load_synth(model, device, precision)

@@ -55,8 +55,8 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
     from ..audio.io import write_wav
     from ..fileio import atomic_directory, write_json
     from ..ganspace.grid import render_grid
-    from ..generate import hallucinate as H
-    from ..generate.envelope import normalize_peak
+    from ..compose import hallucinate as H
+    from ..compose.envelope import normalize_peak
     from .cli_core import write_notes
 
     note_seconds = synth.config.spectral.audio_length / synth.sample_rate

@@ -51,7 +51,7 @@ def instrument_cmd(model, out, seed, z_path, z_index, components_path, coefficie
           --mode offset --pitches 36-84 --every 2 --velocity-layers 2 --sfz --out pad.sf2
       fluidsynth -ni -F song.wav pad.sf2 song.mid
     """
-    from ..generate.instrument import check_output, export_instrument, key_plan, parse_pitches, velocity_ranges
+    from ..compose.instrument import check_output, export_instrument, key_plan, parse_pitches, velocity_ranges
 
     if seed is not None and z_path is not None:
         raise UserError("give either --seed or --z, not both")

@@ -47,7 +47,7 @@ def _common(fn):
 
 def build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed,
                   max_notes: int = HALLU_MAX_NOTES, max_seconds: float = HALLU_MAX_SECONDS):
-    from ..generate.hallucinate import Limits
+    from ..compose.hallucinate import Limits
     from .session import Session
 
     synth = load_synth(model, device or "cpu", precision)

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..generate.hallucinate import Limits
+from ..compose.hallucinate import Limits
 
 #: Largest coefficient magnitude accepted (in standard deviations of the component); far beyond any
 #: musically useful value, it only keeps hostile input from producing inf/NaN activations.
@@ -245,7 +245,7 @@ class Session:
 
     def slerp_z(self, t, a, b) -> np.ndarray:
         """Current z := slerp(a, b, t); a and b are z vectors or integer seeds of random ones."""
-        from ..generate.interpolate import slerp
+        from ..compose.interpolate import slerp
 
         t = float(_finite([t], "slerp amount", limit=10.0)[0])
         with self._lock:
@@ -448,7 +448,7 @@ class Session:
         here, so impossible settings are refused at once, not after waiting in the queue. `settings` and
         `steps` (validated ones) replace the state's for this request only.
         """
-        from ..generate import hallucinate as hallu
+        from ..compose import hallucinate as hallu
 
         if mode not in ("z",) + hallu.GANSPACE_MODES:
             raise UserError(f"unknown hallucination mode {str(mode)[:40]!r}")
@@ -560,7 +560,7 @@ class Session:
         mode as for `note_job`: `z` (the z alone), `offset` (z plus the coefficients; plain z without
         components), `latent` or `noz`. Everything is checked here, before the job is queued; the state is not
         changed."""
-        from ..generate.instrument import LOOP_CHOICES, key_plan, parse_pitches, velocity_ranges
+        from ..compose.instrument import LOOP_CHOICES, key_plan, parse_pitches, velocity_ranges
 
         if mode not in ("z", "offset", "latent", "noz"):
             raise UserError(f"unknown synthesis mode {mode!r}")
@@ -624,7 +624,7 @@ class Session:
             last = self.last
         if last is None or not last.path.exists():
             raise UserError("nothing to save yet: synthesize or hallucinate first")
-        from ..generate.hallucinate import score_path_for
+        from ..compose.hallucinate import score_path_for
 
         if not overwrite and (dest.exists() or score_path_for(dest).exists()):
             raise UserError(f"{dest.name} is already saved; send /save {dest.stem} overwrite to replace it")
@@ -632,7 +632,7 @@ class Session:
             shutil.copyfile(last.path, tmp)
         os.chmod(dest, 0o644)
         if last.score is not None:
-            from ..generate.hallucinate import save_score, score_path_for
+            from ..compose.hallucinate import save_score, score_path_for
 
             save_score(score_path_for(dest), last.score)
         return dest
