@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from ganspacesynth.compose.hallucinate import HallucinationParams, plan_latent, render  # noqa: E402
+from ganspacesynth.compose.hallucinate import HallucinationSettings, plan_latent, render  # noqa: E402
 from ganspacesynth.model.config import preset  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
@@ -46,7 +46,7 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = preset("mel_prog_hires")
     synth = Synth(cfg, Generator(cfg), device=args.device)
-    params = HallucinationParams(notes=4, steps=4, spacing=0.5, attack=0.5, sustain=0.5, release=0.5, pitch=32, seed=1)
+    params = HallucinationSettings.make(notes=4, steps=4, spacing=0.5, attack=0.5, sustain=0.5, release=0.5, pitch=32, seed=1)
     plan = plan_latent(synth, params)
     assert plan.count == 16
     z = plan.z.copy()

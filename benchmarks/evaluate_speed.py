@@ -32,7 +32,8 @@ from ganspacesynth.evaluate.classifier import Classifier, ClassifierConfig, Spec
 from ganspacesynth.evaluate.evaluation import evaluate_model  # noqa: E402
 from ganspacesynth.evaluate.metrics import NDB  # noqa: E402
 from ganspacesynth.evaluate.pitch import track_f0  # noqa: E402
-from ganspacesynth.model.config import ConditionSpec, pitch_condition, preset  # noqa: E402
+from ganspacesynth.conditions import ConditionSpec  # noqa: E402
+from ganspacesynth.model.config import pitch_condition, preset  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 from ganspacesynth.model.config import preset  # noqa: E402
-from ganspacesynth.model import winograd, native  # noqa: E402
+from ganspacesynth.model.inference import native, prepare, winograd  # noqa: E402
 from ganspacesynth.model.generator import Generator  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
 
@@ -44,7 +44,7 @@ def generator_flops(cfg) -> float:
 def generator_flops_performed(cfg) -> float:
     """Multiply-adds ×2 of the float32 CPU path: each block's first conv runs as a stride-2 transposed conv holding
     the four 2×2 sub-pixel kernels (ganspacesynth/model/layers.upsample_conv3x3: 16 taps per 4 output pixels
-    instead of 36), and wide second convs as Winograd F(6×6, 3×3) (model/winograd.py: 64 products per 36 outputs
+    instead of 36), and wide second convs as Winograd F(6×6, 3×3) (model/inference/winograd.py: 64 products per 36 outputs
     instead of 324, tile transforms and edge tiles not counted)."""
     naive = generator_flops(cfg)
     saved = 0.0
@@ -53,7 +53,7 @@ def generator_flops_performed(cfg) -> float:
         h, w = cfg.resolution(b)
         out = cfg.num_filters(b)
         saved += 2 * h * w * out * in_ch * (9 - 4)
-        min_channels = winograd.MIN_CHANNELS_NATIVE if native.available() else winograd.MIN_CHANNELS
+        min_channels = winograd.MIN_CHANNELS_COMPILED if native.available() else winograd.MIN_CHANNELS_PYTORCH
         if out >= min_channels and h >= winograd.MIN_HEIGHT:
             saved += 2 * h * w * out * out * (9 - 64 / 36)
         in_ch = out
@@ -88,10 +88,10 @@ def time_per_note(synth: Synth, batch: int, repeats: int) -> dict:
     return {"s_per_note": best_total / batch, "generator_s_per_note": best_spec / batch}
 
 
-CONV_PATHS = {  # (native.ENABLED, winograd.MIN_CHANNELS): how float32 generation runs
-    "winograd_compiled": (True, None),  # the default: compiled kernels (Winograd from 64 channels, pixel norm)
-    "winograd_pytorch": (False, None),  # PyTorch only: Winograd transforms from 128 channels (the previous code)
-    "direct": (False, 10**9),  # PyTorch only, oneDNN's direct convs everywhere
+CONV_PATHS = {  # prepare() options: how float32 generation runs
+    "winograd_compiled": {},  # the default: compiled kernels (Winograd from 64 channels, pixel norm)
+    "winograd_pytorch": {"compiled": False},  # PyTorch only: Winograd transforms from 128 channels
+    "direct": {"compiled": False, "winograd": False},  # PyTorch only, oneDNN's direct convs everywhere
 }
 
 
@@ -99,19 +99,20 @@ def winograd_vs_direct(synth: Synth, pairs: int) -> dict:
     """float32 batch 8 with each way of running the 3×3 convs (CONV_PATHS), alternating batch by batch (order
     reversed every cycle) so all see the same machine speed; ratios are medians of per-cycle ratios to direct."""
     z = synth.random_z(8, seed=0)
-    default = (native.ENABLED, winograd.MIN_CHANNELS)
+    engines = {name: prepare(synth.generator, precision=synth.precision, **options)
+               for name, options in CONV_PATHS.items()}
+    default = synth.engine
     times: dict[str, list[float]] = {name: [] for name in CONV_PATHS}
     try:
         for k in range(pairs + 1):
             for name in list(CONV_PATHS) if k % 2 else list(CONV_PATHS)[::-1]:
-                compiled, min_channels = CONV_PATHS[name]
-                native.ENABLED, winograd.MIN_CHANNELS = compiled, min_channels or default[1]
+                synth.engine = engines[name]
                 t = time.perf_counter()
                 synth.generate(z, pitch=60, batch_size=8)
                 if k >= 1:  # the first cycle warms up
                     times[name].append((time.perf_counter() - t) / 8)
     finally:
-        native.ENABLED, winograd.MIN_CHANNELS = default
+        synth.engine = default
     out = {f"{name}_s_per_note": statistics.median(t) for name, t in times.items()}
     for name in ("winograd_compiled", "winograd_pytorch"):
         out[f"{name}_over_direct"] = statistics.median(a / b for a, b in zip(times[name], times["direct"]))

@@ -63,6 +63,35 @@ def read_json(path: str | os.PathLike, kind: type = dict) -> Any:
     return data
 
 
+def check_format(meta: Any, fmt: str, version: int, what: str, source: str | os.PathLike | None = None, *,
+                 exact: bool = False) -> int:
+    """Check the `format` and `format_version` fields that every GANSpaceSynth file carries; return the version.
+
+    `what` names the kind of file in messages ("GANSpaceSynth model file"), `source` the file itself. The version
+    may be an int (JSON) or a string of one (safetensors metadata). Refuses, as one-line UserErrors, another
+    format, a version that is not a whole number from 1, and one newer than `version` (with `exact`, any other).
+    """
+    from .errors import UserError
+
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        message = f"{source} is not a {what}" if source else f"not a {what}"
+        raise UserError(message if found is None else f"{message} (format {str(found)[:60]!r})")
+    raw = meta.get("format_version")
+    subject = f"{source} has" if source else f"this {what} has"
+    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())):
+        raise UserError(f"{subject} an invalid format version {raw!r}")
+    got = int(raw)
+    if got < 1:
+        raise UserError(f"{subject} an invalid format version {raw!r}")
+    if exact and got != version:
+        raise UserError(f"{subject} {what} format version {got}; this GANSpaceSynth reads version {version}")
+    if got > version:
+        raise UserError(f"{subject} {what} format version {got}; this GANSpaceSynth reads up to {version}: "
+                        f"please upgrade")
+    return got
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON atomically (indented, UTF-8)."""
     with atomic_path(path) as tmp:

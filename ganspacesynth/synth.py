@@ -16,11 +16,13 @@ import numpy as np
 import torch
 
 from .audio.spectral import MelIF
+from .conditions import check_pitch, check_pitches
 from .errors import UserError
 from .model.conditions import ConditionSet
 from .model.config import ModelConfig
 from .model.files import ModelFile, load_model
 from .model.generator import Generator
+from .model.inference import prepare
 from .runtime import keep_generation_allocations_in_heap
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -142,7 +144,7 @@ class Synth:
 
     def __init__(self, config: ModelConfig, generator: Generator, *, device: str = "cpu",
                  precision: str = "float32", fingerprint: str | None = None, path: Path | None = None,
-                 info: dict | None = None):
+                 info: dict | None = None, impl: str = "fast"):
         self.device = torch.device(resolve_device(device))
         precision = resolve_precision(precision, self.device.type)
         self.config = config
@@ -150,6 +152,9 @@ class Synth:
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         if self.device.type == "cpu":
             self.generator = self.generator.to(memory_format=torch.channels_last)
+        # What generation runs: the generator's function by the fast routes ("fast") or the network itself
+        # ("reference"), chosen layer by layer now (model/inference).
+        self.engine = prepare(self.generator, impl, precision=precision)
         self.spectral = MelIF(config.spectral)
         self.conditions = ConditionSet(config.conditions)
         self.fingerprint = fingerprint
@@ -197,6 +202,15 @@ class Synth:
         return self.generator.layer_names()
 
     # -- inputs --------------------------------------------------------------------------------
+    def check_pitch(self, value) -> int:
+        """A pitch from any interface (CLI, composer, OSC, web; Pd sends 60.0) as a MIDI note number in this
+        model's range, else a one-line UserError. The one pitch check: every interface calls it."""
+        return check_pitch(value, self.pitches)
+
+    def check_pitches(self, values: Sequence) -> list[int]:
+        """Several pitches, the ones outside the range named together ('pitches 10-23 are outside …')."""
+        return check_pitches(values, self.pitches)
+
     def random_z(self, count: int, seed: int | None = 0) -> np.ndarray:
         """`count` standard-normal latents; row i depends only on (seed, i), never on batching."""
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
@@ -279,7 +293,7 @@ class Synth:
                 if kw.get("offsets"):
                     kw["offsets"] = {k: (v[sl] if v.shape[0] == count else v).to(self.device)
                                      for k, v in kw["offsets"].items()}
-                out = self.generator(zb, cond, **kw).float()
+                out = self.engine(zb, cond, **kw).float()
             if finish is None:
                 return out
             with torch.inference_mode():  # in float32 whatever the generator's precision
@@ -331,7 +345,7 @@ class Synth:
         return self._run(z, labels, z.shape[0], batch_size, stop_at=layer)
 
     def export_instrument(self, out: str | os.PathLike, **options):
-        """One timbre across the keyboard as a SoundFont 2 (and SFZ): `generate.instrument.export_instrument`
+        """One timbre across the keyboard as a SoundFont 2 (and SFZ): `compose.instrument.export_instrument`
         (options: z or seed, components, coefficients, mode, conditions, pitches, every, velocity_layers, loop,
         sfz, name). Returns its `ExportResult` (path, instrument, seconds)."""
         from .compose.instrument import export_instrument

@@ -44,16 +44,16 @@ def summarise(metrics: dict) -> dict:
 
 
 def at_stage(synth: Synth, num_blocks: int, alpha: float) -> None:
-    """Make `synth` generate at a progressive stage's resolution, upsampled to full size."""
+    """Make `synth` generate at a progressive stage's resolution, upsampled to full size (through the reference
+    network: the fast engine runs complete generators only)."""
     generator = synth.generator
-    forward = generator.forward
     factor = synth.config.scale_base ** (synth.config.num_resolutions - num_blocks)
 
     def staged(z, cond=None, **kwargs):
         kwargs.update(num_blocks=num_blocks, alpha=alpha)
-        return upscale(forward(z, cond, **kwargs), factor)
+        return upscale(generator(z, cond, **kwargs), factor)
 
-    generator.forward = staged
+    synth.engine = staged
 
 
 def evaluate_checkpoint(path: Path, run: Path, classifier, train_ds, valid_ds, count: int) -> tuple[dict, dict, dict]:

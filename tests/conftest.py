@@ -10,25 +10,13 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def magenta_fixture_path() -> Path | None:
-    env = os.environ.get("GANSPACESYNTH_MAGENTA_FIXTURE")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO / "shared" / "fixtures" / "magenta", REPO.parent / "shared" / "fixtures" / "magenta"]
-    for c in candidates:
-        if (c / "expected.npz").is_file():
-            return c
-    return None
+MAGENTA_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "magenta"
 
 
 @pytest.fixture(scope="session")
 def magenta_fixture_dir() -> Path:
-    path = magenta_fixture_path()
-    if path is None:
-        pytest.skip("Magenta fixture not found (set GANSPACESYNTH_MAGENTA_FIXTURE)")
-    return path
+    """Magenta's own checkpoint and outputs (tests/fixtures/magenta/README.md)."""
+    return MAGENTA_FIXTURE
 
 
 @pytest.fixture(scope="session")

@@ -125,6 +125,7 @@ CASES = [
     ("train", "--data {data} --out {t}/run --preset tiny", r"not found|no manifest|not a dataset|does not exist"),
     ("train", "--preset bogus --out {t}/run", r"--preset"),
     ("train", "--set nonsense --dry-run", r"key=value"),
+    ("train", "--device tpu --dry-run", r"unknown device 'tpu'"),
     ("train-classifier", "--data {data} --out {t}/c.safetensors", r"not found|no manifest|not a dataset"),
     ("train-classifier", "--data {data} --steps 0 --out {t}/c.safetensors", r"--steps"),
     ("train-classifier", "--data {data} --seed -1 --out {t}/c.safetensors", r"--seed.*not in the range"),

@@ -37,6 +37,7 @@ def test_every_command_has_help_with_example():
             assert "xample" in text and "ganspacesynth" in text, name
 
 
+@pytest.mark.integration
 def test_init_generate_is_deterministic(tmp_path):
     model = tmp_path / "m.safetensors"
     run_cli("init", "--preset", "tiny", "--seed", "3", "--out", model)
@@ -58,6 +59,7 @@ def test_init_generate_is_deterministic(tmp_path):
     np.testing.assert_array_equal(sf.read(tmp_path / "a" / "p60_001.wav")[0], sf.read(tmp_path / "d" / "p60_001.wav")[0])
 
 
+@pytest.mark.integration
 def test_interpolate_endpoints_match_seeds(tmp_path, tiny_model_path):
     run_cli("interpolate", "--model", tiny_model_path, "--pitch", 48, "--seed-a", 1, "--seed-b", 2, "--steps", 4,
             "--out", tmp_path / "i")
@@ -79,6 +81,7 @@ def test_interpolate_endpoints_match_seeds(tmp_path, tiny_model_path):
     (["generate", "--model", "{model}", "--pitch", "60", "--z", "{tmp}/missing.npy", "--out", "{tmp}/x"], "not found"),
     (["info", "--model", "{junk}"], "not a readable model file"),
 ])
+@pytest.mark.integration
 def test_user_errors_are_one_line(tmp_path, tiny_model_path, args, message):
     junk = tmp_path / "junk.safetensors"
     junk.write_text("garbage")

@@ -16,7 +16,7 @@ from ganspacesynth.ganspace.components import Components
 from ganspacesynth.ganspace.edits import synthesize
 from ganspacesynth.compose.envelope import envelope_curve
 from ganspacesynth.compose.hallucinate import (
-    HallucinationParams, Limits, load_score, plan_coefficients, plan_from_score, render, save_score,
+    HallucinationSettings, Limits, load_score, plan_coefficients, plan_from_score, render, save_score,
 )
 from ganspacesynth.compose.midi import MidiNote, MidiParams, plan_midi, render_midi
 from ganspacesynth.interfaces.cli import main
@@ -54,7 +54,7 @@ def mix_by_hand(waves, spacing_samples):
 @pytest.mark.parametrize("mode", ["noz", "offset", "latent"])
 def test_render_equals_edits_notes_mixed(tiny_synth, comps, mode):
     keys = [[0.0, 0.0, 0.0], [3.0, -2.0, 0.0], [0.0, 1.0, 2.5]]
-    params = HallucinationParams(steps=1, spacing=0.2, seed=4, **SHORT)
+    params = HallucinationSettings.make(steps=1, spacing=0.2, seed=4, **SHORT)
     plan = plan_coefficients(tiny_synth, keys, [50, 62, 62], params, mode)
     assert plan.pitches == [50, 50, 62, 62, 62]
     audio, score = render(tiny_synth, plan, comps, peak=None)
@@ -69,7 +69,7 @@ def test_render_equals_edits_notes_mixed(tiny_synth, comps, mode):
 
 
 def test_coefficients_move_the_sound(tiny_synth, comps):
-    params = HallucinationParams(steps=0, spacing=0.5, seed=1, **SHORT)  # second note starts at sample 8000
+    params = HallucinationSettings.make(steps=0, spacing=0.5, seed=1, **SHORT)  # second note starts at sample 8000
     still, _ = render(tiny_synth, plan_coefficients(tiny_synth, [[0.0], [0.0]], None, params, "noz"), comps, peak=None)
     moved, _ = render(tiny_synth, plan_coefficients(tiny_synth, [[0.0], [4.0]], None, params, "noz"), comps, peak=None)
     np.testing.assert_array_equal(still[:8000], moved[:8000])  # the first note is the same
@@ -90,7 +90,7 @@ def test_steps_score_round_trip(tiny_synth, comps, tmp_path):
 
 
 def test_refusals_before_generation(tiny_synth, comps):
-    params = HallucinationParams(steps=0, seed=1, **SHORT)
+    params = HallucinationSettings.make(steps=0, seed=1, **SHORT)
     plan = plan_coefficients(tiny_synth, [[0.0] * 5], None, params, "noz")
     with pytest.raises(UserError, match="5 coefficients but the components file has only 4"):
         render(tiny_synth, plan, comps)
@@ -102,7 +102,7 @@ def test_refusals_before_generation(tiny_synth, comps):
     with pytest.raises(UserError, match="mode must be"):
         plan_coefficients(tiny_synth, [[1.0]], None, params, "z")
     with pytest.raises(UserError, match="limit is 8"):
-        plan_coefficients(tiny_synth, [[1.0]] * 3, None, HallucinationParams(steps=3, **SHORT), "noz",
+        plan_coefficients(tiny_synth, [[1.0]] * 3, None, HallucinationSettings.make(steps=3, **SHORT), "noz",
                           Limits(max_notes=8))
 
 

@@ -11,7 +11,7 @@ import pytest
 from ganspacesynth.errors import UserError
 from ganspacesynth.compose.envelope import envelope_curve
 from ganspacesynth.compose.hallucinate import (
-    HallucinationParams, Limits, load_score, note_onsets, plan_coefficients, plan_from_score, plan_latent, render,
+    HallucinationSettings, Limits, load_score, note_onsets, plan_coefficients, plan_from_score, plan_latent, render,
     save_score,
 )
 from ganspacesynth.compose.interpolate import lerp, slerp
@@ -49,7 +49,7 @@ def const_synth(tiny_synth):
 
 @pytest.mark.parametrize("n,m", [(1, 0), (1, 5), (2, 0), (3, 2), (4, 4)])
 def test_note_count_and_path(tiny_synth, n, m):
-    plan = plan_latent(tiny_synth, HallucinationParams(notes=n, steps=m, seed=7, **SHORT))
+    plan = plan_latent(tiny_synth, HallucinationSettings.make(notes=n, steps=m, seed=7, **SHORT))
     assert plan.count == n + (n - 1) * m == plan.z.shape[0]
     assert plan.z.shape[1] == tiny_synth.latent_size
     keys = tiny_synth.random_z(n, 7)
@@ -63,7 +63,7 @@ def test_note_count_and_path(tiny_synth, n, m):
 
 def test_onsets_and_mix_to_the_sample(const_synth):
     sr = const_synth.sample_rate
-    params = HallucinationParams(notes=3, steps=2, spacing=0.1234, start_trim=0.01, seed=3, **SHORT)
+    params = HallucinationSettings.make(notes=3, steps=2, spacing=0.1234, start_trim=0.01, seed=3, **SHORT)
     plan = plan_latent(const_synth, params)
     audio, _ = render(const_synth, plan, batch_size=3, peak=None)
     onsets = note_onsets(plan.count, 0.1234, sr)
@@ -79,7 +79,7 @@ def test_onsets_and_mix_to_the_sample(const_synth):
 
 
 def test_single_note_has_the_envelope_shape(tiny_synth):
-    params = HallucinationParams(notes=1, steps=0, start_trim=0.02, attack=0.1, sustain=0.3, release=0.25, seed=11)
+    params = HallucinationSettings.make(notes=1, steps=0, start_trim=0.02, attack=0.1, sustain=0.3, release=0.25, seed=11)
     plan = plan_latent(tiny_synth, params)
     audio, _ = render(tiny_synth, plan, peak=None)
     wave = tiny_synth.generate(tiny_synth.random_z(1, 11), pitch=32)[0]
@@ -93,7 +93,7 @@ def test_single_note_has_the_envelope_shape(tiny_synth):
 
 
 def test_render_matches_the_notes_generated_alone(tiny_synth):
-    params = HallucinationParams(notes=2, steps=2, spacing=0.3, seed=2, **SHORT)
+    params = HallucinationSettings.make(notes=2, steps=2, spacing=0.3, seed=2, **SHORT)
     plan = plan_latent(tiny_synth, params)
     audio, _ = render(tiny_synth, plan, peak=None)
     waves = tiny_synth.generate(plan.z, pitch=32, batch_size=16)
@@ -107,10 +107,10 @@ def test_render_matches_the_notes_generated_alone(tiny_synth):
 
 
 def test_deterministic_by_seed(tiny_synth):
-    params = HallucinationParams(notes=3, steps=1, spacing=0.2, seed=5, **SHORT)
+    params = HallucinationSettings.make(notes=3, steps=1, spacing=0.2, seed=5, **SHORT)
     a, score_a = render(tiny_synth, plan_latent(tiny_synth, params))
     b, score_b = render(tiny_synth, plan_latent(tiny_synth, params))
-    c, _ = render(tiny_synth, plan_latent(tiny_synth, HallucinationParams(notes=3, steps=1, spacing=0.2, seed=6, **SHORT)))
+    c, _ = render(tiny_synth, plan_latent(tiny_synth, HallucinationSettings.make(notes=3, steps=1, spacing=0.2, seed=6, **SHORT)))
     np.testing.assert_array_equal(a, b)
     assert score_a == score_b
     assert np.abs(a - c).max() > 0.05
@@ -121,7 +121,7 @@ def test_deterministic_by_seed(tiny_synth):
 
 
 def test_score_round_trip_renders_identically(tiny_synth, tmp_path):
-    params = HallucinationParams(notes=3, steps=2, spacing=0.15, start_trim=0.01, pitch=40, seed=None, **SHORT)
+    params = HallucinationSettings.make(notes=3, steps=2, spacing=0.15, start_trim=0.01, pitch=40, seed=None, **SHORT)
     plan = plan_latent(tiny_synth, params)
     assert isinstance(plan.params.seed, int)  # a fresh seed is chosen and recorded
     audio, score = render(tiny_synth, plan)
@@ -151,30 +151,30 @@ def test_score_with_own_key_points_and_pitches(tiny_synth):
 
 def test_coefficient_plan_lerps_and_changes_pitch_per_step(tiny_synth):
     coeffs = [[0.0, 1.0], [2.0, -1.0], [4.0, 0.0]]
-    plan = plan_coefficients(tiny_synth, coeffs, [60, 64, 67], HallucinationParams(steps=2, seed=1, **SHORT), "offset")
+    plan = plan_coefficients(tiny_synth, coeffs, [60, 64, 67], HallucinationSettings.make(steps=2, seed=1, **SHORT), "offset")
     assert plan.count == 7 and plan.mode == "offset"
     assert plan.pitches == [60, 60, 60, 64, 64, 64, 67]
     np.testing.assert_allclose(plan.coeffs[1], lerp(np.array(coeffs[0]), np.array(coeffs[1]), 1 / 3), atol=1e-6)
     np.testing.assert_allclose(plan.coeffs[5], [10 / 3, -1 / 3], atol=1e-6)
     np.testing.assert_array_equal(plan.base_z, tiny_synth.random_z(1, 1)[0])  # offset edits the seed's timbre
-    noz = plan_coefficients(tiny_synth, coeffs, None, HallucinationParams(steps=0, pitch=45, **SHORT), "noz")
+    noz = plan_coefficients(tiny_synth, coeffs, None, HallucinationSettings.make(steps=0, pitch=45, **SHORT), "noz")
     assert noz.base_z is None and noz.pitches == [45, 45, 45]
 
 
 def test_refusals_happen_before_any_generation(const_synth):
     with pytest.raises(UserError, match="longer than this model's notes"):
-        plan_latent(const_synth, HallucinationParams(attack=0.5, sustain=0.5, release=0.5))
+        plan_latent(const_synth, HallucinationSettings.make(attack=0.5, sustain=0.5, release=0.5))
     with pytest.raises(UserError, match="limit is 10"):
-        plan_latent(const_synth, HallucinationParams(notes=4, steps=3, **SHORT), Limits(max_notes=10))  # 13 notes
+        plan_latent(const_synth, HallucinationSettings.make(notes=4, steps=3, **SHORT), Limits(max_notes=10))  # 13 notes
     with pytest.raises(UserError, match="5 s"):
-        plan_latent(const_synth, HallucinationParams(notes=10, steps=2, spacing=0.2, **SHORT), Limits(max_seconds=5))
+        plan_latent(const_synth, HallucinationSettings.make(notes=10, steps=2, spacing=0.2, **SHORT), Limits(max_seconds=5))
     with pytest.raises(UserError, match="outside this model's range"):
-        plan_latent(const_synth, HallucinationParams(pitch=100, **SHORT))
+        plan_latent(const_synth, HallucinationSettings.make(pitch=100, **SHORT))
     with pytest.raises(UserError, match="limit"):
         plan_from_score(const_synth, {"mode": "noz", "steps": [{"coeffs": [1.0]}] * 20, **SHORT}, Limits(max_notes=50))
     assert const_synth.generate_calls == 0 and const_synth.random_z_calls == 0
     # the limit counts interpolated notes too: 3 + 2·20 = 43
-    assert HallucinationParams(notes=3, steps=20).note_count == 43
+    assert HallucinationSettings.make(notes=3, steps=20).note_count == 43
 
 
 @pytest.mark.parametrize("score,match", [

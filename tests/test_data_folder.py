@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from test_data_helpers import tone
+from helpers import tone
 
 from ganspacesynth.data.folder import chop, pad, parse_note_name
 from ganspacesynth.data.validate import InputProblems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_data_helpers import SPECTRAL, tone
+from helpers import SPECTRAL, tone
 
 from ganspacesynth.data.dataset import DeviceBatcher, SpectrogramDataset, condition_specs
 from ganspacesynth.data.labels import Note

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from test_data_helpers import N, SPECTRAL, SR, nsynth_example, tf_example, tone, write_note_folder, write_tfrecord
+from helpers import N, SPECTRAL, SR, nsynth_example, tf_example, tone, write_note_folder, write_tfrecord
 
 from ganspacesynth.audio.spectral import MelIF
 from ganspacesynth.data.dataset import SpectrogramDataset, read_manifest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_data_helpers import SPECTRAL
+from helpers import SPECTRAL
 
 pytest.importorskip("tinysoundfont")
 

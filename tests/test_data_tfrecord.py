@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from test_data_helpers import tf_example, write_tfrecord
+from helpers import tf_example, write_tfrecord
 
 from ganspacesynth.data.tfrecord import encode_example, iter_records, parse_example, read_record_at, write_records
 from ganspacesynth.errors import UserError
@@ -29,7 +29,7 @@ def test_encode_example_matches_protobuf_bytes():
     ours = encode_example(feats)
     # Field order within a map may differ: compare by parsing each other's output.
     assert parse_example(ours)["audio"].tolist() == [0.5, -0.25]
-    from test_data_helpers import _example_class
+    from helpers import _example_class
 
     msg = _example_class()()
     msg.ParseFromString(ours)

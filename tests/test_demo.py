@@ -14,6 +14,7 @@ from ganspacesynth.assets import default_components_path, default_model_path
 
 
 @pytest.mark.skipif(default_model_path() is None, reason="no bundled default model in this checkout")
+@pytest.mark.integration
 def test_demo_writes_notes_grid_hallucination_and_directions(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ganspacesynth", "demo", "--out", str(tmp_path / "demo")],
                           capture_output=True, text=True, cwd=tmp_path)

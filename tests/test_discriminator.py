@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganspacesynth.model.config import ConditionSpec, pitch_condition, preset
+from ganspacesynth.conditions import ConditionSpec
+from ganspacesynth.model.config import pitch_condition, preset
 from ganspacesynth.model.discriminator import Discriminator
 from ganspacesynth.model.generator import Generator
 from ganspacesynth.model.layers import downscale

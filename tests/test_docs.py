@@ -119,6 +119,7 @@ def run_guide(path: Path, work: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
+@pytest.mark.integration
 def test_user_guide_runs_as_written(tmp_path, monkeypatch):
     make_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -135,6 +136,7 @@ def test_user_guide_runs_as_written(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+@pytest.mark.integration
 def test_composing_guide_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ran = run_guide(REPO / "docs" / "composing.md", tmp_path)

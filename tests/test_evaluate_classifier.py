@@ -14,7 +14,8 @@ from ganspacesynth.audio.spectral import MelIF
 from ganspacesynth.errors import UserError
 from ganspacesynth.evaluate.classifier import ClassifierConfig, evaluate_heads, heads_for_dataset, load_classifier, \
     save_classifier, train_classifier
-from ganspacesynth.model.config import ConditionSpec, tiny_spectral
+from ganspacesynth.conditions import ConditionSpec
+from ganspacesynth.model.config import tiny_spectral
 
 SPECTRAL = tiny_spectral()
 PITCHES = (48, 55, 60, 67)
@@ -48,6 +49,7 @@ def small_config() -> ClassifierConfig:
     return ClassifierConfig(heads=(head,), spectral=SPECTRAL, channels=(8, 16, 32, 32), embedding=32)
 
 
+@pytest.mark.slow
 def test_learns_pitch_and_round_trips(data, tmp_path):
     (xtr, ytr), (xva, yva) = data
     clf = train_classifier(small_config(), xtr, {"pitch": ytr}, xva, {"pitch": yva}, steps=50, batch_size=16, lr=3e-3)
@@ -63,6 +65,7 @@ def test_learns_pitch_and_round_trips(data, tmp_path):
     assert evaluate_heads(loaded, xva, {"pitch": yva})["pitch"] == clf.metrics["heldout_accuracy"]["pitch"]
 
 
+@pytest.mark.slow
 def test_labels_without_information_give_chance_accuracy(data):
     """Each pitch gets every training label equally often, so nothing in the audio predicts the label."""
     (xtr, ytr), (xva, yva) = data
@@ -82,7 +85,7 @@ def test_bad_files_and_heads_are_refused(tmp_path):
         load_classifier(tmp_path / "missing.safetensors")
     other = tmp_path / "other.safetensors"
     save_file({"x": torch.zeros(2)}, str(other), metadata={"format": "something-else"})
-    with pytest.raises(UserError, match="not a ganspacesynth classifier"):
+    with pytest.raises(UserError, match="not a GANSpaceSynth classifier"):
         load_classifier(other)
     newer = tmp_path / "newer.safetensors"
     save_file({"x": torch.zeros(2)}, str(newer), metadata={"format": "ganspacesynth-classifier", "format_version": "99",

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ganspacesynth.ganspace.distributed import World
+from ganspacesynth.training.distributed import DistInfo
 from ganspacesynth.ganspace.fit import fit_components
 
 COUNT, REG = 1000, 10000
@@ -30,7 +30,7 @@ def _worker(rank: int, world_size: int, port: int, model_path: str, out_dir: str
     try:
         synth = Synth.load(model_path, device="cpu")
         comps = fit_components(synth, "conv0", COUNT, pitches=[40, 52], seed=7, batch_size=128,
-                               regression_samples=REG, world=World(rank, world_size))
+                               regression_samples=REG, world=DistInfo(rank, world_size))
         comps.save(f"{out_dir}/rank{rank}.npz")
     finally:
         dist.destroy_process_group()
@@ -38,11 +38,13 @@ def _worker(rank: int, world_size: int, port: int, model_path: str, out_dir: str
 
 def test_world_shards_cover_the_range_once():
     for size in (1, 2, 3, 7):
-        ranges = [World(r, size).shard(1001) for r in range(size)]
+        ranges = [DistInfo(r, size).shard(1001) for r in range(size)]
         assert ranges[0][0] == 0 and ranges[-1][1] == 1001
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_two_processes_equal_one(tiny_model_path, tiny_synth, tmp_path):
     from ganspacesynth.ganspace.components import Components
 
@@ -68,7 +70,7 @@ def test_non_streaming_estimators_refuse_several_processes(tiny_synth):
     from ganspacesynth.errors import UserError
 
     with pytest.raises(UserError, match="only the cov estimator"):
-        fit_components(tiny_synth, "conv0", 100, estimator="ipca", n_components=4, world=World(0, 2),
+        fit_components(tiny_synth, "conv0", 100, estimator="ipca", n_components=4, world=DistInfo(0, 2),
                        regression_samples=0)
 
 
@@ -92,7 +94,7 @@ def _resume_worker(rank: int, world_size: int, port: int, model_path: str, out_d
         synth = Synth.load(model_path, device="cpu")
         try:
             comps = fit_components(synth, "conv0", COUNT, pitches=[40, 52], seed=7, batch_size=128, n_components=16,
-                                   regression_samples=0, world=World(rank, world_size), resume=not interrupt,
+                                   regression_samples=0, world=DistInfo(rank, world_size), resume=not interrupt,
                                    checkpoint=f"{out_dir}/c.npz", checkpoint_every=1e-9)
         except KeyboardInterrupt:
             return
@@ -102,6 +104,8 @@ def _resume_worker(rank: int, world_size: int, port: int, model_path: str, out_d
         dist.destroy_process_group()
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_two_processes_checkpoint_and_resume(tiny_model_path, tiny_synth, tmp_path):
     """Under torchrun each process checkpoints its own share; resumed, the fit equals a single process's."""
     from ganspacesynth.ganspace.components import Components

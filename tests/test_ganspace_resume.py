@@ -72,6 +72,7 @@ def test_resumed_fit_equals_uninterrupted(tiny_synth, tmp_path, monkeypatch, flo
     assert resumed.meta["sample_count"] == COUNT
 
 
+@pytest.mark.slow
 def test_resume_with_regression_and_float64_products(tiny_synth, tmp_path, monkeypatch):
     common = dict(COMMON, regression_samples=10000, n_components=8)
     straight = fit_components(tiny_synth, "conv0", COUNT, **common)

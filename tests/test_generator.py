@@ -7,8 +7,10 @@ import torch
 
 from ganspacesynth.errors import UserError
 from ganspacesynth.model.conditions import ConditionSet
-from ganspacesynth.model.config import ConditionSpec, preset
+from ganspacesynth.conditions import ConditionSpec
+from ganspacesynth.model.config import preset
 from ganspacesynth.model.generator import Generator
+from ganspacesynth.model.inference import prepare
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +128,9 @@ def test_unknown_layer_is_refused(tiny):
 
 @pytest.mark.parametrize("grad", [False, True])
 def test_channels_last_equals_nchw(grad):
-    # Generation (inference, cached kernels) and training (autograd) both keep channels-last through the
-    # sub-pixel upsampling convs; values and gradients must match the NCHW network. 32 channels at every
-    # block so float rounding is not amplified by a 2-channel pixel norm.
+    # Generation (the fast routes, cached kernels) and training (the reference network, autograd) both keep
+    # channels-last through the sub-pixel upsampling convs; values and gradients must match the NCHW network.
+    # 32 channels at every block so float rounding is not amplified by a 2-channel pixel norm.
     torch.manual_seed(0)
     cfg = preset("tiny").replace(fmap_base=1024, fmap_max=32)
     nchw = Generator(cfg).eval()
@@ -137,9 +139,10 @@ def test_channels_last_equals_nchw(grad):
     cl = cl.to(memory_format=torch.channels_last)
     z, cond = _inputs(cfg, ConditionSet(cfg.conditions))
     if not grad:
+        fast_nchw, fast_cl = prepare(nchw), prepare(cl)
         with torch.inference_mode():
-            a, b = nchw(z, cond), cl(z, cond)
-            a2 = cl(z, cond)  # second call: cached kernels
+            a, b = fast_nchw(z, cond), fast_cl(z, cond)
+            a2 = fast_cl(z, cond)  # second call: cached kernels
         assert b.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
         assert torch.equal(a2, b)
@@ -182,11 +185,12 @@ def test_bfloat16_path_is_within_the_stated_tolerance():
 
 
 def test_first_layer_matmul_equals_the_padded_conv():
-    # GANSynth's first layer is a 2×16 conv over a 1×1 input padded by (1, 15): run as one matmul, it must equal
-    # the conv (values in generation; values and gradients in training).
+    # GANSynth's first layer is a 2×16 conv over a 1×1 input padded by (1, 15): run as one matmul (in float64 in
+    # generation), it must equal the conv (values in generation; values and gradients in training).
     import torch.nn.functional as F
 
-    from ganspacesynth.model.layers import EqualizedConv2d, scale_bias
+    from ganspacesynth.model.inference.layers import LayerRoute
+    from ganspacesynth.model.layers import EqualizedConv2d, leaky_relu, pixel_norm
 
     torch.manual_seed(0)
     conv = EqualizedConv2d(20, 8, (2, 16), padding=(1, 1, 15, 15))
@@ -197,9 +201,10 @@ def test_first_layer_matmul_equals_the_padded_conv():
     def reference(inp):
         return F.conv2d(F.pad(inp, conv.pad), conv.weight * conv.scale, conv.bias)
 
+    route = LayerRoute(conv, "point", "pytorch")
     with torch.inference_mode():
-        fast = conv(x)
-        slow = scale_bias(F.conv2d(F.pad(x, conv.pad), conv.weight), conv)
+        fast = route(x)
+        slow = pixel_norm(leaky_relu(reference(x)))
     assert fast.shape == (5, 8, 2, 16)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
     xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
@@ -213,31 +218,30 @@ def test_first_layer_matmul_equals_the_padded_conv():
     torch.testing.assert_close(grad_w, conv.weight.grad, rtol=1e-4, atol=1e-5)
 
 
-def test_fused_conv_leaky_relu_matches_the_separate_ops(monkeypatch):
+def test_fused_conv_leaky_relu_matches_the_separate_ops(caplog, monkeypatch):
     # In channels-last generation on a CPU, oneDNN applies each conv's leaky ReLU inside the conv (plain and
-    # transposed); the notes must match the conv-then-activation route, and training must not take it.
-    from ganspacesynth.model import layers
+    # transposed); the notes must match the conv-then-activation route, and with autograd the reference network
+    # runs instead (with a warning).
+    from ganspacesynth.model.inference import layers as routes
+    from ganspacesynth.model.inference.layers import onednn_fusion_available
 
+    monkeypatch.setattr(routes, "_warned", set())  # warnings come once per process
+    if not onednn_fusion_available():
+        pytest.skip("this PyTorch has no oneDNN fused conv")
     torch.manual_seed(0)
     cfg = preset("tiny").replace(fmap_base=1024, fmap_max=32)
     gen = Generator(cfg).eval().to(memory_format=torch.channels_last)
     z, cond = _inputs(cfg, ConditionSet(cfg.conditions))
-    calls = []
-    real = layers._fused_lrelu_ok
-    monkeypatch.setattr(layers, "_fused_lrelu_ok", lambda x, w: calls.append(real(x, w)) or calls[-1])
+    fused, separate = prepare(gen), prepare(gen, fuse_activation=False)
+    assert sum("fused" in r for r in fused.routes().values()) >= 2 * cfg.num_resolutions - 1  # all but the first
+    assert not any("fused" in r for r in separate.routes().values())
     with torch.inference_mode():
-        fused = gen(z, cond)
-    if not any(calls):
-        pytest.skip("this PyTorch has no oneDNN fused conv")
-    assert sum(calls) >= 2 * cfg.num_resolutions - 1  # every conv but the first (a matmul)
-    monkeypatch.setattr(layers, "_fused_lrelu_ok", lambda x, w: False)
-    with torch.inference_mode():
-        separate = gen(z, cond)
-    torch.testing.assert_close(fused, separate, rtol=0, atol=1e-5)
-    monkeypatch.setattr(layers, "_fused_lrelu_ok", lambda x, w: calls.append(real(x, w)) or calls[-1])
-    calls.clear()
-    assert gen(z, cond).requires_grad
-    assert calls and not any(calls)  # with autograd every conv stays unfused
+        torch.testing.assert_close(fused(z, cond), separate(z, cond), rtol=0, atol=1e-5)
+    with caplog.at_level("WARNING"):
+        out = fused(z, cond)
+    assert out.requires_grad
+    torch.testing.assert_close(out.detach(), gen(z, cond).detach(), rtol=0, atol=0)
+    assert "falls back to the reference network" in caplog.text and "autograd" in caplog.text
 
 
 def test_notes_side_by_side_on_one_thread_each_equal_the_threaded_passes(monkeypatch):
@@ -297,14 +301,68 @@ def test_last_pixel_norm_folded_into_to_rgb_matches(tiny):
     # Generation applies the last layer's pixel norm to to_rgb's 2 channels instead of the wide activation;
     # asking for that activation (capture) takes the plain route, and both give the same notes.
     cfg, gen, cs = tiny
-    gen = gen.to(memory_format=torch.channels_last)
+    fast = prepare(gen.to(memory_format=torch.channels_last))
     z, cond = _inputs(cfg, cs, n=4)
     last = gen.layer_names()[-1]
     with torch.inference_mode():
-        folded = gen(z, cond)
-        plain, captured = gen(z, cond, capture=[last])
-        at_layer = gen(z, cond, stop_at=last)
+        folded = fast(z, cond)
+        plain, captured = fast(z, cond, capture=[last])
+        at_layer = fast(z, cond, stop_at=last)
+        unfolded = prepare(gen, fold_last_norm=False)(z, cond)
     torch.testing.assert_close(folded, plain, rtol=0, atol=2e-6)
+    assert torch.equal(plain, unfolded)
     assert torch.equal(captured[last], at_layer)
     rms = captured[last].square().mean(dim=1)
     assert float((rms - 1).abs().median()) < 1e-5  # the captured one is normalised (eps shows at ~0 pixels)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_fast_routes_compute_the_reference_network(layout):
+    # The generation routes (model/inference) against the reference network, through the whole forward
+    # contract: stop, capture, offsets, start from a layer, progressive stages with fade-in. 32 channels at every
+    # block so float rounding is not amplified by a 2-channel pixel norm.
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(fmap_base=1024, fmap_max=32)
+    cs = ConditionSet(cfg.conditions)
+    memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    gen = Generator(cfg).eval().to(memory_format=memory_format)
+    fast = prepare(gen)
+    assert prepare(gen, impl="reference") is gen
+    z, cond = _inputs(cfg, cs)
+    names = gen.layer_names()
+    offsets = {names[2]: torch.full(gen.layer_shape(names[2]), 0.1)}
+    calls = [dict(), dict(stop_at=names[3]), dict(capture=[names[1], names[-1]]), dict(offsets=offsets),
+             dict(num_blocks=3, alpha=0.4), dict(num_blocks=2)]
+    with torch.inference_mode():
+        for kw in calls:
+            ref, ours = gen(z, cond, **kw), fast(z, cond, **kw)
+            if isinstance(ref, tuple):
+                assert ref[1].keys() == ours[1].keys()
+                for k in ref[1]:
+                    torch.testing.assert_close(ours[1][k], ref[1][k], rtol=0, atol=1e-4)
+                ref, ours = ref[0], ours[0]
+            torch.testing.assert_close(ours, ref, rtol=0, atol=1e-4)
+        act = fast(z, cond, stop_at=names[4])
+        resumed = fast(None, None, start_at=names[4], start_activation=act.contiguous())  # any layout
+        torch.testing.assert_close(resumed, gen(z, cond), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="impl"):
+        prepare(gen, impl="cuda")
+
+
+def test_reference_network_never_imports_the_inference_routes():
+    # model/inference builds on the reference modules; the reverse would tie training to the generation routes.
+    import ast
+    from pathlib import Path
+
+    import ganspacesynth.model as model
+
+    root = Path(model.__file__).parent
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any("inference" in n or n in ("native", "winograd") for n in names), (path.name, names)

@@ -1,6 +1,6 @@
 """Magenta GANSynth import: the TF checkpoint reader, the variable mapping, and numbers against Magenta itself.
 
-The reference fixture (shared/fixtures/magenta) was produced by Magenta's own code; see its README.
+The reference fixture (tests/fixtures/magenta) was produced by Magenta's own code; see its README.
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ def test_activations_match_magenta(synth, expected):
 def test_spectrograms_match_magenta(synth, expected):
     specs = synth.generate_specgrams(expected["z"], [int(p) for p in expected["pitches"]])
     assert rel_err(specs.permute(0, 2, 3, 1).numpy(), expected["predictions"]) <= 1e-4
-    denorm = synth.spectral.denormalize(specs).permute(0, 2, 3, 1).numpy()
+    denorm = synth.spectral.denormalize(specs[:1]).permute(0, 2, 3, 1).numpy()  # the fixture keeps one note of it
     assert rel_err(denorm, expected["specgram_denorm"]) <= 1e-4
 
 
@@ -345,6 +345,7 @@ def test_import_is_fast(imported):
     assert seconds < 20
 
 
+@pytest.mark.integration
 def test_cli_import_then_generate(ckpt_dir, tmp_path, synth):
     import soundfile as sf
 

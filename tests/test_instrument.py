@@ -452,7 +452,8 @@ def test_velocity_layers_share_samples_or_follow_a_velocity_condition(tiny_synth
     assert all(z["initialFilterFc"] == sf2.hz_to_cents(10000.0) for z in soft)
     assert all("initialFilterFc" not in z for z in loud)
     # a model conditioned on velocity makes each layer's own notes
-    from ganspacesynth.model.config import ConditionSpec, pitch_condition, preset
+    from ganspacesynth.conditions import ConditionSpec
+    from ganspacesynth.model.config import pitch_condition, preset
     from ganspacesynth.model.generator import Generator
     from ganspacesynth.synth import Synth
 

@@ -89,8 +89,7 @@ def test_synth_api(tiny_synth, tmp_path):
 # -- OSC ------------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def osc(tiny_synth, tiny_model_path, tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_osc import Client
+    from helpers import Client
 
     session = Session(tiny_synth, allowed_dirs=[tiny_model_path.parent], out_dir=tmp_path / "out", queue_size=4)
     server = OSCServer(session, "127.0.0.1", 0).start()
@@ -219,6 +218,8 @@ def test_web_api_applies_the_sliders_only_when_the_export_is_accepted(web, tiny_
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
+@pytest.mark.browser
+@pytest.mark.integration
 def test_web_page_button_exports_and_offers_the_download(web):
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.skip("chromium / chromium-driver not installed (apt-get install chromium chromium-driver)")
@@ -265,14 +266,15 @@ def test_web_page_button_exports_and_offers_the_download(web):
 
 
 # -- Pure Data ------------------------------------------------------------------------------------------------------
+@pytest.mark.pd
+@pytest.mark.integration
 def test_pd_main_patch_exports_an_instrument(tiny_synth, tiny_model_path, tmp_path):
     """The shipped patch's export button, banged through its remote name; the reply comes back on gss-exported."""
     if shutil.which("pd") is None:
         pytest.skip("Pure Data not installed (apt-get install puredata-core)")
     import re
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_pd import PD_DIR, Patch, run_pd, watchdog
+    from helpers import PD_DIR, Patch, run_pd, watchdog
 
     p = Patch()
     watchdog(p, 30000)
@@ -305,6 +307,7 @@ def test_pd_main_patch_exports_an_instrument(tiny_synth, tiny_model_path, tmp_pa
 
 
 # -- speed benchmark ------------------------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_speed_benchmark_runs_at_tiny_size(tmp_path):
     out = tmp_path / "speed.json"
     res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "instrument_speed.py"), "--preset", "tiny",

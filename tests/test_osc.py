@@ -13,39 +13,10 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
+from helpers import Client
 
 from ganspacesynth.interfaces.osc import OSCServer
 from ganspacesynth.interfaces.session import Session
-
-
-class Client:
-    """A plain UDP OSC client that reads replies on its own socket (as Pd's [netsend -u -b] does)."""
-
-    def __init__(self, address):
-        self.address = address
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(10)
-
-    def send(self, address, *args):
-        b = OscMessageBuilder(address)
-        for a in args:
-            b.add_arg(a)
-        self.sock.sendto(b.build().dgram, self.address)
-
-    def recv(self):
-        data, sender = self.sock.recvfrom(65535)
-        assert sender == self.address  # replies come from the server's own port
-        msg = OscMessage(data)
-        return msg.address, list(msg.params)
-
-    def ask(self, address, *args):
-        self.send(address, *args)
-        return self.recv()
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
@@ -184,16 +155,22 @@ def test_hallucinate_in_z_renders_the_planned_length(served):
 
 def test_step_sequencer_state(served):
     _, _, c = served
+    # each step message answers /step <index> <count> <coefficients…>, then /ok <address> <id>
     addr, args = c.ask("/add_step")
-    assert addr == "/step" and args[:2] == [1, 2]
+    assert addr == "/step" and args[:2] == [1, 2] and not any(args[2:])
+    assert c.recv()[1][0] == "/add_step"
+    assert c.ask("/prev_step") == ("/step", [0, 2, *args[2:]])
+    assert c.recv()[1][0] == "/prev_step"
+    assert c.ask("/prev_step")[1][:2] == [0, 2]  # clamped at the first step
     c.recv()
-    c.ask("/prev_step")
-    assert c.recv()[0] == "/ok"
     addr, args = c.ask("/remove_step")
-    assert args[:2] == [0, 1]
-    c.recv()
+    assert addr == "/step" and args[:2] == [0, 1]
+    assert c.recv()[1][0] == "/remove_step"
+    addr, args = c.ask("/step", 1.0)
+    assert addr == "/error" and "0..0" in args[0]
 
 
+@pytest.mark.integration
 def test_cli_serve_osc_starts_answers_and_stops(tiny_model_path, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "serve-osc", "--model", str(tiny_model_path),
@@ -207,13 +184,16 @@ def test_cli_serve_osc_starts_answers_and_stops(tiny_model_path, tmp_path):
         addr, args = c.ask("/info")
         assert addr == "/info" and args[1:4] == [32, 16000, 16384]
         addr, args = c.ask("/synthesize_z", 48.0)
-        assert addr == "/synthesized" and args[0].startswith(str(tmp_path))
+        assert addr == "/synthesized" and args[0].startswith(str(tmp_path)) and args[1:3] == [16384, 16000]
+        audio, rate = sf.read(args[0], dtype="float32")
+        assert rate == 16000 and audio.shape == (16384,) and np.abs(audio).max() > 1e-3
         c.close()
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
 
 
+@pytest.mark.integration
 def test_cli_refuses_a_busy_port(tiny_model_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -271,11 +251,13 @@ def test_ganspace_modes_match_the_library(tiny_synth, tiny_model_path, component
 def test_servers_start_with_the_bundled_model_and_its_components(tmp_path):
     # No --model and no --components: the bundled default model with the components made for it (sliders work).
     from ganspacesynth.assets import default_components_path
-    from ganspacesynth.interfaces.cli_serve import build_session
+    from ganspacesynth.interfaces.serving import ServeOptions, build_session
 
-    session = build_session(None, None, tmp_path / "out", (), 4, 8, "cpu", "float32", 0)
+    session = build_session(ServeOptions(out_dir=tmp_path / "out", queue_size=4, keep=8, device="cpu"))
     try:
+        from ganspacesynth.ganspace.components import Components
+
         assert default_components_path() is not None  # shipped in the package
-        assert session.num_components > 0
+        assert session.num_components == Components.load(default_components_path()).n_components > 0
     finally:
         session.close()

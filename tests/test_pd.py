@@ -9,55 +9,18 @@ reads sockets) under an outer timeout and an in-patch watchdog.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import PD, PD_DIR, Patch, run_pd, watchdog
 
 from ganspacesynth.interfaces.osc import OSCServer
 from ganspacesynth.interfaces.session import Session
 
-PD = shutil.which("pd")
-PD_DIR = Path(__file__).resolve().parents[1] / "pd"
 SHIPPED = sorted(PD_DIR.glob("*.pd"))
-pytestmark = pytest.mark.skipif(PD is None, reason="Pure Data not installed (apt-get install puredata-core)")
-
-
-class Patch:
-    """Just enough of the Pd file format to write test patches."""
-
-    def __init__(self):
-        self.lines, self.conns = ["#N canvas 0 50 900 700 10;"], []
-
-    def _add(self, kind: str, text: str) -> int:
-        text = text.replace("$", "\\$").replace(",", " \\,").replace(";", " \\;")
-        self.lines.append(f"#X {kind} 10 {10 * len(self.lines)} {text};")
-        return len(self.lines) - 2
-
-    def obj(self, text: str) -> int:
-        return self._add("obj", text)
-
-    def msg(self, text: str) -> int:
-        return self._add("msg", text)
-
-    def chain(self, *objs, outlet: int = 0) -> None:
-        for a, b in zip(objs, objs[1:]):
-            self.conns.append(f"#X connect {a} {outlet if a == objs[0] else 0} {b} 0;")
-
-    def connect(self, a: int, outlet: int, b: int, inlet: int = 0) -> None:
-        self.conns.append(f"#X connect {a} {outlet} {b} {inlet};")
-
-    def write(self, path: Path) -> Path:
-        path.write_text("\n".join(self.lines + self.conns) + "\n")
-        return path
-
-
-def watchdog(p: Patch, ms: int) -> None:
-    lb, d, pr, q = p.obj("loadbang"), p.obj(f"delay {ms}"), p.obj("print TIMEOUT"), p.msg("; pd quit 1")
-    p.chain(lb, d, pr)
-    p.connect(d, 0, q)
+pytestmark = [pytest.mark.pd, pytest.mark.integration,
+              pytest.mark.skipif(PD is None, reason="Pure Data not installed (apt-get install puredata-core)")]
 
 
 def request_patch(path: Path, messages: str) -> Path:
@@ -114,11 +77,6 @@ def request_patch(path: Path, messages: str) -> Path:
     p.connect(route, 2, perr)
     p.connect(route, 2, quit2)
     return p.write(path)
-
-
-def run_pd(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([PD, "-nogui", "-noaudio", "-nomidi", "-noprefs", *args], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def printed(stderr: str, tag: str) -> list[float]:

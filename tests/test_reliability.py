@@ -186,11 +186,13 @@ def test_a_crafted_config_is_refused_before_any_allocation():
 
 # -- 4. interrupted writing leaves a whole result or none --------------------------------------------------------
 @pytest.mark.timeout(300)
+@pytest.mark.integration
 def test_ctrl_c_while_generating_leaves_nothing(tiny_model_path, tmp_path):
     out = tmp_path / "many"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "generate", "--model", str(tiny_model_path),
-                             "--pitch", "60", "--count", "5000", "--batch-size", "8", "--out", str(out)],
+                             "--pitch", "60", "--pitch", "62", "--pitch", "64", "--count", "10000",  # far more than it
+                             "--batch-size", "8", "--out", str(out)],  # can finish before the interrupt, even on a busy machine
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -206,6 +208,7 @@ def test_ctrl_c_while_generating_leaves_nothing(tiny_model_path, tmp_path):
     assert not out.exists() and not list(tmp_path.iterdir())  # no notes, no temporary folder
 
 
+@pytest.mark.integration
 def test_generate_shows_a_progress_bar_on_a_terminal_only(tiny_model_path, tmp_path):
     import fcntl
     import pty
@@ -397,10 +400,10 @@ def test_a_temporary_output_folder_is_removed_on_close(tiny_synth, tmp_path):
     from ganspacesynth.interfaces.session import Session
 
     plain = Session(tiny_synth, out_dir=tmp_path / "plain", remove_out_dir=True)
-    plain.submit(plain.note_job("z")).result(timeout=60)
+    plain.submit(plain.note_request("z")).result(timeout=60)
     assert plain.close() == [] and not (tmp_path / "plain").exists()
     saving = Session(tiny_synth, out_dir=tmp_path / "saving", remove_out_dir=True)
-    saving.submit(saving.note_job("z")).result(timeout=60)
+    saving.submit(saving.note_request("z")).result(timeout=60)
     saving.save_last("keep")
     assert saving.close() == [tmp_path / "saving" / "saved"]
     assert [p.name for p in (tmp_path / "saving").iterdir()] == ["saved"]  # what the client saved survives
@@ -410,6 +413,7 @@ def test_a_temporary_output_folder_is_removed_on_close(tiny_synth, tmp_path):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.integration
 def test_serve_osc_removes_its_temporary_folder_on_exit(tiny_model_path, tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "serve-osc", "--model", str(tiny_model_path),
@@ -518,6 +522,7 @@ def test_readme_starts_with_a_virtual_environment():
     assert "python3 -m venv" in first and first.index("venv") < first.index("install.sh")
 
 
+@pytest.mark.integration
 def test_install_never_pulls_the_cuda_build(tmp_path):
     """Without torch and without the local CPU wheel, install.sh stops with the CPU index command, before pip."""
     log = tmp_path / "calls.log"

@@ -60,12 +60,12 @@ def test_shapes_match_gansynth(mel_if):
 def test_magenta_inverse_matches_reference(mel_if, magenta_fixture_dir):
     """Magenta's own denormalised spectrograms → waves, against Magenta's waves."""
     ref = np.load(magenta_fixture_dir / "expected.npz")
-    specs = torch.from_numpy(ref["specgram_denorm"]).permute(0, 3, 1, 2)
+    specs = torch.from_numpy(ref["specgram_denorm"]).permute(0, 3, 1, 2)  # the fixture keeps the first note
     waves = mel_if.specgrams_to_waves(specs, normalized=False).numpy()
-    rel = np.linalg.norm(waves - ref["waves"]) / np.linalg.norm(ref["waves"])
+    rel = np.linalg.norm(waves - ref["waves"][:1]) / np.linalg.norm(ref["waves"][:1])
     assert rel < 1e-3, rel
     # The normaliser is Magenta's affine map.
-    pred = torch.from_numpy(ref["predictions"]).permute(0, 3, 1, 2)
+    pred = torch.from_numpy(ref["predictions"][:1]).permute(0, 3, 1, 2)
     den = mel_if.denormalize(pred).permute(0, 2, 3, 1).numpy()
     assert np.allclose(den, ref["specgram_denorm"], rtol=1e-5, atol=1e-5)
 

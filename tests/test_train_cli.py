@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from ganspacesynth.interfaces.cli import main
 from ganspacesynth.model.config import PRESETS
+from ganspacesynth.model.files import load_model
 from ganspacesynth.training.stats import read_stats
 from ganspacesynth.training.synthetic import write_synthetic_dataset
 
@@ -52,6 +53,7 @@ def test_bad_input_gets_one_line_errors(dataset, tmp_path):
         assert "Traceback" not in result.output
 
 
+@pytest.mark.integration
 def test_train_writes_the_run_folder_and_resumes(dataset, tmp_path):
     out = tmp_path / "run"
     common = ["--no-progress", "--preset", "tiny", "--set", "batch_size_schedule=[8]", "--set", "stable_stage_num_images=40",
@@ -61,8 +63,12 @@ def test_train_writes_the_run_folder_and_resumes(dataset, tmp_path):
                  "--set", "total_num_images=96", *common)
     assert result.exit_code == 0, result.output
     assert "finished at step 12, 96 images" in result.output
-    for name in ("config.json", "stats.jsonl", "model.safetensors"):
-        assert (out / name).is_file(), name
+    # the run's settings, and its EMA generator as a model file at the last step
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["total_num_images"] == 96 and saved["train"]["batch_size_schedule"] == [8]
+    model = load_model(out / "model.safetensors")
+    assert [c.name for c in model.config.conditions] == ["pitch", "instrument_family"]
+    assert (model.info["step"], model.info["trained_images"]) == (12, 96)
     stats = read_stats(out)
     assert [s["step"] for s in stats] == [2, 4, 6, 8, 10, 12]
     assert stats[-1]["num_blocks"] == 2 and stats[-1]["images_per_s"] > 0
@@ -82,3 +88,14 @@ def test_train_writes_the_run_folder_and_resumes(dataset, tmp_path):
     assert more.exit_code == 0, more.output
     assert "finished at step 16, 128 images" in more.output
     assert read_stats(out)[-1]["step"] == 16
+    assert load_model(out / "model.safetensors").info["step"] == 16  # the model file follows the resumed run
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "unknown device 'tpu'"), ("cuda:x", "unknown device")])
+def test_an_unknown_device_is_one_line_before_any_work(dataset, tmp_path, device, message):
+    # the same device check as every other command: a usage error, never a traceback from torch
+    result = CliRunner().invoke(main, ["train", "--data", str(dataset), "--out", str(tmp_path / "run"),
+                                       "--device", device])
+    assert result.exit_code == 2 and message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()

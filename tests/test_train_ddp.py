@@ -24,6 +24,8 @@ SETTINGS = {"stable_stage_num_images": 96, "transition_stage_num_images": 96, "t
             "batch_size_schedule": [16], "log_every_steps": 1, "save_summaries_num_images": 0}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path):
     dataset = tmp_path / "ds"
     write_synthetic_dataset(dataset, PRESETS["tiny"].spectral, per_class=2, seed=3)

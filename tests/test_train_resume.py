@@ -116,6 +116,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, data, monke
         train(tmp_path / "run", data, None, resume=True, overrides={"fmap_max": 8}, options=QUIET)
 
 
+@pytest.mark.integration
 def test_sigterm_writes_a_checkpoint_and_resume_continues_exactly(tmp_path):
     dataset = tmp_path / "ds"
     write_synthetic_dataset(dataset, PRESETS["tiny"].spectral, per_class=2, seed=2)

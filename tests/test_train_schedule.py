@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ganspacesynth.errors import UserError
-from ganspacesynth.model.config import ConditionSpec, preset
+from ganspacesynth.conditions import ConditionSpec
+from ganspacesynth.model.config import preset
 from ganspacesynth.model.layers import downscale, upscale
 from ganspacesynth.training.config import TRAIN_PRESETS, TrainConfig, parse_overrides, resolve_config
 from ganspacesynth.training.losses import (auxiliary_losses, classification_loss, discriminator_loss,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import tempfile
 import urllib.error
 import urllib.request
@@ -62,17 +63,23 @@ def test_api_synthesizes_every_mode_and_serves_audio_and_spectrogram(web):
         r = json.loads(body)
         assert (r["samples"], r["sample_rate"]) == (16384, 16000)
         status, wav = call(server, r["audio"])
-        assert status == 200 and wav[:4] == b"RIFF"
-        waves[mode] = sf.read(session.out_dir / r["name"])[0]
+        assert status == 200 and wav == (session.out_dir / r["name"]).read_bytes()  # the note it wrote
+        waves[mode], rate = sf.read(session.out_dir / r["name"])
+        assert rate == 16000 and waves[mode].shape == (16384,)
         status, png = call(server, r["spectrogram"])
-        assert status == 200 and png[:4] == b"\x89PNG"
+        assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+        assert width >= 128 and height >= 128
     assert np.abs(waves["offset"] - waves["z"]).max() > 1e-3  # the coefficients change the sound
     assert np.abs(waves["noz"] - waves["offset"]).max() > 1e-3
     status, body = call(server, "/api/hallucinate", {"mode": "noz", "steps": [[0], [2, 1], [-1]],
                                                      "settings": {"interp_steps": 1, "sample_spacing": 0.1,
                                                                   "attack": 0.1, "sustain": 0.1, "release": 0.1}})
     assert status == 200, body
-    assert json.loads(body)["samples"] == round(4 * 0.1 * 16000) + 3 * 1600
+    r = json.loads(body)
+    assert r["samples"] == round(4 * 0.1 * 16000) + 3 * 1600
+    audio, _ = sf.read(session.out_dir / r["name"])
+    assert audio.shape == (r["samples"],) and np.abs(audio).max() > 1e-3
 
 
 @pytest.mark.parametrize("path,data,code", [
@@ -86,16 +93,20 @@ def test_api_synthesizes_every_mode_and_serves_audio_and_spectrogram(web):
 ])
 def test_api_refuses_bad_requests(web, path, data, code):
     _, server = web
+    state = call(server, "/api/state")
     status, body = call(server, path, data)
     assert status == code
     if data is not None:
-        assert json.loads(body)["error"]
-    assert call(server, "/api/state")[0] == 200
+        error = json.loads(body)["error"]
+        assert isinstance(error, str) and error and "\n" not in error and "Traceback" not in error
+    assert call(server, "/api/state") == state  # refused requests change nothing
 
 
 def test_api_refuses_other_hosts(web):
     _, server = web
-    assert call(server, "/api/state", host="evil.example:80")[0] == 403
+    status, body = call(server, "/api/state", host="evil.example:80")
+    assert status == 403 and b"fingerprint" not in body  # no state leaks to another host
+    assert call(server, "/api/state")[0] == 200  # its own host is served
 
 
 @pytest.fixture
@@ -137,6 +148,8 @@ fetch(url).then((r) => r.arrayBuffer())
 """
 
 
+@pytest.mark.browser
+@pytest.mark.integration
 def test_page_slider_makes_new_audio_and_spectrogram(web, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -174,6 +187,8 @@ def test_page_slider_makes_new_audio_and_spectrogram(web, browser):
     assert np.abs(np.subtract(h1, h2)).max() > 1e-4  # a different sound, not the same file renamed
 
 
+@pytest.mark.browser
+@pytest.mark.integration
 def test_page_sequencer_generates_a_hallucination_to_download(web, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -1,4 +1,5 @@
-"""Winograd F(6×6, 3×3): the float32 CPU generation path for wide 3×3 convs (ganspacesynth/model/winograd.py)."""
+"""Winograd F(6×6, 3×3): the float32 CPU generation route for wide 3×3 convs
+(ganspacesynth/model/inference/winograd.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganspacesynth.model import native, winograd
+from ganspacesynth.model.inference import native, prepare, winograd
 
 
 def _channels_last(*shape, seed=0):
@@ -53,42 +54,41 @@ def test_batch_equals_one_by_one():
     assert all(torch.equal(batch[i], single[i][0]) for i in range(3))
 
 
-def test_only_where_it_pays(monkeypatch):
-    x, weight = _channels_last(1, 128, 16, 128), torch.randn(128, 128, 3, 3)
-    monkeypatch.setattr(native, "ENABLED", False)  # PyTorch transforms: from 128 channels
-    assert winograd.path(x, weight) == "torch" and winograd.use_winograd(x, weight)
-    assert not winograd.use_winograd(x[:, :64], weight[:64, :64])  # few channels: the transforms cost more
-    assert not winograd.use_winograd(x[:, :, :4], weight)  # tiny maps
-    assert not winograd.use_winograd(x.bfloat16(), weight)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not winograd.use_winograd(x, weight)
-    monkeypatch.setattr(native, "ENABLED", True)  # compiled transforms: from 64 channels
-    if native.available():
-        assert winograd.path(x[:, :64], weight[:64, :64]) == "native"
-        assert winograd.path(x, weight) == "native"
-        assert winograd.path(x[:, :48], weight[:48, :48]) is None  # 32 channels: slower than the direct conv
-        assert winograd.path(x[:, :, :4], weight) is None
+def test_only_where_it_pays(wide_tiny_generator):
+    route = winograd.route
+    # PyTorch transforms: from 128 channels, on maps at least 8 rows high
+    assert route(128, 128, 16, compiled=False) == "pytorch"
+    assert route(64, 64, 16, compiled=False) is None  # few channels: the transforms cost more
+    assert route(128, 128, 4, compiled=False) is None  # tiny maps
+    # compiled transforms: from 64 channels
+    assert route(64, 64, 16, compiled=True) == "compiled" and route(128, 128, 16, compiled=True) == "compiled"
+    assert route(48, 48, 16, compiled=True) is None  # 32-48 channels: slower than the direct conv
+    assert route(128, 128, 4, compiled=True) is None
+    # Chosen per layer when the model is prepared: float32, channels-last, on a CPU only.
+    gen, _, _ = wide_tiny_generator(1024, 128)
+    assert any(r.startswith("winograd") for r in prepare(gen).routes().values())
+    assert not any(r.startswith("winograd") for r in prepare(gen, winograd=False).routes().values())
+    assert not any(r.startswith("winograd") for r in prepare(gen, precision="bfloat16").routes().values())
+    nchw = gen.to(memory_format=torch.contiguous_format)
+    assert not any(r.startswith("winograd") for r in prepare(nchw).routes().values())
 
 
 def test_generator_with_winograd_matches_the_direct_convs(monkeypatch, wide_tiny_generator):
     # A 128-channel tiny generator runs its wide convs through Winograd in generation; the direct convs give the
-    # same notes to float32 rounding, and training (autograd) keeps the direct convs.
+    # same notes to float32 rounding, and training (the reference network, autograd) keeps the direct convs.
     gen, z, cond = wide_tiny_generator(1024, 128)
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", 10**9)
-    monkeypatch.setattr(native, "ENABLED", False)
+    direct = prepare(gen, compiled=False, winograd=False)
+    fast = prepare(gen, compiled=False, min_channels_pytorch=64, min_height=2)
     with torch.inference_mode():
-        direct = gen(z, cond, stop_at="conv1_3")
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", 64)
-    monkeypatch.setattr(winograd, "MIN_HEIGHT", 2)
+        direct = direct(z, cond, stop_at="conv1_3")
     calls = []
     real = winograd.winograd_conv3x3
     monkeypatch.setattr(winograd, "winograd_conv3x3", lambda *a: calls.append(1) or real(*a))
     with torch.inference_mode():
-        fast = gen(z, cond, stop_at="conv1_3")
+        fast = fast(z, cond, stop_at="conv1_3")
     assert len(calls) >= 2
     torch.testing.assert_close(fast, direct, rtol=0, atol=2e-4)
     assert not torch.equal(fast, direct)
     calls.clear()
     gen(z, cond, stop_at="conv1_3").sum().backward()
     assert not calls
-

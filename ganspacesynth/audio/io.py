@@ -60,14 +60,6 @@ AUDIO_EXTENSIONS = frozenset(
 LOSSLESS_SUBTYPES = frozenset({"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
 
 
-def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
-    """Header of an audio file (rate, channels, frames, format, subtype) without reading the samples."""
-    try:
-        return sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise UserError(f"cannot read audio file {path}: {exc}") from None
-
-
 def list_audio_files(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     """All files under `root` (recursive, sorted, hidden ones skipped) that soundfile can open.
 

@@ -195,7 +195,7 @@ def _render_region(reg: Region, wave: np.ndarray, wave_rate: int, key: int, velo
 
 
 def render_sfz(regions: Sequence[Region], notes: Sequence, sample_rate: int, tail: float = 1.0) -> np.ndarray:
-    """Play `notes` (objects with pitch, velocity, start, end in seconds, e.g. generate.midi.MidiNote) through the
+    """Play `notes` (objects with pitch, velocity, start, end in seconds, e.g. compose.midi.MidiNote) through the
     regions; float64 mono. Every region that matches a note's key and velocity sounds (SFZ semantics)."""
     import soundfile as sf
 
@@ -240,7 +240,7 @@ def check_samples_dir(samples_dir: Path, overwrite: bool = True) -> None:
 
 
 def sfz_text(inst, folder: str) -> str:
-    """The .sfz text for an `generate.instrument.Instrument` whose WAVs are in `folder` beside it."""
+    """The .sfz text for a `compose.instrument.Instrument` whose WAVs are in `folder` beside it."""
     meta = json.dumps(inst.metadata, separators=(",", ":"))
     lines = [f"// GANSpaceSynth instrument {inst.name} (SoundFont twin: {inst.name}.sf2)",
              f"// metadata: {meta}", "", "<control>", f"default_path={folder}/", "", "<global>",

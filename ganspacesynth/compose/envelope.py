@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..audio.levels import normalize_peak
 from ..errors import UserError
 
 
@@ -95,13 +96,3 @@ class Mixer:
         """The mix as float32, peak-normalised to `peak` (None keeps the raw sum)."""
         return normalize_peak(self.buffer, peak) if peak is not None else self.buffer.astype(np.float32)
 
-
-def normalize_peak(audio: np.ndarray, peak: float = 0.99) -> np.ndarray:
-    """Scale so the largest absolute sample is `peak`; silence stays silence."""
-    audio = np.asarray(audio, dtype=np.float64)
-    top = float(np.abs(audio).max()) if audio.size else 0.0
-    if top == 0.0 or not np.isfinite(top):
-        if not np.isfinite(top):
-            raise UserError("the mix contains NaN or infinity (the model produced invalid audio)")
-        return audio.astype(np.float32)
-    return (audio * (peak / top)).astype(np.float32)

@@ -10,7 +10,7 @@ Two kinds of key points share one score format (docs/composing.md):
   mode "noz" | "offset" | "latent"  key points are GANSpace coefficient vectors (the Hallu step sequencer),
                                  synthesised with ganspace.edits.synthesize in that mode
 
-    params = HallucinationParams(notes=3, steps=3, spacing=0.5, attack=0.1, sustain=0.3, release=0.2, seed=1)
+    params = HallucinationSettings.make(notes=3, steps=3, spacing=0.5, attack=0.1, sustain=0.3, release=0.2, seed=1)
     plan = plan_latent(synth, params)
     audio, score = render(synth, plan)
     save_score("piece.score.json", score)   # plan_from_score(synth, load_score(...)) gives the same notes
@@ -21,14 +21,14 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import read_json, write_json
+from ..fileio import check_format, read_json, write_json
 from .envelope import Envelope, Mixer, envelope_curve, to_samples
 from .interpolate import interpolate
 
@@ -56,16 +56,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class HallucinationParams:
-    """Everything a hallucination needs besides the key points themselves (all times in seconds)."""
+class HallucinationSettings:
+    """Everything a hallucination needs besides its key points: how many, how they are joined, and how each
+    note is shaped (all times in seconds). The CLI, the live servers and scores all use this one record;
+    `make` takes the envelope's fields flat, as the options and score files spell them."""
 
     notes: int = 3            # key points (random ones in mode "z")
     steps: int = 3            # interpolation steps between consecutive key points
     spacing: float = 0.5      # seconds between note onsets
-    start_trim: float = 0.0
-    attack: float = 0.5
-    sustain: float = 0.5
-    release: float = 0.5
+    envelope: Envelope = Envelope()
     pitch: int = 32           # MIDI pitch (mode "z"; the default for steps without one)
     seed: int | None = None   # None: a fresh random seed, recorded in the score
 
@@ -76,11 +75,18 @@ class HallucinationParams:
             raise UserError(f"interpolation steps must be an integer >= 0, not {self.steps!r}")
         if not math.isfinite(self.spacing) or self.spacing < 0:
             raise UserError(f"spacing must be a finite number of seconds >= 0, not {self.spacing!r}")
-        self.envelope  # validates the envelope fields
+        if not isinstance(self.envelope, Envelope):
+            raise TypeError("envelope must be an Envelope")
 
-    @property
-    def envelope(self) -> Envelope:
-        return Envelope(self.start_trim, self.attack, self.sustain, self.release)
+    @classmethod
+    def make(cls, *, start_trim: float = 0.0, attack: float = 0.5, sustain: float = 0.5, release: float = 0.5,
+             **fields) -> "HallucinationSettings":
+        """Settings with the envelope given field by field (validated by `Envelope`)."""
+        return cls(envelope=Envelope(start_trim, attack, sustain, release), **fields)
+
+    def timing(self) -> dict[str, float]:
+        """Spacing and the envelope's fields by their score names (spacing, start_trim, attack, sustain, release)."""
+        return {"spacing": float(self.spacing), **{k: float(v) for k, v in asdict(self.envelope).items()}}
 
     @property
     def note_count(self) -> int:
@@ -137,7 +143,7 @@ class Plan:
     """Per-note inputs of a hallucination, ready to render."""
 
     mode: str
-    params: HallucinationParams
+    params: HallucinationSettings
     keys: np.ndarray                 # [n, D] key points (z or coefficients)
     key_pitches: list[int]
     pitches: list[int]               # per note
@@ -171,20 +177,19 @@ def _pitch_path(key_pitches: Sequence[int], steps: int) -> list[int]:
     return out
 
 
-def _check_common(synth, params: HallucinationParams, pitches: Sequence[int], limits: Limits) -> None:
+def _check_common(synth, params: HallucinationSettings, pitches: Sequence[int], limits: Limits) -> None:
     """Every refusal that needs no generation: limits, envelope length, pitches."""
     limits.check(params.note_count, params.seconds)
     params.envelope.check(synth.sample_rate, synth.config.spectral.audio_length)
     for p in sorted(set(pitches)):
-        if synth.pitches and p not in synth.pitches:
-            raise UserError(f"pitch {p} is outside this model's range {synth.pitches[0]}..{synth.pitches[-1]}")
+        synth.check_pitch(p)
 
 
 def resolve_seed(seed: int | None) -> int:
     return int(secrets.randbelow(2**31)) if seed is None else int(seed)
 
 
-def plan_latent(synth, params: HallucinationParams, limits: Limits = Limits(),
+def plan_latent(synth, params: HallucinationSettings, limits: Limits = Limits(),
                 keys: np.ndarray | None = None, key_pitches: Sequence[int] | None = None) -> Plan:
     """Plan a latent hallucination: `params.notes` random z (from the seed) or the given `keys`, slerped."""
     if keys is not None:
@@ -201,7 +206,7 @@ def plan_latent(synth, params: HallucinationParams, limits: Limits = Limits(),
     return Plan(LATENT_MODE, params, keys, key_pitches, _pitch_path(key_pitches, params.steps), z=z)
 
 
-def plan_coefficients(synth, coeffs, pitches: Sequence[int] | None, params: HallucinationParams,
+def plan_coefficients(synth, coeffs, pitches: Sequence[int] | None, params: HallucinationSettings,
                       mode: str = "noz", limits: Limits = Limits(), base_z: np.ndarray | None = None) -> Plan:
     """Plan a GANSpace hallucination: coefficient key points [n, k] (one pitch each), lerped.
 
@@ -209,12 +214,12 @@ def plan_coefficients(synth, coeffs, pitches: Sequence[int] | None, params: Hall
     """
     if mode not in GANSPACE_MODES:
         raise UserError(f"mode must be one of {', '.join(GANSPACE_MODES)}, not {mode!r}")
-    keys = np.asarray(coeffs, dtype=np.float64)
-    if keys.ndim != 2 or keys.shape[0] < 1 or keys.shape[1] < 1:
-        raise UserError(f"coefficients must be a non-empty list of equally long vectors, got shape {list(keys.shape)}")
-    if not np.all(np.isfinite(keys)):
-        raise UserError("coefficients contain NaN or infinity")
-    keys = keys.astype(np.float32)
+    from ..ganspace.coefficients import check_coefficients
+
+    if np.ndim(coeffs) != 2 or np.shape(coeffs)[0] < 1 or np.shape(coeffs)[1] < 1:
+        raise UserError(f"coefficients must be a non-empty list of equally long vectors, got shape "
+                        f"{list(np.shape(coeffs))}")
+    keys = check_coefficients(coeffs).astype(np.float32)
     params = replace(params, notes=keys.shape[0])
     key_pitches = [int(params.pitch)] * params.notes if pitches is None else [int(p) for p in pitches]
     if len(key_pitches) != params.notes:
@@ -293,7 +298,7 @@ def score_from_plan(plan: Plan, synth=None, components=None) -> dict:
         "mode": plan.mode,
         "steps": [{key: _floats(k), "pitch": int(pt)} for k, pt in zip(plan.keys, plan.key_pitches)],
         "interpolation_steps": p.steps,
-        **{name: float(getattr(p, name)) for name in _ENVELOPE_FIELDS},
+        **p.timing(),
         "seed": p.seed,
     }
     if plan.base_z is not None:
@@ -323,17 +328,15 @@ def _number(score: dict, name: str, default, kind=float):
 
 
 def plan_from_score(synth, score: dict, limits: Limits = Limits(),
-                    defaults: HallucinationParams = HallucinationParams()) -> Plan:
+                    defaults: HallucinationSettings = HallucinationSettings()) -> Plan:
     """Rebuild the plan a score describes; fields it lacks come from `defaults` (Pd/OSC send partial scores)."""
     if not isinstance(score, dict):
         raise UserError("a score must be a JSON object")
     unknown = set(score) - _SCORE_KEYS
     if unknown:
         raise UserError(f"unknown score fields {sorted(unknown)}; known: {', '.join(sorted(_SCORE_KEYS))}")
-    if score.get("format", SCORE_FORMAT) != SCORE_FORMAT:
-        raise UserError(f"not a hallucination score (format {score.get('format')!r})")
-    if _number(score, "format_version", SCORE_VERSION, int) > SCORE_VERSION:
-        raise UserError(f"score format version {score['format_version']} is newer than this program understands")
+    check_format({"format": SCORE_FORMAT, "format_version": SCORE_VERSION, **score}, SCORE_FORMAT, SCORE_VERSION,
+                 "hallucination score")  # Pd and OSC send scores without these fields
     mode = score.get("mode", "noz" if "steps" in score and _first_has(score, "coeffs") else LATENT_MODE)
     if mode not in MODES:
         raise UserError(f"score mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -356,10 +359,11 @@ def plan_from_score(synth, score: dict, limits: Limits = Limits(),
     seed = score.get("seed", defaults.seed)
     if seed is not None:
         seed = _number(score, "seed", None, int)
-    params = HallucinationParams(
+    timing = defaults.timing()
+    params = HallucinationSettings.make(
         notes=len(steps),
         steps=_number(score, "interpolation_steps", defaults.steps, int),
-        **{name: _number(score, name, getattr(defaults, name)) for name in _ENVELOPE_FIELDS},
+        **{name: _number(score, name, timing[name]) for name in _ENVELOPE_FIELDS},
         pitch=default_pitch,
         seed=seed,
     )

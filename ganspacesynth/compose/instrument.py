@@ -50,6 +50,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..conditions import check_pitches, format_ranges
 from ..errors import UserError
 
 INSTRUMENT_FORMAT = "ganspacesynth-instrument"
@@ -275,22 +276,7 @@ def parse_pitches(spec, model_pitches: Sequence[int]) -> list[int]:
             raise UserError(f"pitches must be MIDI note numbers, not {spec!r}") from None
         if not values:
             raise UserError("no pitches given")
-    outside = [p for p in values if p not in model_pitches]
-    if outside:
-        raise UserError(f"pitches {_ranges(outside)} are outside this model's range "
-                        f"{model_pitches[0]}..{model_pitches[-1]}")
-    return values
-
-
-def _ranges(values: Sequence[int]) -> str:
-    out, start = [], None
-    for i, v in enumerate(values):
-        if start is None:
-            start = v
-        if i + 1 == len(values) or values[i + 1] != v + 1:
-            out.append(str(start) if start == v else f"{start}-{v}")
-            start = None
-    return ",".join(out)
+    return check_pitches(values, model_pitches)
 
 
 def key_plan(pitches: Sequence[int], every: int) -> list[tuple[int, int, int]]:
@@ -664,7 +650,7 @@ def export_instrument(synth, out: str | os.PathLike, *, z=None, seed: int = 0, c
         "model": {"file": model_path.name if model_path else None, "fingerprint": synth.fingerprint,
                   "precision": synth.precision, "sample_rate": synth.sample_rate},
         "timbre": timbre, "conditions": {k: v for k, v in (conditions or {}).items()},
-        "keyboard": {"pitches": _ranges(chosen), "every": int(every), "roots": [r for r, _, _ in plan],
+        "keyboard": {"pitches": format_ranges(chosen), "every": int(every), "roots": [r for r, _, _ in plan],
                      "ranges": [[lo, hi] for _, lo, hi in plan]},
     }
     if layer_values:
@@ -675,7 +661,7 @@ def export_instrument(synth, out: str | os.PathLike, *, z=None, seed: int = 0, c
     result = ExportResult(out, inst, 0.0)
     silent = [n.root for n in inst.notes if not np.isfinite(n.envelope.body_db)]
     if silent:
-        result.warnings.append(f"silent notes at {_ranges(sorted(set(silent)))}")
+        result.warnings.append(f"silent notes at {format_ranges(sorted(set(silent)))}")
     write_instrument(inst, out, sfz=sfz, overwrite_samples=overwrite_samples)
     if sfz:
         result.sfz_path, result.samples_dir = sfz_paths(out)

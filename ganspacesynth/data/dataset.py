@@ -19,7 +19,7 @@ import torch
 
 from ..audio.spectral import SpectralConfig
 from ..errors import UserError
-from ..fileio import read_json
+from ..fileio import check_format, read_json
 from ..runtime import keep_allocations_in_heap
 from .shards import FORMAT, FORMAT_VERSION, MANIFEST
 
@@ -34,10 +34,7 @@ def read_manifest(path: str | os.PathLike) -> dict:
     if not file.is_file():
         raise UserError(f"not a dataset folder (no {MANIFEST}): {path}")
     manifest = read_json(file)
-    if manifest.get("format") != FORMAT:
-        raise UserError(f"{file} is not a ganspacesynth dataset manifest")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise UserError(f"{file} has format version {manifest['format_version']}; this version reads up to {FORMAT_VERSION}")
+    check_format(manifest, FORMAT, FORMAT_VERSION, "GANSpaceSynth dataset manifest", file)
     return manifest
 
 
@@ -160,7 +157,7 @@ class SpectrogramDataset(torch.utils.data.Dataset):
 
 def condition_specs(dataset: SpectrogramDataset, names: Sequence[str] = ("pitch",)) -> list:
     """ConditionSpecs (pitch first) for the chosen conditions, with the dataset's vocabularies."""
-    from ..model.config import ConditionSpec
+    from ..conditions import ConditionSpec
 
     names = list(names)
     if "pitch" in names:

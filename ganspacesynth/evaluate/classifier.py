@@ -24,8 +24,8 @@ from torch import nn
 
 from ..audio.spectral import SpectralConfig
 from ..errors import UserError
-from ..fileio import atomic_path
-from ..model.config import ConditionSpec
+from ..fileio import atomic_path, check_format
+from ..conditions import ConditionSpec
 
 FORMAT = "ganspacesynth-classifier"
 FORMAT_VERSION = 1
@@ -224,11 +224,7 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"cannot read classifier {path}: {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{path} is not a ganspacesynth classifier file")
-    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
-        raise UserError(f"{path} has classifier format version {meta['format_version']}; this version reads up to "
-                        f"{FORMAT_VERSION}")
+    check_format(meta, FORMAT, FORMAT_VERSION, "GANSpaceSynth classifier file", path)
     try:
         config = ClassifierConfig.from_dict(json.loads(meta["config"]))
         metrics = json.loads(meta.get("metrics", "{}"))

@@ -39,6 +39,7 @@ def _clean(obj):
 def write_evaluation_report(out_dir: Path, metrics: dict, sets: dict, sample_rate: int, header: dict) -> None:
     """metrics.json, report.md, examples.png, accuracy_per_pitch.png and a few example WAVs into `out_dir`."""
     from ..audio.io import write_wav
+    from ..audio.levels import peak_safe
 
     data = _clean({**header, **metrics})
     (out_dir / "metrics.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -53,9 +54,7 @@ def write_evaluation_report(out_dir: Path, metrics: dict, sets: dict, sample_rat
         audio = out_dir / "audio"
         audio.mkdir(exist_ok=True)
         for i, (wave, p) in enumerate(zip(np.concatenate(s.example_waves), midi)):
-            peak = float(np.max(np.abs(wave))) or 1.0
-            write_wav(audio / f"{key}_{i:02d}_p{int(p)}.wav", wave / max(peak, 1.0) * 0.99 if peak > 1 else wave,
-                      sample_rate)
+            write_wav(audio / f"{key}_{i:02d}_p{int(p)}.wav", peak_safe(wave), sample_rate)
     if rows:
         plots.example_spectrograms(out_dir / "examples.png", rows)
     plots.accuracy_per_pitch(out_dir / "accuracy_per_pitch.png", metrics["per_pitch"])

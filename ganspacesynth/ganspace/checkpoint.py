@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_format
 
 CHECKPOINT_FORMAT = "ganspacesynth-ganspace-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -75,11 +75,7 @@ def load_checkpoint(path: str | os.PathLike, run: dict) -> tuple[dict, int]:
         meta = json.loads(str(arrays.pop("meta")))
     except (ValueError, OSError, EOFError, KeyError) as exc:
         raise UserError(f"{path} is not a readable GANSpace checkpoint ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a GANSpace checkpoint")
-    if meta.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        raise UserError(f"{path} has checkpoint format version {meta.get('format_version')!r}; this GANSpaceSynth "
-                        f"reads version {CHECKPOINT_FORMAT_VERSION}")
+    check_format(meta, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, "GANSpace checkpoint", path, exact=True)
     missing = [n for n in _STATE if n not in arrays]
     if missing:
         raise UserError(f"checkpoint {path} is incomplete (missing {', '.join(missing)})")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_format
 
 COMPONENTS_FORMAT = "ganspacesynth-components"
 COMPONENTS_FORMAT_VERSION = 1
@@ -191,14 +191,7 @@ class Components:
             meta = json.loads(str(arrays.pop("meta")))
         except ValueError as exc:
             raise UserError(f"{p} has unreadable metadata: {exc}") from None
-        if not isinstance(meta, dict) or meta.get("format") != COMPONENTS_FORMAT:
-            raise UserError(f"{p} is not a GANSpaceSynth components file")
-        version = meta.get("format_version")
-        if not isinstance(version, int) or version < 1:
-            raise UserError(f"{p} has an invalid components format version {version!r}")
-        if version > COMPONENTS_FORMAT_VERSION:
-            raise UserError(f"{p} has components format version {version}; this GANSpaceSynth reads up to "
-                            f"{COMPONENTS_FORMAT_VERSION}: please upgrade")
+        check_format(meta, COMPONENTS_FORMAT, COMPONENTS_FORMAT_VERSION, "GANSpaceSynth components file", p)
         missing = [n for n in ("comp", "stdev", "var_ratio", "mean") if n not in arrays]
         if missing or "layer" not in meta or "layer_shape" not in meta:
             raise UserError(f"{p} is incomplete (missing {', '.join(missing) or 'layer metadata'})")

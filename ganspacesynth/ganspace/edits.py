@@ -19,33 +19,24 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .coefficients import check_coefficients
 from .components import Components
 
 MODES = ("noz", "offset", "latent")
 
 
 def coefficient_matrix(components: Components, coeffs) -> np.ndarray:
-    """Coefficients as float64 `[B, K]`, zero-padded; refuses more coefficients than components."""
-    c = np.asarray(coeffs, dtype=np.float64)
-    if c.ndim == 0:
-        c = c[None]
-    if c.ndim == 1:
-        c = c[None]
-    if c.ndim != 2 or c.shape[0] == 0:
-        raise UserError(f"coefficients must be a vector or a [batch, k] array, got shape {list(c.shape)}")
-    k = c.shape[1]
-    if k > components.n_components:
-        raise UserError(f"{k} coefficients given but the components file has only {components.n_components}")
-    if not np.all(np.isfinite(c)):
-        raise UserError("coefficients contain NaN or infinity")
-    out = np.zeros((c.shape[0], components.n_components))
-    out[:, :k] = c
-    return out
+    """Coefficients as float64 `[B, K]`, zero-padded (`check_coefficients` against these components)."""
+    return check_coefficients(coeffs, components.n_components)
 
 
 def layer_offsets(components: Components, coeffs) -> torch.Tensor:
     """Σ cᵢ·stdevᵢ·compᵢ as activations `[B, C, H, W]` (float32)."""
-    c = coefficient_matrix(components, coeffs)
+    return _layer_offsets(components, coefficient_matrix(components, coeffs))
+
+
+def _layer_offsets(components: Components, c: np.ndarray) -> torch.Tensor:
+    """`layer_offsets` of a checked coefficient matrix."""
     used = np.flatnonzero(np.any(c != 0, axis=0))  # only the components in use: K can be 8192
     off = (c[:, used] * components.stdev[used].astype(np.float64)) @ components.comp[used].astype(np.float64)
     return torch.from_numpy(off.astype(np.float32)).reshape(c.shape[0], *components.layer_shape)
@@ -53,10 +44,14 @@ def layer_offsets(components: Components, coeffs) -> torch.Tensor:
 
 def latent_offsets(components: Components, coeffs) -> np.ndarray:
     """Σ cᵢ·z_compᵢ as latents `[B, L]` (float32)."""
+    return _latent_offsets(components, coefficient_matrix(components, coeffs))
+
+
+def _latent_offsets(components: Components, c: np.ndarray) -> np.ndarray:
+    """`latent_offsets` of a checked coefficient matrix."""
     if components.z_comp is None:
         raise UserError("these components have no latent directions (z_comp); use mode noz or offset, "
                         "or recompute them with latent regression")
-    c = coefficient_matrix(components, coeffs)
     return (c @ components.z_comp.astype(np.float64)).astype(np.float32)
 
 
@@ -85,14 +80,14 @@ def synthesize_specgrams(synth, components: Components, coeffs, pitch=None, mode
             c = np.repeat(c, zb.shape[0], axis=0)
             rows = zb.shape[0]
     if mode == "noz":
-        act = torch.from_numpy(components.mean).reshape(1, *components.layer_shape) + layer_offsets(components, c)
+        act = torch.from_numpy(components.mean).reshape(1, *components.layer_shape) + _layer_offsets(components, c)
         return synth.generate_specgrams(None, pitch, conditions, batch_size=batch_size,
                                         start_at=components.layer, start_activation=act)
     zb = _broadcast_z(synth, z, rows)
     if mode == "offset":
         return synth.generate_specgrams(zb, pitch, conditions, batch_size=batch_size,
-                                        offsets={components.layer: layer_offsets(components, c)})
-    return synth.generate_specgrams(zb + latent_offsets(components, c), pitch, conditions, batch_size=batch_size)
+                                        offsets={components.layer: _layer_offsets(components, c)})
+    return synth.generate_specgrams(zb + _latent_offsets(components, c), pitch, conditions, batch_size=batch_size)
 
 
 def synthesize(synth, components: Components, coeffs, pitch: int | Sequence[int] | None = None,

@@ -3,7 +3,7 @@
     comps = fit_components(synth, layer="conv0", count=8192, pitches=[32])
     comps.save("comps.npz")
 
-Works in one process or under torchrun (see distributed.py): every process samples its share, the
+Works in one process or under torchrun (see training/distributed.py): every process samples its share, the
 statistics are all-reduced, process 0 solves and broadcasts, so every process returns the same Components.
 
 Long fits checkpoint the covariance accumulator (`checkpoint=PATH`, every `checkpoint_every` seconds, atomically)
@@ -21,7 +21,7 @@ import torch
 
 from ..errors import UserError
 from .components import Components
-from .distributed import World, current_world
+from ..training.distributed import DistInfo, current
 from .estimators import Decomposition, get_estimator
 from .regression import MIN_REGRESSION_SAMPLES, RegressionAccumulator, orthonormality_error
 from .sampling import STREAM_REGRESSION, ActivationSampler, resolve_pitches
@@ -72,18 +72,18 @@ def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
     return tqdm(total=total, initial=initial, desc=desc, unit="z", dynamic_ncols=True, leave=False, smoothing=0.05)
 
 
-def _processes_with(world: World, flag: bool, device="cpu") -> int:
+def _processes_with(world: DistInfo, flag: bool, device="cpu") -> int:
     """How many processes have `flag` set (all of them agree on the answer; `device`: the process group's)."""
-    if world.size == 1:
+    if world.world_size == 1:
         return int(flag)
     t = torch.tensor([float(flag)], device=device)
     world.all_reduce([t])
     return int(round(t.item()))
 
 
-def _broadcast_decomposition(dec: Decomposition | None, k: int, dim: int, world: World, device) -> Decomposition:
+def _broadcast_decomposition(dec: Decomposition | None, k: int, dim: int, world: DistInfo, device) -> Decomposition:
     """Process 0's decomposition on every process."""
-    if world.size == 1:
+    if world.world_size == 1:
         return dec
     dev = device if torch.device(device).type == "cuda" else "cpu"
     if world.is_main:
@@ -109,7 +109,7 @@ def fit_components(
     seed: int = 0,
     batch_size: int | None = None,
     regression_samples: int = MIN_REGRESSION_SAMPLES,
-    world: World | None = None,
+    world: DistInfo | None = None,
     progress: bool = False,
     log=None,
     checkpoint: str | Path | None = None,
@@ -130,7 +130,7 @@ def fit_components(
     (cov). `timings`, a dict, receives the seconds spent sampling + accumulating, solving and regressing."""
     from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint
 
-    world = world or current_world()
+    world = world or current()
     log = log or (lambda msg: None)
     pitch_list = resolve_pitches(synth, pitches)
     if batch_size is None:
@@ -145,7 +145,7 @@ def fit_components(
         # The subspace iteration's block must span the generator's input: latent plus the pitches that vary.
         cov_options = {"solver": solver, "min_block": synth.latent_size + max(0, len(pitch_list) - 1)}
     est = get_estimator(estimator, k, dim, device=synth.device, seed=seed, **cov_options)
-    if world.size > 1 and estimator != "cov":
+    if world.world_size > 1 and estimator != "cov":
         raise UserError(f"only the cov estimator runs across processes (torchrun), not {estimator!r}")
     if (checkpoint is not None or resume) and estimator != "cov":
         raise UserError(f"checkpoints and --resume work with the cov estimator, not {estimator!r}")
@@ -163,16 +163,16 @@ def fit_components(
         run = {"model_fingerprint": synth.fingerprint, "layer": layer, "layer_shape": list(sampler.shape),
                "seed": int(seed), "pitches": pitch_list,
                "conditions": {str(a): str(b) for a, b in (conditions or {}).items()},
-               "count": int(count), "batch_size": int(batch_size), "rank": world.rank, "processes": world.size,
+               "count": int(count), "batch_size": int(batch_size), "rank": world.rank, "processes": world.world_size,
                "shard": [start, stop], "estimator": est.config(dim)}
     if resume and checkpoint is None:
         raise UserError("--resume needs the checkpoint to continue (--checkpoint)")
     if checkpoint is not None:
-        ckpt = checkpoint_file(checkpoint, world.rank, world.size)
+        ckpt = checkpoint_file(checkpoint, world.rank, world.world_size)
         have = _processes_with(world, ckpt.is_file(), synth.device if synth.device.type == "cuda" else "cpu")
-        if resume and have < world.size:
-            raise UserError(f"nothing to resume: no checkpoint at {ckpt}" if world.size == 1 else
-                            f"nothing to resume: only {have} of {world.size} processes found their checkpoint "
+        if resume and have < world.world_size:
+            raise UserError(f"nothing to resume: no checkpoint at {ckpt}" if world.world_size == 1 else
+                            f"nothing to resume: only {have} of {world.world_size} processes found their checkpoint "
                             f"({ckpt} on this one)")
         if not resume and have:
             raise UserError(f"a checkpoint of an earlier fit exists ({ckpt}): add --resume to continue it, "
@@ -201,7 +201,7 @@ def fit_components(
     long_run = saved or resumed or time.perf_counter() - t_start >= checkpoint_every
     if ckpt is not None and checkpoint_every > 0 and long_run:
         save_checkpoint(ckpt, est, run, position)  # sampling done: a failed solve need not sample again
-    if world.size > 1:
+    if world.world_size > 1:
         est.reduce(world.all_reduce)
     timings["activations_s"] = time.perf_counter() - t_start
     t0 = time.perf_counter()
@@ -224,7 +224,7 @@ def fit_components(
         "conditions": {str(a): b for a, b in (conditions or {}).items()},
         "model_fingerprint": synth.fingerprint,
         "latent_size": synth.latent_size,
-        "processes": world.size,
+        "processes": world.world_size,
         "orthonormality_error": err,
     }
     if dec.info:
@@ -245,7 +245,7 @@ def fit_components(
             reg.update(z, x)
         if bar is not None:
             bar.close()
-        if world.size > 1:
+        if world.world_size > 1:
             reg.stats.reduce(world.all_reduce)
         if world.is_main:
             result = reg.solve()
@@ -253,7 +253,7 @@ def fit_components(
             meta["regression"] = result.report
             log(f"latent regression on {result.report['samples']} samples: R² = {result.report['r2']:.3f}, "
                 f"max |cos| between latent directions = {result.report['z_comp_max_abs_cosine']:.3f}")
-        if world.size > 1:
+        if world.world_size > 1:
             dev = synth.device if synth.device.type == "cuda" else "cpu"
             t = [torch.from_numpy(z_comp).to(dev) if world.is_main else torch.zeros(k, synth.latent_size, device=dev),
                  torch.from_numpy(z_mean).to(dev) if world.is_main else torch.zeros(synth.latent_size, device=dev)]

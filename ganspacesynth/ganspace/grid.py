@@ -79,9 +79,9 @@ def render_grid(synth, components: Components, out_dir: Path, *, x: int = 0, y: 
     specs = synthesize_specgrams(synth, components, coeffs, pitch, mode, z, conditions, batch_size=batch_size)
     from ..synth import check_waves
 
-    waves = check_waves(synth.specgrams_to_waves(specs))
-    peaks = np.abs(waves).max(axis=-1, keepdims=True)  # untrained models can exceed ±1: scale, don't clip
-    waves = np.where(peaks > 1.0, waves * (0.99 / np.maximum(peaks, 1e-9)), waves)
+    from ..audio.levels import peak_safe
+
+    waves = peak_safe(check_waves(synth.specgrams_to_waves(specs)))  # untrained models can exceed ±1
     files = []
     for r, vy in enumerate(values):
         for c, vx in enumerate(values):

@@ -126,11 +126,11 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
     limits = H.Limits(max_notes=max_notes, max_seconds=max_seconds)
     given = {"spacing": spacing, "attack": attack, "sustain": sustain, "release": release, "pitch": pitch}
 
-    def params_for(synth) -> "H.HallucinationParams":
+    def params_for(synth) -> "H.HallucinationSettings":
         """The options, with the ones not given scaled to the model's note length (and pitch range)."""
         fill = {} if synth is None else {**H.default_times(synth), "pitch": H.default_pitch(synth)}
         values = {k: (fill[k] if v is None else v) for k, v in given.items()}
-        return H.HallucinationParams(notes=notes, steps=steps, start_trim=start_trim, seed=seed, **values)
+        return H.HallucinationSettings.make(notes=notes, steps=steps, start_trim=start_trim, seed=seed, **values)
 
     if from_score is not None and steps_score is not None:
         raise UserError("give either --from (re-render a score) or --score (a steps file), not both")

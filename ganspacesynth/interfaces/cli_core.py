@@ -13,12 +13,6 @@ from .options import (SEED, batch_size_option, device_option, load_synth, model_
                       precision_option, progress_bar, seed_option)
 
 
-def _peak_safe(waves: np.ndarray) -> np.ndarray:
-    """Scale down notes that would clip (untrained models can exceed ±1); leave others untouched."""
-    peaks = np.abs(waves).max(axis=-1, keepdims=True)
-    return np.where(peaks > 1.0, waves * (0.99 / np.maximum(peaks, 1e-9)), waves)
-
-
 def note_names(pitches, count: int) -> list[str]:
     """p<pitch>_<index>.wav, the index zero-padded to the count's width (at least 3) so names sort in order."""
     width = max(3, len(str(max(count - 1, 0))))
@@ -27,10 +21,11 @@ def note_names(pitches, count: int) -> list[str]:
 
 def write_notes(synth, waves: np.ndarray, out_dir: Path, names: list[str]) -> list[Path]:
     from ..audio.io import write_wav
+    from ..audio.levels import peak_safe
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for wave, name in zip(_peak_safe(waves), names):
+    for wave, name in zip(peak_safe(waves), names):
         paths.append(write_wav(out_dir / name, wave, synth.sample_rate))
     return paths
 
@@ -105,7 +100,7 @@ def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, de
     check_output_folder(out, owner="generate", overwrite=True)  # refuse before any work
     synth = load_synth(model, device, precision)
     for p in pitches:
-        synth.conditions.index("pitch", p)  # refuses out-of-range pitches before any work
+        synth.check_pitch(p)  # refuses out-of-range pitches before any work
     conds = parse_conditions(conditions)
     if z_path is not None:
         from ..fileio import load_npy
@@ -152,7 +147,7 @@ def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, dev
 
     check_output_folder(out, owner="interpolate", overwrite=True)  # refuse before any work
     synth = load_synth(model, device, precision)
-    synth.conditions.index("pitch", pitch)
+    synth.check_pitch(pitch)
     za, zb = synth.random_z(1, seed_a)[0], synth.random_z(1, seed_b)[0]
     z = interpolate(za, zb, steps, method)
     waves = synth.generate(z, pitch=pitch, conditions=parse_conditions(conditions) or None)

@@ -56,7 +56,7 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
     from ..fileio import atomic_directory, write_json
     from ..ganspace.grid import render_grid
     from ..compose import hallucinate as H
-    from ..compose.envelope import normalize_peak
+    from ..audio.levels import normalize_peak
     from .cli_core import write_notes
 
     note_seconds = synth.config.spectral.audio_length / synth.sample_rate
@@ -83,7 +83,7 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
 
         t0 = time.perf_counter()
         env = demo_envelope(note_seconds)
-        params = H.HallucinationParams(notes=3, steps=3, pitch=mid, seed=seed, **env)
+        params = H.HallucinationSettings.make(notes=3, steps=3, pitch=mid, seed=seed, **env)
         plan = H.plan_latent(synth, params)
         audio, score = H.render(synth, plan)
         write_wav(tmp / "hallucination.wav", audio, synth.sample_rate)
@@ -136,15 +136,21 @@ def demo_cmd(model, components, seed, device, out, serve, port) -> None:
     click.echo("")
     click.echo((out / "directions.txt").read_text(encoding="utf-8").rstrip())
     if serve:
-        from .cli_serve import build_session
+        from .serving import ServeOptions, build_session, serve_until_stopped, stop_on_signals
         from .web.app import WebServer
-        from .cli_serve import _serve_forever
 
-        session = build_session(model, components or comps.path, None, (), 8, 64, device, "float32", seed)
-        web = WebServer(session, "127.0.0.1", port)
-        click.echo(f"\nweb explorer on http://127.0.0.1:{web.port}/ (Ctrl-C stops)")
-        web.start()
-        _serve_forever(session, web)
+        # the model and components loaded above, not loaded again
+        options = ServeOptions(model=model, components=components, queue_size=8, keep=64, device=device, seed=seed)
+        with stop_on_signals() as stop:
+            session = build_session(options, synth=synth, components=comps)
+            try:
+                web = WebServer(session, "127.0.0.1", port)
+            except BaseException:
+                session.close()
+                raise
+            click.echo(f"\nweb explorer on http://127.0.0.1:{web.port}/ (Ctrl-C stops)")
+            web.start()
+            serve_until_stopped(session, web, stop=stop, log=lambda line: click.echo(line, err=True))
 
 
 def register(group: click.Group) -> None:

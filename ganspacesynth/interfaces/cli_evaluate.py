@@ -150,7 +150,7 @@ def describe_cmd(model, components, top, values, pitches, latents, mode, seed, b
     synth = load_synth(model, device, precision)
     comps = Components.load(components, synth=synth)
     for p in pitches:
-        synth.conditions.index("pitch", p)
+        synth.check_pitch(p)
     if mode == "latent" and comps.z_comp is None:
         raise UserError("mode latent needs components with latent directions (z_comp)")
     top = min(top, comps.n_components)

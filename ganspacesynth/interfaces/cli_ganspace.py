@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..choices import ESTIMATOR_NAMES
 from ..errors import UserError
 from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, device_option, load_synth, model_option, parse_coeffs,
                       parse_conditions, parse_floats, precision_option)
@@ -71,7 +72,7 @@ def _load(model, components_path, device, precision):
 @click.option("--layer", default="conv0", show_default=True, help="Layer to analyse (see --list-layers).")
 @click.option("--list-layers", is_flag=True, help="List the model's layers (shape, size, samples for a full PCA) and exit.")
 @click.option("--random-z-count", type=click.IntRange(2, 100_000_000), default=8192, show_default=True, help="Random latents to sample.")
-@click.option("--estimator", type=click.Choice(["cov", "ipca", "pca", "randomized", "ica", "spca"]), default="cov",
+@click.option("--estimator", type=click.Choice(ESTIMATOR_NAMES), default="cov",
               show_default=True, help="cov: exact streamed PCA; ipca: scikit-learn IncrementalPCA (the original's).")
 @click.option("--components", "n_components", type=ComponentCount(), default=None,
               help="Components to keep, or 'all' (default: 256, or the layer size if smaller; the top 256 of a "
@@ -108,7 +109,7 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
       torchrun --nproc-per-node 2 -m ganspacesynth ganspace --model m.safetensors --out comps.npz
       ganspacesynth ganspace --model m.safetensors --random-z-count 4194304 --out big.npz --resume
     """
-    from ..ganspace import distributed
+    from ..training import distributed
     from ..ganspace.checkpoint import checkpoint_file, default_checkpoint_path, remove_checkpoint
     from ..ganspace.fit import fit_components, list_layers as layers_of
 
@@ -129,9 +130,9 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
         raise UserError("--checkpoint and --resume work with the cov estimator")
     if estimator == "cov" and checkpoint_path is None:
         checkpoint_path = default_checkpoint_path(out)
-    world, device = distributed.setup(device)
+    world = distributed.setup(device)
     try:
-        synth = load_synth(model, device, precision)
+        synth = load_synth(model, str(world.device), precision)
         start = time.perf_counter()
         comps = fit_components(
             synth, layer, random_z_count, estimator=estimator,
@@ -146,11 +147,11 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
             comps.save(out)
             top = ", ".join(f"{v:.3f}" for v in comps.var_ratio[:4])
             click.echo(f"wrote {out}: {comps.n_components} components of {layer} {comps.layer_shape} from "
-                       f"{comps.meta['sample_count']} samples ({estimator}, {world.size} process(es), "
+                       f"{comps.meta['sample_count']} samples ({estimator}, {world.world_size} process(es), "
                        f"{time.perf_counter() - start:.1f} s); variance ratios {top} …")
         world.barrier()
         if checkpoint_path is not None:  # the components are written: the accumulator is no longer needed
-            remove_checkpoint(checkpoint_file(checkpoint_path, world.rank, world.size))
+            remove_checkpoint(checkpoint_file(checkpoint_path, world.rank, world.world_size))
     finally:
         distributed.teardown()
 
@@ -190,7 +191,7 @@ def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index,
     """
     from ..audio.io import write_wav
     from ..ganspace.edits import synthesize
-    from .cli_core import _peak_safe
+    from ..audio.levels import peak_safe
 
     from ..fileio import check_output_file
 
@@ -202,7 +203,7 @@ def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index,
     pitch = _default_pitch(comps, pitch)
     z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
     wave = synthesize(synth, comps, np.array(values), pitch, mode, z, parse_conditions(conditions) or None)
-    write_wav(out, _peak_safe(wave)[0], synth.sample_rate)
+    write_wav(out, peak_safe(wave)[0], synth.sample_rate)
     click.echo(f"wrote {out} ({mode}, pitch {pitch}, {len(values)} coefficients)")
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
+import sys
 from pathlib import Path
 
 import click
 
 from ..errors import UserError
-from .options import device_option, load_synth, model_option, precision_option, seed_option
-from .session import HALLU_LIMITS
-
-HALLU_MAX_NOTES, HALLU_MAX_SECONDS = HALLU_LIMITS.max_notes, HALLU_LIMITS.max_seconds
+from .options import device_option, model_option, precision_option, seed_option
+from .serving import MAX_NOTES, MAX_SECONDS, ServeOptions, build_session, serve_until_stopped, stop_on_signals
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -32,10 +29,10 @@ def _common(fn):
                      help="Requests that may wait for the generator; more are refused with an error reply."),
         click.option("--keep", type=click.IntRange(1, 100000), default=200, show_default=True,
                      help="Newest WAV files kept in --out-dir (older ones are deleted)."),
-        click.option("--max-notes", type=click.IntRange(1, 100000), default=HALLU_MAX_NOTES, show_default=True,
+        click.option("--max-notes", type=click.IntRange(1, 100000), default=MAX_NOTES, show_default=True,
                      help="Refuse hallucinations with more notes than this."),
         click.option("--max-seconds", type=click.FloatRange(min=0, max=86400, min_open=True),
-                     default=HALLU_MAX_SECONDS, show_default=True, help="Refuse hallucinations longer than this."),
+                     default=MAX_SECONDS, show_default=True, help="Refuse hallucinations longer than this."),
         device_option,
         precision_option,
         seed_option,
@@ -45,75 +42,15 @@ def _common(fn):
     return fn
 
 
-def build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed,
-                  max_notes: int = HALLU_MAX_NOTES, max_seconds: float = HALLU_MAX_SECONDS):
-    from ..compose.hallucinate import Limits
-    from .session import Session
-
-    synth = load_synth(model, device or "cpu", precision)
-    if model is None and components is None:  # the bundled model comes with its components
-        from ..assets import default_components_path
-
-        components = default_components_path()
-    allowed = [Path(d) for d in allow_dirs]
-    for d in allowed:
-        if not d.is_dir():
-            raise UserError(f"--allow-dir {d} is not a folder")
-    if synth.path is not None:
-        allowed.append(Path(synth.path).resolve().parent)
-    if components is not None:
-        allowed.append(Path(components).resolve().parent)
-    temporary = out_dir is None
-    if temporary:
-        out_dir = Path(tempfile.mkdtemp(prefix="ganspacesynth-live-"))
-    elif Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise UserError(f"--out-dir {out_dir} exists and is not a folder")
-    session = Session(synth, allowed_dirs=allowed, out_dir=out_dir, queue_size=queue_size, keep=keep, seed=seed,
-                      limits=Limits(max_notes=max_notes, max_seconds=max_seconds), remove_out_dir=temporary)
-    if components is not None:
-        try:
-            session.load_components(str(Path(components).resolve()))
-        except BaseException:
-            session.close()  # and its temporary folder
-            raise
-    return session
+def _options(model, components, out_dir, allow_dirs, queue_size, keep, max_notes, max_seconds, device, precision,
+             seed) -> ServeOptions:
+    return ServeOptions(model=model, components=components, out_dir=out_dir, allow_dirs=tuple(allow_dirs),
+                        queue_size=queue_size, keep=keep, max_notes=max_notes, max_seconds=max_seconds,
+                        device=device, precision=precision, seed=seed)
 
 
-@contextlib.contextmanager
-def _stop_on_signals():
-    """An Event set by Ctrl-C or SIGTERM from now on (so a signal during start-up still stops the server
-    cleanly, removing its temporary folder), with the previous handlers restored afterwards.
-
-    The handlers are installed explicitly: a process started in the background of a script inherits an
-    ignored SIGINT, and Python would then never raise KeyboardInterrupt.
-    """
-    import signal
-    import threading
-
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _serve_forever(session, *servers, stop=None) -> None:
-    """Block until Ctrl-C or SIGTERM (or `stop` is set), then stop the servers and the generation worker
-    cleanly; a temporary output folder is removed, except what clients saved there."""
-    with contextlib.ExitStack() as stack:
-        if stop is None:
-            stop = stack.enter_context(_stop_on_signals())
-        try:
-            while not stop.wait(0.5):
-                pass
-        finally:
-            for s in servers:
-                s.shutdown()
-            for folder in session.close():
-                click.echo(f"kept {folder} (files saved by clients); the rest of {session.out_dir} was removed",
-                           err=True)
+def _log(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @click.command("serve-osc")
@@ -134,11 +71,11 @@ def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_
     """
     from .osc import OSCServer
 
-    with _stop_on_signals() as stop:
-        session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed,
-                                max_notes, max_seconds)
+    with stop_on_signals() as stop:
+        session = build_session(_options(model, components, out_dir, allow_dirs, queue_size, keep, max_notes,
+                                         max_seconds, device, precision, seed))
         try:
-            server = OSCServer(session, host, port, reply_port=reply_port, log=lambda m: click.echo(m, err=True))
+            server = OSCServer(session, host, port, reply_port=reply_port, log=_log)
         except BaseException:
             session.close()
             raise
@@ -149,10 +86,8 @@ def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_
         server.start()
         click.echo(f"listening on udp://{h}:{p} (model {session.synth.path}, {session.num_components} components, "
                    f"writing to {session.out_dir}); Ctrl-C stops", err=False)
-        import sys
-
         sys.stdout.flush()
-        _serve_forever(session, server, stop=stop)
+        serve_until_stopped(session, server, stop=stop, log=_log)
 
 
 @click.command("serve-web")
@@ -175,9 +110,9 @@ def serve_web_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_
     except ImportError as exc:
         raise UserError(f"serve-web needs the web extra: pip install 'ganspacesynth[web]' ({exc})") from None
 
-    with _stop_on_signals() as stop:
-        session = build_session(model, components, out_dir, allow_dirs, queue_size, keep, device, precision, seed,
-                                max_notes, max_seconds)
+    with stop_on_signals() as stop:
+        session = build_session(_options(model, components, out_dir, allow_dirs, queue_size, keep, max_notes,
+                                         max_seconds, device, precision, seed))
         servers = []
         try:
             if osc_port is not None:
@@ -193,10 +128,8 @@ def serve_web_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_
             raise
         click.echo(f"serving http://127.0.0.1:{web.port}/ (model {session.synth.path}, {session.num_components} "
                    f"components){f', OSC on udp port {osc_port}' if osc_port else ''}; Ctrl-C stops")
-        import sys
-
         sys.stdout.flush()
-        _serve_forever(session, *servers, stop=stop)
+        serve_until_stopped(session, *servers, stop=stop, log=_log)
 
 
 def register(group: click.Group) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..choices import PRESET_NAMES
+from ..choices import PRECISION_NAMES, PRESET_NAMES
 from ..errors import UserError
+from .options import check_device_option
 
 
 def _default_preset(data: Path | None) -> str:
@@ -40,8 +41,9 @@ def _default_preset(data: Path | None) -> str:
 @click.option("--conditions", default="pitch", show_default=True,
               help="Comma-separated labels to condition on, e.g. pitch,instrument_family,qualities.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
-@click.option("--device", default=None, help="torch device (default: cuda if available; torchrun: this rank's GPU).")
-@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+@click.option("--device", default=None, callback=check_device_option,
+              help="torch device: cpu, cuda or cuda:N (default: cuda if available; torchrun: this rank's GPU).")
+@click.option("--precision", type=click.Choice(PRECISION_NAMES), default="auto", show_default=True,
               help="auto: bfloat16 autocast on CUDA and on CPUs with native bfloat16 (AMX or AVX512-BF16), "
                    "float32 on other CPUs (which emulate bfloat16 several times slower).")
 @click.option("--threads", default="auto", show_default=True, metavar="auto|N",

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..choices import PRECISION_NAMES
 from ..errors import UserError
+from ..ganspace.coefficients import MAX_COEFFICIENT
 
 model_option = click.option(
     "--model", "model", type=click.Path(path_type=Path), default=None,
@@ -16,11 +18,9 @@ model_option = click.option(
 SEED = click.IntRange(0, 2**32 - 1)
 #: Notes (or latents) per forward pass.
 BATCH_SIZE = click.IntRange(1, 4096)
-#: Largest GANSpace coefficient accepted anywhere (standard deviations; far beyond any useful value).
-MAX_COEFFICIENT = 1000.0
 
 
-def _check_device(ctx, param, value):
+def check_device_option(ctx, param, value):
     """Refuse an unknown device or one this machine lacks (cuda without CUDA) while parsing: one line."""
     if value is None:
         return None
@@ -32,10 +32,10 @@ def _check_device(ctx, param, value):
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
-device_option = click.option("--device", default=None, callback=_check_device,
+device_option = click.option("--device", default=None, callback=check_device_option,
                              help="torch device: cpu, cuda or cuda:N (default: cuda if available, else cpu).")
 precision_option = click.option(
-    "--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="float32", show_default=True,
+    "--precision", type=click.Choice(PRECISION_NAMES), default="float32", show_default=True,
     help="Generator arithmetic. auto: bfloat16 on CUDA and on CPUs with native bfloat16 (AMX or AVX512-BF16), "
          "else float32; bfloat16 is about 2x faster on CPUs with AMX and several times slower on CPUs without.",
 )

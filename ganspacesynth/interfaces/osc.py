@@ -3,7 +3,7 @@
 One UDP socket receives; quick state messages (pitch, z, coefficients, steps, settings) are answered
 at once, generation and loading go to the session's single worker through its bounded queue. Replies go
 to the sender's address and port *from the server's own socket*: Pd's `[netsend -u -b]` is a connected
-UDP socket, so it only accepts datagrams from the address it sent to (see shared docs/pure-data-osc.md).
+UDP socket, so it only accepts datagrams from the address it sent to (docs/live.md).
 
 A request may begin with the two arguments `id <value>`; otherwise the server numbers it. Completion
 replies (`/ok`, `/synthesized`, `/hallucinated`, `/error`, …) end with that id. Malformed datagrams,
@@ -12,7 +12,6 @@ unknown addresses and bad values get `/error <message> <id>` and never stop the 
 
 from __future__ import annotations
 
-import socket
 import socketserver
 import sys
 import threading
@@ -26,7 +25,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import ParseError
 
 from ..errors import UserError
-from .session import HalluSettings, Result, Session
+from .session import SETTING_NAMES, Result, Session
 
 #: UDP's largest payload; python-osc's socketserver default (8192) silently drops bigger datagrams.
 MAX_PACKET = 65535
@@ -140,7 +139,7 @@ class OSCServer:
             "/save": self._save,
             "/export_instrument": self._export_instrument,
         }
-        for name in HalluSettings.__dataclass_fields__:
+        for name in SETTING_NAMES:
             self.handlers[f"/{name}"] = lambda a, r, _n=name: self._setting(_n, a, r)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -205,7 +204,7 @@ class OSCServer:
         addr, rid = reply
         self.send(addr, "/ok", address, rid)
 
-    def _queue(self, job, reply, on_done: Callable[[object], None]) -> None:
+    def _queue(self, request, reply, on_done: Callable[[object], None]) -> None:
         addr, rid = reply
 
         def done(fut: Future) -> None:
@@ -215,7 +214,7 @@ class OSCServer:
             else:
                 on_done(fut.result())
 
-        self.session.submit(job, rid, callback=done)
+        self.session.submit(request, rid, callback=done)
 
     # -- handlers ------------------------------------------------------------------------------
     @staticmethod
@@ -296,8 +295,8 @@ class OSCServer:
         coeffs = nums[1:] if len(nums) > 1 else None
         if coeffs is not None and mode == "z":
             raise UserError("usage: /synthesize_z [pitch]")
-        job = self.session.note_job(mode, pitch=pitch, coeffs=coeffs)
-        self._queue(job, reply, lambda r: self._send_result(reply, "/synthesized", r))
+        request = self.session.note_request(mode, pitch=pitch, coeffs=coeffs)
+        self._queue(request, reply, lambda r: self._send_result(reply, "/synthesized", r))
 
     def _send_result(self, reply, address: str, result: Result) -> None:
         self.send(reply[0], address, str(result.path), result.samples, result.sample_rate, reply[1])
@@ -312,14 +311,14 @@ class OSCServer:
                 raise UserError("seed must be a whole number >= 0")
             seed = int(nums[1])
         pitch = nums[2] if len(nums) > 2 else None
-        job = self.session.hallucination_job("z", pitch=pitch, count=count, seed=seed)
-        self._queue(job, reply, lambda r: self._send_result(reply, "/hallucinated", r))
+        request = self.session.hallucination_request("z", pitch=pitch, count=count, seed=seed)
+        self._queue(request, reply, lambda r: self._send_result(reply, "/hallucinated", r))
 
     def _hallucinate_steps(self, mode: str, args, reply):
         self._nargs(args, 0, 1, f"/hallucinate_{mode} [pitch]")
         pitch = _number(args[0], "pitch") if args else None
-        job = self.session.hallucination_job(mode, pitch=pitch)
-        self._queue(job, reply, lambda r: self._send_result(reply, "/hallucinated", r))
+        request = self.session.hallucination_request(mode, pitch=pitch)
+        self._queue(request, reply, lambda r: self._send_result(reply, "/hallucinated", r))
 
     def _send_step(self, reply, address: str) -> None:
         index, count, coeffs = self.session.step_state()
@@ -353,12 +352,5 @@ class OSCServer:
         name = _text(args[0], "name")
         mode = _text(args[1], "mode") if len(args) > 1 else "offset"
         every = _number(args[2], "every") if len(args) > 2 else 1
-        job = self.session.instrument_job(name, mode, every=every)
-        self._queue(job, reply, lambda r: self.send(reply[0], "/exported", str(r.path), reply[1]))
-
-
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    """A currently free UDP port (for tests and benchmarks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+        request = self.session.instrument_request(name, mode, every=every)
+        self._queue(request, reply, lambda r: self.send(reply[0], "/exported", str(r.path), reply[1]))

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import torch
 
 from ..errors import UserError
-from .config import ConditionSpec
+from ..conditions import ConditionSpec, check_pitch
 
 
 class ConditionSet:
@@ -16,6 +16,7 @@ class ConditionSet:
     def __init__(self, specs: Sequence[ConditionSpec]):
         self.specs = tuple(specs)
         self._lookup = {s.name: {c: i for i, c in enumerate(s.classes)} for s in self.specs}
+        self._pitches = [int(c) for c in self._lookup.get("pitch", ())]
 
     @property
     def dim(self) -> int:
@@ -36,12 +37,11 @@ class ConditionSet:
         table = self._lookup.get(name)
         if table is None:
             self.spec(name)  # raises with the list of names
-        key = str(int(value)) if name == "pitch" and not isinstance(value, str) else str(value)
+        if name == "pitch":
+            return table[str(check_pitch(value, self._pitches))]
+        key = str(value)
         if key not in table:
             spec = self.spec(name)
-            if name == "pitch":
-                lo, hi = spec.classes[0], spec.classes[-1]
-                raise UserError(f"pitch {value} is outside this model's range {lo}..{hi}")
             raise UserError(f"{name}={value!r} is not known to this model (choose from: {', '.join(spec.classes)})")
         return table[key]
 

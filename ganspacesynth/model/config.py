@@ -7,36 +7,10 @@ import json
 from dataclasses import dataclass, field
 
 from ..audio.spectral import SpectralConfig
-
-CONDITION_KINDS = ("categorical", "multilabel")
+from ..conditions import ConditionSpec
 
 #: MIDI pitches GANSynth was trained on (NSynth filtered to 24..84).
 DEFAULT_PITCHES = tuple(range(24, 85))
-
-
-@dataclass(frozen=True)
-class ConditionSpec:
-    """One condition: `categorical` (one-hot: pitch, instrument_family, …) or `multilabel` (multi-hot: qualities)."""
-
-    name: str
-    kind: str
-    classes: tuple[str, ...]
-
-    def __post_init__(self):
-        if self.kind not in CONDITION_KINDS:
-            raise ValueError(f"condition {self.name}: kind must be one of {CONDITION_KINDS}, not {self.kind!r}")
-        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        if len(self.classes) == 0:
-            raise ValueError(f"condition {self.name} has no classes")
-        if len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"condition {self.name} has duplicate classes")
-
-    @property
-    def size(self) -> int:
-        return len(self.classes)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "classes": list(self.classes)}
 
 
 def pitch_condition(pitches=DEFAULT_PITCHES) -> ConditionSpec:

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_format
 from .config import ModelConfig
 
 MODEL_FORMAT = "ganspacesynth-model"
@@ -100,16 +100,7 @@ def load_model(path: str | os.PathLike | None) -> ModelFile:
     """Load and validate a model file (or run folder, or the bundled default when None)."""
     p = resolve_model_path(path)
     meta = read_metadata(p)
-    if meta.get("format") != MODEL_FORMAT:
-        raise UserError(f"{p} is not a GANSpaceSynth model file (format {meta.get('format')!r})")
-    try:
-        version = int(meta.get("format_version", "0"))
-    except ValueError:
-        version = -1
-    if version > MODEL_FORMAT_VERSION:
-        raise UserError(f"{p} has model format version {version}; this GANSpaceSynth reads up to {MODEL_FORMAT_VERSION}: please upgrade")
-    if version < 1:
-        raise UserError(f"{p} has an invalid model format version {meta.get('format_version')!r}")
+    check_format(meta, MODEL_FORMAT, MODEL_FORMAT_VERSION, "GANSpaceSynth model file", p)
     try:
         config = ModelConfig.from_dict(json.loads(meta["config"]))
         config.validate()

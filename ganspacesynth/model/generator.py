@@ -2,20 +2,24 @@
 
 Layer names follow the original GANSpaceSynth: block 1 has `conv0`, `conv1`; block k has `conv0_k`, `conv1_k`.
 The forward pass can stop at, capture, offset or start from any named layer (GANSpace needs all four).
+This is the reference network, plain PyTorch: training runs it; generation runs `model.inference.prepare(...)`,
+which computes the same function by faster routes through the same `progressive` contract.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from . import native
-from .layers import (PIXEL_NORM_EPS, EqualizedConv2d, is_channels_last, no_autograd, pixel_norm, pixel_norm_scale,
-                     upsample_conv3x3, upscale)
+from .layers import EqualizedConv2d, leaky_relu, pixel_norm, upsample_conv3x3, upscale
+
+#: `layer(index, x)`: the activation of layer `index` (in `layer_names()` order) from the one before it.
+LayerFn = Callable[[int, torch.Tensor], torch.Tensor]
+#: `to_rgb(block_index, x)`: block `block_index`'s (0-based) output spectrogram from its last activation.
+ToRgbFn = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 def layer_name(conv: int, block_id: int) -> str:
@@ -74,25 +78,28 @@ class Generator(nn.Module):
 
             raise UserError(f"unknown layer {name!r}; layers are {', '.join(self._order)}") from None
 
-    @staticmethod
-    def _conv_act(conv: EqualizedConv2d, x: torch.Tensor, upsample: bool, norm: bool = True) -> torch.Tensor:
-        """conv (or 'upsample ×2, then conv' as one transposed conv), leaky ReLU, pixel norm (unless not `norm`)."""
-        if upsample:
-            return upsample_conv3x3(x, conv, lrelu=True, norm=norm)
-        return conv(x, lrelu=True, norm=norm)
+    # -- the network -----------------------------------------------------------------------------
+    def latent_input(self, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """The 1×1 input of the first conv: z and the condition vector, pixel-normalised together."""
+        x = z if cond is None or cond.shape[1] == 0 else torch.cat([z, cond.to(z.dtype)], dim=1)
+        return pixel_norm(x[:, :, None, None])
 
-    def _to_rgb(self, block: GeneratorBlock, x: torch.Tensor, norm_pending: bool = False) -> torch.Tensor:
-        """to_rgb and its activation. `norm_pending`: x is the last conv's output before its pixel norm, whose
-        per-pixel scale (a 1×1 conv commutes with it) is applied to the 2-channel result instead: one pass over
-        the largest activation less in generation (with the compiled kernel: norm and projection in one pass)."""
-        conv = block.to_rgb
-        if not norm_pending:
-            y = conv(x)
-        elif native.handles(x):
-            y = native.pixel_norm_project(x, conv.scaled_kernel(), conv.bias, PIXEL_NORM_EPS)
+    def layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """One named layer: conv (a block's first conv upsamples first), leaky ReLU, pixel norm."""
+        block = self.blocks[index // 2]
+        if index % 2 == 1:
+            x = block.conv1(x)
+        elif index == 0:
+            x = block.conv0(x)
+        elif block.scale == 2 and self.config.kernel_size == 3:
+            x = upsample_conv3x3(x, block.conv0)  # = block.conv0(upscale(x, 2)), 2.25× cheaper
         else:
-            y = F.conv2d(x, conv.scaled_kernel(is_channels_last(x))).mul_(pixel_norm_scale(x))
-            y = y.add_(conv.bias.to(y.dtype).view(1, -1, 1, 1))
+            x = block.conv0(upscale(x, block.scale))
+        return pixel_norm(leaky_relu(x))
+
+    def to_rgb(self, block_index: int, x: torch.Tensor) -> torch.Tensor:
+        """Block `block_index`'s (0-based) spectrogram: a 1×1 conv to 2 channels, then tanh if configured."""
+        y = self.blocks[block_index].to_rgb(x)
         return torch.tanh(y) if self.config.to_rgb_activation == "tanh" else y
 
     # -- forward ---------------------------------------------------------------------------------
@@ -110,6 +117,27 @@ class Generator(nn.Module):
         start_activation: torch.Tensor | None = None,
     ):
         """See docs/DEVELOPING.md. Returns the output, the `stop_at` activation, or (output, captured)."""
+        return self.progressive(z, cond, self.layer, self.to_rgb, num_blocks=num_blocks, alpha=alpha,
+                                stop_at=stop_at, capture=capture, offsets=offsets, start_at=start_at,
+                                start_activation=start_activation)
+
+    def progressive(
+        self,
+        z: torch.Tensor | None,
+        cond: torch.Tensor | None,
+        layer: LayerFn,
+        to_rgb: ToRgbFn,
+        *,
+        num_blocks: int | None = None,
+        alpha: float = 1.0,
+        stop_at: str | None = None,
+        capture: Sequence[str] = (),
+        offsets: Mapping[str, torch.Tensor] | None = None,
+        start_at: str | None = None,
+        start_activation: torch.Tensor | None = None,
+    ):
+        """The forward contract (stages, fade-in, stop/capture/offset/start at a layer) over `layer` and `to_rgb`:
+        this network's own, or a generation route's (model/inference) computing the same function."""
         n_blocks = num_blocks or self.config.num_resolutions
         offsets = offsets or {}
         captured: dict[str, torch.Tensor] = {}
@@ -122,48 +150,24 @@ class Generator(nn.Module):
         for name in list(capture) + list(offsets):
             self._index(name)
 
-        x = None
+        x = self.latent_input(z, cond) if start_idx < 0 else start_activation
         prev_rgb_input = None
-        last_idx = 2 * n_blocks - 1
-        last_name = self._order[last_idx]
-        # Generation folds the last layer's pixel norm into to_rgb when nothing needs that activation itself.
-        fold_last_norm = (no_autograd() and last_idx != stop_idx and last_name not in capture
-                          and last_name not in offsets and start_idx < last_idx)
-        norm_pending = False
-        if start_idx < 0:
-            x = z if cond is None or cond.shape[1] == 0 else torch.cat([z, cond.to(z.dtype)], dim=1)
-            x = pixel_norm(x[:, :, None, None])
-        else:
-            x = start_activation
-        for b, block in enumerate(self.blocks[:n_blocks]):
-            for c, conv in enumerate((block.conv0, block.conv1)):
-                idx = 2 * b + c
-                if idx <= start_idx:
-                    continue
-                if c == 0 and b > 0:
-                    prev_rgb_input = x
-                    if block.scale == 2 and self.config.kernel_size == 3:
-                        x = self._conv_act(conv, x, upsample=True)
-                    else:
-                        x = self._conv_act(conv, upscale(x, block.scale), upsample=False)
-                elif idx == last_idx and fold_last_norm and not conv.fuses_norm(x):
-                    x = self._conv_act(conv, x, upsample=False, norm=False)
-                    norm_pending = True
-                else:
-                    x = self._conv_act(conv, x, upsample=False)
-                name = self._order[idx]
-                if name in offsets:
-                    x = x + offsets[name].to(x.dtype)
-                if name in capture:
-                    captured[name] = x
-                if idx == stop_idx:
-                    return x
-        last = self.blocks[n_blocks - 1]
-        out = self._to_rgb(last, x, norm_pending)
+        for idx in range(start_idx + 1, 2 * n_blocks):
+            if idx % 2 == 0 and idx > 0:
+                prev_rgb_input = x  # the previous block's output, for the fade-in
+            x = layer(idx, x)
+            name = self._order[idx]
+            if name in offsets:
+                x = x + offsets[name].to(x.dtype)
+            if name in capture:
+                captured[name] = x
+            if idx == stop_idx:
+                return x
+        out = to_rgb(n_blocks - 1, x)
         if alpha < 1.0 and n_blocks > 1:
             if prev_rgb_input is None:
                 raise ValueError("fade-in (alpha < 1) needs the previous block's activation; start earlier")
-            prev = upscale(self._to_rgb(self.blocks[n_blocks - 2], prev_rgb_input), last.scale)
+            prev = upscale(to_rgb(n_blocks - 2, prev_rgb_input), self.blocks[n_blocks - 1].scale)
             out = prev + alpha * (out - prev)
         if capture:
             return out, captured

@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_format
 from ..model.config import ModelConfig
 from ..model.files import MODEL_FILENAME, save_model
 
@@ -143,11 +143,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise UserError(f"{path} is not a GANSpaceSynth training checkpoint")
-        version = int(meta.get("format_version", "0"))
-        if version > CHECKPOINT_VERSION or version < 1:
-            raise UserError(f"{path} has checkpoint version {version}; this GANSpaceSynth reads 1..{CHECKPOINT_VERSION}")
+        check_format(meta, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "GANSpaceSynth training checkpoint", path)
         tensors = load_file(str(path))
         position = Position(**json.loads(meta["position"]))
         return Checkpoint(path, position, tensors, json.loads(meta["opt_g_groups"]), json.loads(meta["opt_d_groups"]))

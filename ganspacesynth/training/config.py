@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UserError
-from ..fileio import read_json
+from ..fileio import check_format, read_json
 from ..model.config import PRESETS as MODEL_PRESETS
 from ..model.config import ModelConfig
 
@@ -240,10 +240,7 @@ class ResolvedConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ResolvedConfig":
-        if data.get("format") != CONFIG_FORMAT:
-            raise UserError("not a GANSpaceSynth training config")
-        if int(data.get("format_version", 0)) > CONFIG_FORMAT_VERSION:
-            raise UserError(f"training config version {data['format_version']} is newer than this GANSpaceSynth reads")
+        check_format(data, CONFIG_FORMAT, CONFIG_FORMAT_VERSION, "GANSpaceSynth training config")
         train = dict(data["train"])
         unknown = set(train) - set(TRAIN_KEYS)
         if unknown:

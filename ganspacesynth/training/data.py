@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..audio.spectral import SpectralConfig
+from ..conditions import ConditionSpec
 from ..errors import UserError
-from ..model.config import ConditionSpec
 
 
 class TrainingData:

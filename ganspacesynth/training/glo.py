@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import distributed
+from .ema import update_ema
 from .schedule import real_at_stage
 
 
@@ -59,9 +61,6 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 def glo_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format) -> dict[str, torch.Tensor]:
     """One update of the generator and of the codes of this step's real notes; returns detached stats."""
-    from . import distributed
-    from .loop import update_ema
-
     G, codes = nets.generator, nets.discriminator
     dev = info.device
     real, real_labels = data.gather(batch.real_rows)

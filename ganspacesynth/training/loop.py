@@ -41,6 +41,7 @@ from . import distributed
 from .checkpoint import Position, export_model, latest_checkpoint, save_checkpoint
 from .config import ResolvedConfig, resolve_config, with_overrides
 from .data import TrainingData
+from .ema import update_ema
 from .glo import LatentCodes, code_owners, glo_step
 from .losses import auxiliary_losses, discriminator_loss, generator_loss, gradient_penalty, profile_loss
 from .schedule import Schedule, StagePoint, profile_at_stage, real_at_stage
@@ -150,11 +151,6 @@ def reset_optimizer(opt: torch.optim.Optimizer) -> None:
 
 
 @torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p.detach(), 1.0 - decay)
-
-
 def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, model_cfg: ModelConfig, cfg,
                conditions: ConditionSet, info: distributed.DistInfo, amp, memory_format,
                penalize: bool = True, profiles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -287,7 +283,7 @@ def train(run_dir: str | Path, data: TrainingData, config: ResolvedConfig | None
     try:
         return _train(Path(run_dir), data, config, conditions, resume, dict(overrides or {}), options, info)
     finally:
-        distributed.teardown(info)
+        distributed.teardown()
 
 
 def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, condition_names: Sequence[str],
@@ -314,11 +310,11 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     model_cfg.validate()
     cfg = config.train
     cfg.validate(model_cfg.num_resolutions)
-    distributed.barrier(info)  # every rank has checked the run folder before rank 0 writes into it
+    info.barrier()  # every rank has checked the run folder before rank 0 writes into it
     if info.is_main:
         write_json(run_dir / CONFIG_FILE, {**config.to_dict(), "model": model_cfg.to_dict(), "data": data.source,
                                            "world_size": info.world_size})
-    distributed.barrier(info)
+    info.barrier()
 
     device = info.device
     if data.batcher is None:
@@ -461,7 +457,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
 
         # 4. The end: a last checkpoint and the model file.
         checkpoint()
-        distributed.barrier(info)
+        info.barrier()
     finally:
         stop.restore()
         log.close()

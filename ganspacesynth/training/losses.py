@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from ..model.config import ConditionSpec
+from ..conditions import ConditionSpec
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,

@@ -99,13 +99,9 @@ def create_app(session: Session) -> Flask:
             raise UserError("expected a JSON object")
         return data
 
-    def finish(job, apply=None) -> dict:
-        """Queue a validated job; `apply` (the request's state changes) runs only once it is accepted, so a
-        refused request (bad values, a full queue) changes nothing."""
-        future = session.submit(job, session.new_id())
-        if apply is not None:
-            apply()
-        result: Result = future.result(timeout=WAIT_S)
+    def finish(request) -> dict:
+        """Queue a validated request (its state changes apply once it is queued) and wait for its note."""
+        result: Result = session.submit(request, session.new_id()).result(timeout=WAIT_S)
         png = spectrogram_png(session.synth, result.wave)
         with png_lock:
             pngs[result.path.name] = png
@@ -137,30 +133,22 @@ def create_app(session: Session) -> Flask:
             zz = session.randomize_z(data.get("seed"))
         return jsonify(z=[float(v) for v in zz])
 
-    # Every request is validated as a whole first (building its job checks everything and changes nothing);
-    # the state changes it carries are applied only once its job is accepted.
+    # Every request is validated as a whole first (building it checks everything and changes nothing); the
+    # pitch, coefficients, steps and settings it carries become the session's state once it is queued, as they
+    # do for OSC requests.
     @app.post("/api/synthesize")
     def synthesize():
         data = body()
         coeffs = data.get("coefficients")
         if coeffs is not None and not isinstance(coeffs, list):
             raise UserError("coefficients must be a list of numbers")
-        pitch = None if data.get("pitch") is None else session.check_pitch(data["pitch"])
-        job = session.note_job(str(data.get("mode", "offset")), pitch=pitch, coeffs=coeffs)
-
-        def apply() -> None:
-            if pitch is not None:
-                session.set_pitch(pitch)
-            if coeffs is not None and session.num_components:
-                session.set_coefficients(coeffs)
-
-        return jsonify(finish(job, apply))
+        request = session.note_request(str(data.get("mode", "offset")), pitch=data.get("pitch"), coeffs=coeffs)
+        return jsonify(finish(request))
 
     @app.post("/api/hallucinate")
     def hallucinate():
         data = body()
         mode = str(data.get("mode", "noz"))
-        pitch = None if data.get("pitch") is None else session.check_pitch(data["pitch"])
         settings = session.check_settings(data.get("settings") or {})
         steps = None
         if mode != "z":
@@ -168,17 +156,9 @@ def create_app(session: Session) -> Flask:
             if not isinstance(steps, list) or not all(isinstance(s, list) for s in steps):
                 raise UserError("steps must be a list of coefficient lists")
             steps = session.check_steps(steps)
-        job = session.hallucination_job(mode, pitch=pitch, count=data.get("count"), seed=data.get("seed"),
-                                        settings=settings, steps=steps)
-
-        def apply() -> None:
-            if pitch is not None:
-                session.set_pitch(pitch)
-            session.set_settings(settings)
-            if steps is not None:
-                session.set_steps(steps)
-
-        return jsonify(finish(job, apply))
+        request = session.hallucination_request(mode, pitch=data.get("pitch"), count=data.get("count"),
+                                                seed=data.get("seed"), settings=settings, steps=steps)
+        return jsonify(finish(request))
 
     @app.post("/api/instrument")
     def instrument():
@@ -191,14 +171,11 @@ def create_app(session: Session) -> Flask:
         pitches = data.get("pitches")
         if pitches is not None and not isinstance(pitches, str):
             raise UserError("pitches must be a string such as '36-84'")
-        job = session.instrument_job(data.get("name", "instrument"), str(data.get("mode", "offset")),
-                                     every=data.get("every", 1), pitches=pitches,
-                                     velocity_layers=data.get("velocity_layers", 1), loop=str(data.get("loop", "auto")),
-                                     coeffs=coeffs)
-        future = session.submit(job, session.new_id())
-        if coeffs is not None and session.num_components:  # accepted: the sliders' values become the state
-            session.set_coefficients(coeffs)
-        result = future.result(timeout=WAIT_S)
+        request = session.instrument_request(data.get("name", "instrument"), str(data.get("mode", "offset")),
+                                             every=data.get("every", 1), pitches=pitches,
+                                             velocity_layers=data.get("velocity_layers", 1),
+                                             loop=str(data.get("loop", "auto")), coeffs=coeffs)
+        result = session.submit(request, session.new_id()).result(timeout=WAIT_S)
         inst, name = result.instrument, result.path.name
         return jsonify(name=name, download=f"/instrument/{name}", notes=len(inst.notes), looped=inst.looped,
                        keys=[min(n.key_range[0] for n in inst.notes), max(n.key_range[1] for n in inst.notes)],

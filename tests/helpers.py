@@ -1,16 +1,27 @@
-"""Helpers for the dataset tests: synthetic notes, note folders, and TFRecords written with tools
-independent of ganspacesynth (protobuf's runtime and TensorBoard's RecordWriter)."""
+"""Helpers shared by several test modules (fixtures live in conftest.py).
+
+- dataset notes: synthetic tones, note folders, and TFRecords written with tools independent of ganspacesynth
+  (protobuf's runtime and TensorBoard's RecordWriter);
+- `Client`: a plain UDP OSC client;
+- Pure Data: `Patch` (writes test patches), `watchdog`, `run_pd`.
+"""
 
 from __future__ import annotations
 
 import io
+import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 from ganspacesynth.model.config import tiny_spectral
 
+# -- dataset notes ---------------------------------------------------------------------------------------------------
 SPECTRAL = tiny_spectral()  # 16384 samples at 16 kHz → 128 × 256 spectrograms
 SR = SPECTRAL.sample_rate
 N = SPECTRAL.audio_length
@@ -111,3 +122,77 @@ def nsynth_example(note_str: str, pitch: int, audio: np.ndarray, family: int, so
         "instrument": [sum(inst.encode()) % 1000], "instrument_str": inst, "instrument_family": [family],
         "instrument_source": [source], "qualities": list(qualities), "sample_rate": [SR],
     }
+
+
+# -- OSC -------------------------------------------------------------------------------------------------------------
+class Client:
+    """A plain UDP OSC client that reads replies on its own socket (as Pd's [netsend -u -b] does)."""
+
+    def __init__(self, address):
+        self.address = address
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(10)
+
+    def send(self, address, *args):
+        b = OscMessageBuilder(address)
+        for a in args:
+            b.add_arg(a)
+        self.sock.sendto(b.build().dgram, self.address)
+
+    def recv(self):
+        data, sender = self.sock.recvfrom(65535)
+        assert sender == self.address  # replies come from the server's own port
+        msg = OscMessage(data)
+        return msg.address, list(msg.params)
+
+    def ask(self, address, *args):
+        self.send(address, *args)
+        return self.recv()
+
+    def close(self):
+        self.sock.close()
+
+
+# -- Pure Data -------------------------------------------------------------------------------------------------------
+PD = shutil.which("pd")
+PD_DIR = Path(__file__).resolve().parents[1] / "pd"
+
+
+class Patch:
+    """Just enough of the Pd file format to write test patches."""
+
+    def __init__(self):
+        self.lines, self.conns = ["#N canvas 0 50 900 700 10;"], []
+
+    def _add(self, kind: str, text: str) -> int:
+        text = text.replace("$", "\\$").replace(",", " \\,").replace(";", " \\;")
+        self.lines.append(f"#X {kind} 10 {10 * len(self.lines)} {text};")
+        return len(self.lines) - 2
+
+    def obj(self, text: str) -> int:
+        return self._add("obj", text)
+
+    def msg(self, text: str) -> int:
+        return self._add("msg", text)
+
+    def chain(self, *objs, outlet: int = 0) -> None:
+        for a, b in zip(objs, objs[1:]):
+            self.conns.append(f"#X connect {a} {outlet if a == objs[0] else 0} {b} 0;")
+
+    def connect(self, a: int, outlet: int, b: int, inlet: int = 0) -> None:
+        self.conns.append(f"#X connect {a} {outlet} {b} {inlet};")
+
+    def write(self, path: Path) -> Path:
+        path.write_text("\n".join(self.lines + self.conns) + "\n")
+        return path
+
+
+def watchdog(p: Patch, ms: int) -> None:
+    lb, d, pr, q = p.obj("loadbang"), p.obj(f"delay {ms}"), p.obj("print TIMEOUT"), p.msg("; pd quit 1")
+    p.chain(lb, d, pr)
+    p.connect(d, 0, q)
+
+
+def run_pd(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([PD, "-nogui", "-noaudio", "-nomidi", "-noprefs", *args], capture_output=True, text=True,
+                          timeout=timeout)

@@ -6,8 +6,8 @@ filtering (Lavin & Gray 2016) computes each 6×6 output tile from an 8×8 input 
 offers no Winograd path through PyTorch on CPUs, and its direct conv already runs near this machine's
 matrix-multiply rate, so fewer multiply-adds is the way left to make float32 generation faster
 (docs/BENCHMARKS.md). The transforms are memory-bound, so it pays only where channels are many and maps not
-tiny (`path`; with the compiled transforms of `native`, from 64 channels). Rounding: about 2e-5 of the output's range, against 2e-6 for the direct conv; bfloat16
-and training keep the direct conv.
+tiny (`route`; with the compiled transforms of `native`, from 64 channels). Rounding: about 2e-5 of the output's
+range, against 2e-6 for the direct conv; bfloat16 and training (the reference network) keep the direct conv.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
 # AVX-512 VM, benchmarks/generate_speed.py). In PyTorch the transforms are memory-bound matrix passes: 32 channels
 # at 128 × 1024 ran 1.6× slower than the direct conv and 64 channels 1.07×. The compiled transforms
 # (native) are one pass each and pay from 64 channels.
-MIN_CHANNELS = 128
-MIN_CHANNELS_NATIVE = 64
+MIN_CHANNELS_PYTORCH = 128
+MIN_CHANNELS_COMPILED = 64
 MIN_HEIGHT = 8
 
 
@@ -71,23 +71,16 @@ def kernel_transform(weight: torch.Tensor) -> torch.Tensor:
     return u.reshape(n * n, weight.shape[1], weight.shape[0]).float().contiguous()
 
 
-def path(x: torch.Tensor, weight: torch.Tensor) -> str | None:
-    """How this conv runs best: "native" (compiled transforms), "torch" (PyTorch transforms) or None (direct)."""
-    k, c, kh, kw = weight.shape
-    if not ((kh, kw) == (KERNEL, KERNEL) and x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and x.shape[2] >= MIN_HEIGHT):
+def route(channels_in: int, channels_out: int, height: int, *, compiled: bool,
+          min_channels_compiled: int = MIN_CHANNELS_COMPILED, min_channels_pytorch: int = MIN_CHANNELS_PYTORCH,
+          min_height: int = MIN_HEIGHT) -> str | None:
+    """How a float32 CPU 3×3 'same' conv runs best: "compiled" (the C transforms, where `compiled` says they
+    can run these channel counts), "pytorch" (PyTorch transforms) or None (the direct conv)."""
+    if height < min_height:
         return None
-    if min(c, k) >= MIN_CHANNELS_NATIVE:
-        from . import native
-
-        if native.supports(c, k):
-            return "native"
-    return "torch" if min(c, k) >= MIN_CHANNELS else None
-
-
-def use_winograd(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether a Winograd conv is the faster way to compute this float32 CPU conv."""
-    return path(x, weight) is not None
+    if compiled and min(channels_in, channels_out) >= min_channels_compiled:
+        return "compiled"
+    return "pytorch" if min(channels_in, channels_out) >= min_channels_pytorch else None
 
 
 def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
