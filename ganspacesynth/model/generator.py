@@ -103,23 +103,10 @@ class Generator(nn.Module):
         return torch.tanh(y) if self.config.to_rgb_activation == "tanh" else y
 
     # -- forward ---------------------------------------------------------------------------------
-    def forward(
-        self,
-        z: torch.Tensor | None,
-        cond: torch.Tensor | None = None,
-        *,
-        num_blocks: int | None = None,
-        alpha: float = 1.0,
-        stop_at: str | None = None,
-        capture: Sequence[str] = (),
-        offsets: Mapping[str, torch.Tensor] | None = None,
-        start_at: str | None = None,
-        start_activation: torch.Tensor | None = None,
-    ):
-        """See docs/DEVELOPING.md. Returns the output, the `stop_at` activation, or (output, captured)."""
-        return self.progressive(z, cond, self.layer, self.to_rgb, num_blocks=num_blocks, alpha=alpha,
-                                stop_at=stop_at, capture=capture, offsets=offsets, start_at=start_at,
-                                start_activation=start_activation)
+    def forward(self, z: torch.Tensor | None, cond: torch.Tensor | None = None, **contract):
+        """The forward contract (keywords of `progressive`, docs/DEVELOPING.md) over this network's own layers.
+        Returns the output, the `stop_at` activation, or (output, captured)."""
+        return self.progressive(z, cond, self.layer, self.to_rgb, **contract)
 
     def progressive(
         self,

@@ -11,7 +11,6 @@ layers) and shares its parameters: an in-place change to the weights reaches the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -137,33 +136,20 @@ class FastGenerator(nn.Module):
             return f"the generator now runs as {now}, but its routes were chosen for {self.context}"
         return None
 
-    def forward(
-        self,
-        z: torch.Tensor | None,
-        cond: torch.Tensor | None = None,
-        *,
-        num_blocks: int | None = None,
-        alpha: float = 1.0,
-        stop_at: str | None = None,
-        capture: Sequence[str] = (),
-        offsets: Mapping[str, torch.Tensor] | None = None,
-        start_at: str | None = None,
-        start_activation: torch.Tensor | None = None,
-    ):
+    def forward(self, z: torch.Tensor | None, cond: torch.Tensor | None = None, **contract):
         """`Generator.forward`'s contract and results (up to float rounding; see docs/DEVELOPING.md)."""
         gen = self.generator
-        contract = dict(num_blocks=num_blocks, alpha=alpha, stop_at=stop_at, capture=capture, offsets=offsets,
-                        start_at=start_at, start_activation=start_activation)
         reason = self._fallback_reason()
         if reason is not None:
             warn_once(f"engine:{reason}", f"fast generation falls back to the reference network: {reason}")
             return gen(z, cond, **contract)
-        n_blocks = num_blocks or gen.config.num_resolutions
+        n_blocks = contract.get("num_blocks") or gen.config.num_resolutions
         last = 2 * n_blocks - 1
         # The last pixel norm goes to to_rgb when nothing else reads that layer's activation.
         last_name = gen.layer_names()[last]
-        fold = (self.options.fold_last_norm and self.layers[last].norm_can_wait and last_name != stop_at
-                and last_name not in capture and last_name not in (offsets or {})
+        start_at, start_activation = contract.get("start_at"), contract.get("start_activation")
+        fold = (self.options.fold_last_norm and self.layers[last].norm_can_wait and last_name != contract.get("stop_at")
+                and last_name not in contract.get("capture", ()) and last_name not in (contract.get("offsets") or {})
                 and (start_at is None or gen.layer_names().index(start_at) < last))
         if start_activation is not None and self.context.channels_last:
             # Routes see the layout they were chosen for, whatever layout the caller's activation has.
