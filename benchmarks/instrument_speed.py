@@ -1,4 +1,4 @@
-"""Seconds to export a playable instrument (generate/instrument.py) from a random-weight model on this machine.
+"""Seconds to export a playable instrument (compose/instrument.py) from a random-weight model on this machine.
 
 End to end, as `ganspacesynth instrument` runs it after loading the model: one note per key at one timbre
 (batched generation), onset/envelope/loudness/loop analysis, and the SoundFont written (atomically). Measured for

@@ -1,4 +1,4 @@
-"""Envelope shapes, sample rounding, length refusals and overlap-add mixing (generate/envelope.py)."""
+"""Envelope shapes, sample rounding, length refusals and overlap-add mixing (compose/envelope.py)."""
 
 from __future__ import annotations
 

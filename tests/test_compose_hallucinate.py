@@ -1,5 +1,5 @@
 """Hallucinations: note counts, paths between key points, onsets and envelopes to the sample,
-determinism, the score round trip and the refusals (generate/hallucinate.py)."""
+determinism, the score round trip and the refusals (compose/hallucinate.py)."""
 
 from __future__ import annotations
 

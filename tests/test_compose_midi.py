@@ -1,5 +1,5 @@
 """MIDI mode: reading with tempo changes, timbres in time, onsets to the sample, envelopes, velocity,
-skipped-note counts, short files and refusals (generate/midi.py)."""
+skipped-note counts, short files and refusals (compose/midi.py)."""
 
 from __future__ import annotations
 

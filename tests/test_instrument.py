@@ -1,4 +1,4 @@
-"""Playable instruments (generate/instrument.py, audio/sf2.py, audio/sfz.py): the files, and real players.
+"""Playable instruments (compose/instrument.py, audio/sf2.py, audio/sfz.py): the files, and real players.
 
 Two kinds of instruments are played here. A synthetic one, made from known harmonic tones through the same
 `build_instrument` → SoundFont/SFZ writers (30 ms of silence before each tone, levels 20 dB apart), checks what
