@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -196,3 +197,10 @@ def watchdog(p: Patch, ms: int) -> None:
 def run_pd(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run([PD, "-nogui", "-noaudio", "-nomidi", "-noprefs", *args], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def default_sigint() -> None:
+    """`Popen(preexec_fn=…)`: SIGINT back to its default in the child, so its Python turns Ctrl-C into
+    KeyboardInterrupt even when the test run ignores SIGINT (as a background job of a shell does, and children
+    inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -9,9 +9,9 @@ from ganspacesynth.evaluate.pitch import F0Settings, pitch_check, track_f0
 from ganspacesynth.ganspace.components import Components
 from ganspacesynth.synth import Synth
 
-#: The bundled model scores 0.21 by `evaluate` on 500 notes (docs/reports/cpu-default) and 5 of these 32; the
-#: stand-in it replaced scored 0.02 (chance: 1 in 61). The bound (3 of 32) leaves room for other CPUs' rounding.
-MIN_F0_AGREEMENT = 0.09
+#: The bundled model scores 0.71 by `evaluate` on 500 notes (docs/reports/cpu-default) and 22 of these 32; the
+#: noise stand-in before it scored 0.02 (chance: 1 in 61). The bound (16 of 32) leaves room for other CPUs' rounding.
+MIN_F0_AGREEMENT = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_new_latents_sound_at_the_requested_pitch(synth):
                                                                                    for i in range(len(asked))]})
     result = pitch_check(track_f0(waves, synth.sample_rate, F0Settings()).midi, asked)
     assert result["f0_accuracy"] >= MIN_F0_AGREEMENT, result
-    assert result["unvoiced"] <= 0.2, result
+    assert result["unvoiced"] <= 0.1, result
 
 
 def test_bundled_components_belong_to_the_bundled_model(synth):

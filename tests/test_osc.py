@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import Client
+from helpers import Client, default_sigint
 
 from ganspacesynth.interfaces.osc import OSCServer
 from ganspacesynth.interfaces.session import Session
@@ -175,7 +175,7 @@ def test_cli_serve_osc_starts_answers_and_stops(tiny_model_path, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "serve-osc", "--model", str(tiny_model_path),
                              "--port", "0", "--out-dir", str(tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint)
     try:
         line = proc.stdout.readline()
         m = re.search(r"udp://127\.0\.0\.1:(\d+)", line)

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from ganspacesynth.errors import UserError
 from ganspacesynth.interfaces.cli import main
+from helpers import default_sigint
 
 OUTPUT_MARKER = ".ganspacesynth-output.json"
 
@@ -193,7 +194,8 @@ def test_ctrl_c_while_generating_leaves_nothing(tiny_model_path, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "generate", "--model", str(tiny_model_path),
                              "--pitch", "60", "--pitch", "62", "--pitch", "64", "--count", "10000",  # far more than it
                              "--batch-size", "8", "--out", str(out)],  # can finish before the interrupt, even on a busy machine
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         partial = [p for p in tmp_path.glob(".many.*.tmp") if len(list(p.glob("*.wav"))) >= 40]
@@ -417,7 +419,8 @@ def test_a_temporary_output_folder_is_removed_on_close(tiny_synth, tmp_path):
 def test_serve_osc_removes_its_temporary_folder_on_exit(tiny_model_path, tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "ganspacesynth", "serve-osc", "--model", str(tiny_model_path),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
     line = proc.stdout.readline()
     folder = Path(re.search(r"writing to (\S+?)\)", line).group(1))
     assert folder.is_dir() and folder.name.startswith("ganspacesynth-live-")

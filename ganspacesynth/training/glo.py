@@ -1,16 +1,18 @@
 """The reconstruction objective (`objective: glo`): a non-adversarial way to train the GANSynth generator.
 
 Generative Latent Optimization (Bojanowski et al. 2018, "Optimizing the latent space of generative
-networks"): every training note i owns a latent code z_i, learned together with the generator so that
+networks"): every training note i has a latent code z_i, learned together with the generator so that
 G(z_i, labels_i) reconstructs note i (L1 on both Mel-IF channels, at the stage's resolution). Every step
 gives the generator a dense, supervised signal, and it costs one generator pass instead of a GAN step's
-generator and three to four discriminator passes, which is what lets two CPU cores train a generator that
-plays in tune within an hour (docs/training.md has the learning curves).
+generator and three to four discriminator passes, which is what lets one CPU core train a generator that
+plays in tune in 90 minutes (docs/training.md has the learning curves).
 
-The codes start as standard-normal draws and move slowly (their own learning rate), so they stay spread like
-the random latents `Synth.random_z` draws: a new z gives a note between the training notes whose codes lie
-near it, at the pitch and instrument family it is asked for. The generator's architecture, its named layers
-and everything downstream (GANSpace, hallucinations, the model file) are unchanged.
+Notes may share codes (`latent_code_label`, e.g. one code per instrument, so pitch must come from the pitch
+condition), and a fraction of each batch (`latent_code_dropout`) is reconstructed from the step's fresh random
+latents instead, so that a new z, which is what users and GANSpace draw, also follows pitch and family. The
+codes start as standard-normal draws and move slowly (their own learning rate), so they stay spread like the
+random latents `Synth.random_z` draws. The generator's architecture, its named layers and everything
+downstream (GANSpace, hallucinations, the model file) are unchanged.
 
 In a run the code table takes the discriminator's place (the `discriminator` entries of checkpoints, with
 its optimiser), so checkpoints, `--resume` and several processes work as for the GAN objective.

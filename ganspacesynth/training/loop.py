@@ -150,7 +150,6 @@ def reset_optimizer(opt: torch.optim.Optimizer) -> None:
     opt.state.clear()
 
 
-@torch.no_grad()
 def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, model_cfg: ModelConfig, cfg,
                conditions: ConditionSet, info: distributed.DistInfo, amp, memory_format,
                penalize: bool = True, profiles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -334,7 +333,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     torch.manual_seed(cfg.seed)
     G = Generator(model_cfg).to(device, memory_format=memory_format)
     ema = copy.deepcopy(G).requires_grad_(False).eval()
-    if cfg.objective == "glo":  # the per-note codes take the discriminator's place (training/glo.py)
+    if cfg.objective == "glo":  # the latent codes take the discriminator's place (training/glo.py)
         owners, how = code_owners(data, cfg.latent_code_label)
         D = LatentCodes(owners, model_cfg.latent_vector_size, cfg.seed).to(device)
         if info.is_main:
