@@ -92,6 +92,17 @@ def check_format(meta: Any, fmt: str, version: int, what: str, source: str | os.
     return got
 
 
+def write_npz(path: str | os.PathLike, arrays: dict, meta: dict) -> Path:
+    """Arrays plus a JSON `meta` entry (no pickles) as one .npz, written atomically."""
+    import numpy as np
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object: numpy must not append ".npz" to the name
+            np.savez(f, **arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
+    return path
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON atomically (indented, UTF-8)."""
     with atomic_path(path) as tmp:

@@ -4,7 +4,7 @@ A checkpoint is an `.npz` (numpy arrays only, loaded with allow_pickle=False) ho
 `state_dict()` (count, shift, Σ(x−c), Σ(x−c)(x−c)ᵀ, pending rows of an unfinished float32 chunk) and a `meta`
 JSON string: format name and version, the next sample index to process, and everything the sums depend on
 (model fingerprint, layer and shape, seed, pitches, conditions, sample count, batch size, process rank and
-count, product precision and chunk size). It is written atomically (fileio.atomic_path), so an interruption
+count, product precision and chunk size). It is written atomically (fileio.write_npz), so an interruption
 while writing leaves the previous checkpoint intact. Resuming checks every one of those facts against the new
 run and continues from the next index: sample i depends only on (seed, i), chunks end at the same rows, so
 the result equals an uninterrupted run's bit for bit. Under torchrun each process writes its own file
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_path, check_format
+from ..fileio import check_format, write_npz
 
 CHECKPOINT_FORMAT = "ganspacesynth-ganspace-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -49,13 +49,7 @@ def save_checkpoint(path: str | os.PathLike, estimator, run: dict, next_index: i
     """Write the estimator's state and the run's identity atomically."""
     meta = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION, "next_index": int(next_index),
             "run": run}
-    arrays = dict(estimator.state_dict())
-    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:  # a file object: numpy must not append ".npz" to the name
-            np.savez(f, **arrays)
-    return path
+    return write_npz(path, dict(estimator.state_dict()), meta)
 
 
 def load_checkpoint(path: str | os.PathLike, run: dict) -> tuple[dict, int]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_path, check_format
+from ..fileio import check_format, write_npz
 
 COMPONENTS_FORMAT = "ganspacesynth-components"
 COMPONENTS_FORMAT_VERSION = 1
@@ -161,13 +161,7 @@ class Components:
             "n_components": self.n_components,
             "descriptions": self.descriptions,
         })
-        arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
-        arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:  # a file object: numpy must not append ".npz" to the name
-                np.savez(f, **arrays)
-        return path
+        return write_npz(path, {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, synth=None, *, check_fingerprint: bool = True) -> "Components":
