@@ -34,7 +34,7 @@ def test_dry_run_prints_the_resolved_config(dataset):
                  "--conditions", "pitch,instrument_family", "--dry-run")
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
-    assert cfg["preset"] == "cpu"  # chosen from the dataset's spectrogram shape
+    assert cfg["preset"] == "tiny"  # chosen from the dataset's spectrogram shape (128 × 256)
     assert cfg["train"]["total_num_images"] == 50_000 and cfg["train"]["adam_beta2"] == 0.9
     assert [c["name"] for c in cfg["model"]["conditions"]] == ["pitch", "instrument_family"]
     assert cfg["model"]["conditions"][0]["classes"][:2] == ["36", "37"]

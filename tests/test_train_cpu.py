@@ -123,16 +123,20 @@ def test_preset_choices_match_the_registries():
     assert set(PRESET_NAMES) == set(MODEL_PRESETS) == set(TRAIN_PRESETS)
 
 
-def test_cpu_preset_keeps_gansynth_layers_and_the_one_second_representation():
+def test_cpu_preset_keeps_gansynth_layers_and_frequency_resolution_for_one_second():
     from ganspacesynth.model.generator import Generator
     from ganspacesynth.training.config import resolve_config
 
     cfg = resolve_config("cpu")
-    assert cfg.model.output_shape == (128, 256) and cfg.model.spectral.audio_length == 16384
-    assert cfg.model.spectral == PRESETS["tiny"].spectral  # datasets built for tiny train cpu too
+    spectral = cfg.model.spectral
+    assert cfg.model.output_shape == (32, 1024) and spectral.audio_length == 16384
+    # GANSynth's nfft and hop (mel_prog_hires), a quarter of its length: MIDI 24's harmonics lie 4 bins apart.
+    assert (spectral.n_fft, spectral.hop_length) == (PRESETS["mel_prog_hires"].spectral.n_fft,
+                                                     PRESETS["mel_prog_hires"].spectral.hop_length)
+    assert 32.7 / (spectral.sample_rate / spectral.n_fft) > 4
     assert [cfg.model.num_filters(b) for b in range(1, 7)] == [32, 32, 32, 32, 16, 8]
     g = Generator(cfg.model)
-    assert g.layer_names()[:2] == ["conv0", "conv1"] and g.layer_shape("conv0") == (32, 4, 8)
+    assert g.layer_names()[:2] == ["conv0", "conv1"] and g.layer_shape("conv0") == (32, 1, 32)
     train = cfg.train
     assert train.train_time_limit <= 150 * 60 and train.objective == "glo" and train.train_time_stage_multiplier > 1
 

@@ -169,3 +169,19 @@ def test_lazy_gradient_penalty_runs_on_its_steps_and_resumes(tmp_path, data):
     for a, b in zip(stats_a, stats_b):
         for key in set(LOSS_KEYS) & set(a):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)
+
+
+def test_a_finished_timed_run_continued_with_a_longer_limit_stays_in_its_last_stage(tmp_path, data):
+    """--resume --set train_time_limit=… extends the last stage; the earlier stage boundaries stay put."""
+    cfg = resolve_config("tiny", {"train_time_limit": 2.0, "train_time_stage_multiplier": 1.0, "log_every_steps": 1,
+                                  "save_summaries_num_images": 0, "batch_size_schedule": [4]})
+    first = train(tmp_path / "run", data, cfg, CONDITIONS, options=QUIET)
+    assert first.finished
+    steps_before = first.position.step
+    more = train(tmp_path / "run", data, None, resume=True, overrides={"train_time_limit": 3.0}, options=QUIET)
+    assert more.finished and more.position.step > steps_before
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert saved["train_time_limit"] == 3.0 and saved["train_time_schedule"] == 2.0
+    # Laid over 3 s, stage 10 would start at 2.73 s: steps from 2 s on would go back to stages 8-9.
+    after = [s for s in read_stats(tmp_path / "run") if s["step"] > steps_before]
+    assert after and {s["stage"] for s in after} == {10} and all(s["num_blocks"] == 6 for s in after)

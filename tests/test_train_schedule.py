@@ -65,6 +65,17 @@ def test_timed_schedule_follows_magentas_stage_times():
     assert s.at(0, 109.0).num_blocks == 6 and s.done(0, 110.0) and not s.done(10**9, 100.0)
 
 
+def test_a_schedule_span_keeps_the_stages_and_lengthens_the_last():
+    laid = Schedule(resolve_config("tiny", {"train_time_limit": 110}).train, preset("tiny"))
+    longer = Schedule(resolve_config("tiny", {"train_time_limit": 200, "train_time_schedule": 110}).train,
+                      preset("tiny"))
+    assert longer.ends == pytest.approx(laid.ends)
+    assert [longer.at(0, t) for t in (5.0, 50.0, 105.0)] == [laid.at(0, t) for t in (5.0, 50.0, 105.0)]
+    assert longer.at(0, 150.0).stage_id == 10 and not longer.done(0, 150.0) and longer.done(0, 200.0)
+    with pytest.raises(UserError, match="train_time_schedule"):
+        resolve_config("tiny", {"train_time_schedule": 0}).train.validate(6)
+
+
 def test_real_data_blend_equals_magentas_full_resolution_blend():
     """Magenta blends at full resolution (pool then upsample); we blend at the stage's resolution."""
     model = preset("tiny")

@@ -207,7 +207,9 @@ def scan_note_folder(
 
     Checks each file: readable, name with a pitch (0..127), sample rate, mono, exact length, a
     full-resolution sample format, no NaN, not silent; and that no id (file stem) repeats.
-    A chop.json beside the clips supplies the pitch confidence and keeps clips of one source in one split.
+    A chop.json beside the clips supplies the pitch confidence, keeps clips of one source in one split and
+    names each clip's instrument after its source recording (not after the clip), so that conditions and
+    per-instrument latent codes see one instrument per recording.
     """
     in_dir = Path(in_dir)
     files, broken = list_audio_files(in_dir)
@@ -252,6 +254,7 @@ def scan_note_folder(
         extra = {"file": rel}
         if clip.get("pitch_confidence") is not None:
             extra["pitch_confidence"] = clip["pitch_confidence"]
+        instrument = clip.get("source") or instrument
         notes.append(Note(id=path.stem, instrument=instrument, pitch=pitch, source=("file", str(path)),
                           group=clip.get("source"), extra=extra))
     if not files and not broken:

@@ -15,14 +15,15 @@ from .options import check_device_option
 
 
 def _default_preset(data: Path | None) -> str:
-    """fast for 4 s datasets (128 × 1024), cpu for the 1 s representation (128 × 256) that cpu and tiny share."""
+    """The preset whose representation the dataset has: fast for 4 s (128 × 1024), cpu for 1 s at GANSynth's
+    frequency resolution (32 × 1024), tiny for the 1 s test representation (128 × 256)."""
     if data is None:
         return "fast"
     from ..data.dataset import read_manifest
     from ..model.config import PRESETS
 
     shape = tuple(read_manifest(data)["spec_shape"][1:])
-    for name in ("fast", "cpu"):
+    for name in ("fast", "cpu", "tiny"):
         if PRESETS[name].output_shape == shape:
             return name
     raise UserError(f"no preset makes {shape[0]}x{shape[1]} spectrograms; pass --preset and --set to match")

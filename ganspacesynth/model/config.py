@@ -150,21 +150,29 @@ def tiny_spectral() -> SpectralConfig:
     return SpectralConfig(audio_length=16384, n_fft=512, hop_length=128, frames=128)
 
 
+def cpu_spectral() -> SpectralConfig:
+    """~1 s at GANSynth's frequency resolution: 32 × 1024 (nfft 2048, hop 512)."""
+    return SpectralConfig(audio_length=16384, n_fft=2048, hop_length=512, frames=32)
+
+
 PRESETS: dict[str, ModelConfig] = {
     # GANSynth's best published model.
     "mel_prog_hires": ModelConfig(),
     # Same representation, a quarter of the channels: trains an order of magnitude faster (see docs/training.md).
     "fast": ModelConfig(fmap_base=2048, fmap_max=128),
-    # Trains on two CPU cores in 45 minutes (docs/training.md): ~1 s notes at 128 × 256, channels
-    # 32 … 8 (the same arithmetic in each of the last three blocks), a 64-dimensional latent.
+    # Trains on two CPU cores in 90 minutes (docs/training.md): ~1 s notes with GANSynth's own frequency
+    # resolution (nfft 2048, hop 512: 32 frames × 1024 bins, `mel_prog_hires` cut to a quarter of its length),
+    # channels 32 … 8, a 64-dimensional latent. 2048 points resolve the harmonics of MIDI 24 (32.7 Hz, 4 bins
+    # apart); at 128 × 256 (nfft 512) notes below MIDI 42 keep their pitch only in frame-to-frame detail of
+    # the IF channel, which a model that blurs loses (docs/training.md, "Frequency resolution").
     "cpu": ModelConfig(
         latent_vector_size=64,
-        start_height=4,
-        start_width=8,
+        start_height=1,
+        start_width=32,
         num_resolutions=6,
         fmap_base=512,
         fmap_max=32,
-        spectral=tiny_spectral(),
+        spectral=cpu_spectral(),
     ),
     # For tests and trying the pipeline: ~1 s notes at 128 × 256, a few channels.
     "tiny": ModelConfig(

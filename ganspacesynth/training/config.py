@@ -37,6 +37,10 @@ class TrainConfig:
     train_progressive: bool = True  # False: train at full resolution from the start
     train_time_limit: float | None = None  # seconds; when set, stages are timed instead of counted (Magenta)
     train_time_stage_multiplier: float = 1.0  # stage i gets a share of the time proportional to this^i
+    # Not Magenta: the seconds the stage boundaries are laid out over (none: train_time_limit). A longer
+    # train_time_limit then only lengthens the last stage; a resumed run given a new limit pins this to the
+    # old one, so continuing a finished run never moves it back to an earlier stage.
+    train_time_schedule: float | None = None
     # -- objective --
     # "gan": Magenta's progressive WGAN-GP + AC-GAN. "glo": not Magenta: the generator reconstructs every
     # training note from a latent code learned with it (training/glo.py): no discriminator, a dense
@@ -92,6 +96,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be positive")
         if self.train_time_limit is not None and self.train_time_limit <= 0:
             raise UserError("train_time_limit must be positive (or none)")
+        if self.train_time_schedule is not None and self.train_time_schedule <= 0:
+            raise UserError("train_time_schedule must be positive (or none)")
         if self.train_time_stage_multiplier <= 0:
             raise UserError("train_time_stage_multiplier must be positive")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -141,7 +147,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         checkpoint_every_seconds=120.0,
         log_every_steps=50,
     ),
-    # A model that plays in tune from two CPU cores in 45 minutes (docs/training.md has the learning curves
+    # A model that plays in tune from two CPU cores in 90 minutes (docs/training.md has the learning curves
     # that chose it): the reconstruction objective (training/glo.py) instead of the GAN, a timed schedule
     # giving each stage 1.4x the time of the one before (the 4x8 and 8x16 stages, where pitch cannot be
     # seen, get 7 %), checkpoints every 5 minutes (all kept, for learning curves).

@@ -293,6 +293,9 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
         bad = sorted(set(overrides) - RESUMABLE_KEYS)
         if bad:
             raise UserError(f"a resumed run cannot change {', '.join(bad)} (only {', '.join(sorted(RESUMABLE_KEYS))})")
+        if config.train.train_time_limit is not None and config.train.train_time_schedule is None \
+                and overrides.get("train_time_limit") is not None:  # keep the stages where they were
+            overrides = {**overrides, "train_time_schedule": config.train.train_time_limit}
         config.train = with_overrides(config.train, overrides)
         model_cfg = config.model
         condition_names = [c.name for c in model_cfg.conditions]

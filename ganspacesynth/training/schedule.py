@@ -3,7 +3,8 @@
 Stage 0 trains block 1 alone; odd stages fade block k+1 in (alpha 0 → 1), even stages train k+1 blocks
 at alpha 1: 2·num_resolutions − 1 stages in all, the last one running until `total_num_images`.
 Magenta counts images shown (`current_image_id`); with `train_time_limit` it times the stages
-instead (stage i gets a share ∝ train_time_stage_multiplier^i of the limit). Networks here run at the
+instead (stage i gets a share ∝ train_time_stage_multiplier^i of the limit, or of `train_time_schedule`
+when set: the last stage then runs on to the limit). Networks here run at the
 current stage's resolution (the generator stops at block k, real data are average-pooled to it);
 Magenta runs at full resolution and up-samples, which gives the same values at far higher cost.
 """
@@ -50,9 +51,10 @@ class Schedule:
         if self.timed:
             weights = [train.train_time_stage_multiplier**i for i in range(self.num_stages)]
             total = sum(weights)
+            span = float(train.train_time_schedule or train.train_time_limit)
             ends, acc = [], 0.0
             for w in weights:
-                acc += w / total * float(train.train_time_limit)
+                acc += w / total * span
                 ends.append(acc)
             self.ends = ends
         else:
