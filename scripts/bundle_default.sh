@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Everything the bundled default model ships with, made from an exported generator, then copied into
-# ganspacesynth/assets/: GANSpace components at conv0 (65,536 latents, all pitches), their descriptions, a
+# ganspacesynth/assets/: GANSpace components at conv0 or conv1 (65,536 latents, all pitches), their descriptions, a
 # spectrogram classifier and an evaluation report (docs/reports/default/).
 #   bash scripts/bundle_default.sh out/model_fp16.safetensors         # after scripts/train_default_gpu.sh
 # Environment:
 #   WORK        scratch folder (default: /tmp/gss-bundle); the SoundFont set is rendered into WORK/gm unless
 #   DATA        names a dataset already built at the model's representation
 #   PRESET      representation of that dataset when it is rendered here (default: fast)
+#   LAYER       GANSpace layer (default conv0)
 #   Z_COUNT, TOP, CLASSIFIER_STEPS, EVAL_COUNT   65536, 8, 1500, 500
 #   INSTALL=0   leave ganspacesynth/assets/ and docs/reports/ alone (a dry run)
 set -euo pipefail
@@ -19,7 +20,7 @@ mkdir -p "$WORK"
 GSS=ganspacesynth
 
 [[ -f "$DATA/manifest.json" ]] || $GSS dataset soundfont "$DATA" --preset "$PRESET" --programs 0-111 --velocities 100
-$GSS ganspace --model "$MODEL" --layer conv0 --random-z-count "${Z_COUNT:-65536}" --pitches all --out "$WORK/components.npz"
+$GSS ganspace --model "$MODEL" --layer "${LAYER:-conv0}" --random-z-count "${Z_COUNT:-65536}" --pitches all --out "$WORK/components.npz"
 $GSS describe --model "$MODEL" --components "$WORK/components.npz" --top "${TOP:-8}" --out "$WORK/components.npz" \
   --report "$WORK/describe"
 [[ -f "$WORK/classifier.safetensors" ]] || \

@@ -9,9 +9,10 @@ from ganspacesynth.evaluate.pitch import F0Settings, pitch_check, track_f0
 from ganspacesynth.ganspace.components import Components
 from ganspacesynth.synth import Synth
 
-#: The bundled model scores 0.71 by `evaluate` on 500 notes (docs/reports/cpu-default) and 22 of these 32; the
-#: noise stand-in before it scored 0.02 (chance: 1 in 61). The bound (16 of 32) leaves room for other CPUs' rounding.
-MIN_F0_AGREEMENT = 0.5
+#: The bundled model scores 0.958 by `evaluate` on 500 notes (docs/reports/cpu-default) and 32 of these 32; the
+#: model before it 0.71, the noise stand-in 0.02 (chance: 1 in 61). The bound (26 of 32) leaves room for other
+#: CPUs' rounding.
+MIN_F0_AGREEMENT = 0.8
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_new_latents_sound_at_the_requested_pitch(synth):
 
 def test_bundled_components_belong_to_the_bundled_model(synth):
     components = Components.load(None, synth)
-    assert components.layer == "conv0" and components.n_components >= 8
+    assert components.layer in ("conv0", "conv1") and components.n_components >= 8
     assert np.all(np.diff(components.var_ratio[:8]) <= 1e-9)  # sorted by explained variance
 
 

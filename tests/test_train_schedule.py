@@ -72,6 +72,12 @@ def test_a_schedule_span_keeps_the_stages_and_lengthens_the_last():
     assert longer.ends == pytest.approx(laid.ends)
     assert [longer.at(0, t) for t in (5.0, 50.0, 105.0)] == [laid.at(0, t) for t in (5.0, 50.0, 105.0)]
     assert longer.at(0, 150.0).stage_id == 10 and not longer.done(0, 150.0) and longer.done(0, 200.0)
+    # A limit below the span lays the stages over the limit: every stage still runs.
+    shorter = Schedule(resolve_config("tiny", {"train_time_limit": 50, "train_time_schedule": 110}).train,
+                       preset("tiny"))
+    assert shorter.ends[-1] == pytest.approx(50) and shorter.at(0, 49.0).stage_id == 10
+    cpu = resolve_config("cpu", {"train_time_limit": 3600}).train  # the user guide's one-hour run
+    assert Schedule(cpu, preset("cpu")).ends[-1] == pytest.approx(3600)
     with pytest.raises(UserError, match="train_time_schedule"):
         resolve_config("tiny", {"train_time_schedule": 0}).train.validate(6)
 

@@ -44,7 +44,7 @@ from .data import TrainingData
 from .ema import update_ema
 from .glo import LatentCodes, code_owners, glo_step
 from .losses import auxiliary_losses, discriminator_loss, generator_loss, gradient_penalty, profile_loss
-from .schedule import Schedule, StagePoint, profile_at_stage, real_at_stage
+from .schedule import Schedule, StagePoint, profile_at_stage, real_at_stage, schedule_span
 from .stats import Rate, RunLog, truncate_stats
 from .threads import make_tuner, wait_policy
 
@@ -293,9 +293,9 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
         bad = sorted(set(overrides) - RESUMABLE_KEYS)
         if bad:
             raise UserError(f"a resumed run cannot change {', '.join(bad)} (only {', '.join(sorted(RESUMABLE_KEYS))})")
-        if config.train.train_time_limit is not None and config.train.train_time_schedule is None \
-                and overrides.get("train_time_limit") is not None:  # keep the stages where they were
-            overrides = {**overrides, "train_time_schedule": config.train.train_time_limit}
+        if config.train.train_time_limit is not None and overrides.get("train_time_limit") is not None:
+            # A new limit must not move the stages the run has been through: pin them where they were.
+            overrides = {**overrides, "train_time_schedule": schedule_span(config.train)}
         config.train = with_overrides(config.train, overrides)
         model_cfg = config.model
         condition_names = [c.name for c in model_cfg.conditions]

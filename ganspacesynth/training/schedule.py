@@ -3,8 +3,8 @@
 Stage 0 trains block 1 alone; odd stages fade block k+1 in (alpha 0 → 1), even stages train k+1 blocks
 at alpha 1: 2·num_resolutions − 1 stages in all, the last one running until `total_num_images`.
 Magenta counts images shown (`current_image_id`); with `train_time_limit` it times the stages
-instead (stage i gets a share ∝ train_time_stage_multiplier^i of the limit, or of `train_time_schedule`
-when set: the last stage then runs on to the limit). Networks here run at the
+instead (stage i gets a share ∝ train_time_stage_multiplier^i of the limit, or of a shorter
+`train_time_schedule`: the last stage then runs on to the limit). Networks here run at the
 current stage's resolution (the generator stops at block k, real data are average-pooled to it);
 Magenta runs at full resolution and up-samples, which gives the same values at far higher cost.
 """
@@ -18,6 +18,13 @@ import torch
 from ..model.config import ModelConfig
 from ..model.layers import downscale, upscale
 from .config import TrainConfig
+
+
+def schedule_span(train: TrainConfig) -> float:
+    """Seconds a timed run's stages are laid out over: `train_time_schedule`, but never beyond the limit (a
+    shorter `train_time_limit` lays the stages over itself, so every stage still runs)."""
+    limit = float(train.train_time_limit)
+    return min(float(train.train_time_schedule), limit) if train.train_time_schedule else limit
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class Schedule:
         if self.timed:
             weights = [train.train_time_stage_multiplier**i for i in range(self.num_stages)]
             total = sum(weights)
-            span = float(train.train_time_schedule or train.train_time_limit)
+            span = schedule_span(train)
             ends, acc = [], 0.0
             for w in weights:
                 acc += w / total * span
