@@ -20,7 +20,7 @@ from _common import write_result
 
 from ganspacesynth.audio.spectral import MelIF, SpectralConfig
 from ganspacesynth.data.dataset import SpectrogramDataset
-from ganspacesynth.evaluate.pitch import track_f0
+from ganspacesynth.evaluate.pitch import pitch_check, track_f0
 
 LOW = 42  # below this MIDI pitch, harmonics lie under 3 bins apart at nfft 512 (31.25 Hz bins)
 REPRESENTATIONS = {  # name: (nfft, hop); all 1.024 s at 16 kHz
@@ -57,9 +57,8 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def agreement(tracked: np.ndarray) -> dict:
-        low, high = midi < LOW, midi >= LOW
-        return {"below_42": float(np.mean(tracked[low] == midi[low])) if low.any() else None,
-                "from_42": float(np.mean(tracked[high] == midi[high])) if high.any() else None}
+        bands = {"below_42": midi < LOW, "from_42": midi >= LOW}
+        return {band: pitch_check(tracked[m], midi[m])["f0_accuracy"] if m.any() else None for band, m in bands.items()}
 
     results = {"original audio": agreement(track_f0(waves, rate).midi)}
     for name, (n_fft, hop) in REPRESENTATIONS.items():

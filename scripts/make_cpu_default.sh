@@ -7,8 +7,8 @@
 # Environment: WORK (scratch folder), SEED (default 0), THREADS (train --threads, default auto),
 #   INSTALL=0 (leave ganspacesynth/assets/ alone: a dry run).
 # The run's schedule is timed (stages get shares of the first 5,400 s of training, the last stage also the
-# remaining 1,800 s), so a rerun repeats the recipe and
-# its random draws exactly but its stage boundaries only as closely as the machine repeats its speed.
+# remaining 1,800 s), so a rerun repeats the recipe and its random draws exactly but its stage boundaries only
+# as closely as the machine repeats its speed.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/tmp/gss-cpu}"

@@ -160,11 +160,11 @@ PRESETS: dict[str, ModelConfig] = {
     "mel_prog_hires": ModelConfig(),
     # Same representation, a quarter of the channels: trains an order of magnitude faster (see docs/training.md).
     "fast": ModelConfig(fmap_base=2048, fmap_max=128),
-    # Trains on two CPU cores in 90 minutes (docs/training.md): ~1 s notes with GANSynth's own frequency
+    # Trains on one CPU core in two hours (docs/training.md): ~1 s notes with GANSynth's own frequency
     # resolution (nfft 2048, hop 512: 32 frames × 1024 bins, `mel_prog_hires` cut to a quarter of its length),
     # channels 32 … 8, a 64-dimensional latent. 2048 points resolve the harmonics of MIDI 24 (32.7 Hz, 4 bins
     # apart); at 128 × 256 (nfft 512) notes below MIDI 42 keep their pitch only in frame-to-frame detail of
-    # the IF channel, which a model that blurs loses (docs/training.md, "Frequency resolution").
+    # the IF channel, which a model that blurs loses (docs/training.md, "Why 32 × 1024").
     "cpu": ModelConfig(
         latent_vector_size=64,
         start_height=1,
