@@ -19,7 +19,6 @@ machine; `speedup_vs_tf` is 22 s divided by our seconds per step at that stage a
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -31,14 +30,12 @@ import torch
 
 from ganspacesynth.model.conditions import ConditionSet
 from ganspacesynth.model.config import pitch_condition
-from ganspacesynth.model.discriminator import Discriminator
 from ganspacesynth.model.generator import Generator
 from ganspacesynth.runtime import keep_training_allocations_in_heap
 from ganspacesynth.training import distributed
 from ganspacesynth.training.config import resolve_config
 from ganspacesynth.training.data import in_memory
-from ganspacesynth.training.glo import LatentCodes, glo_step
-from ganspacesynth.training.loop import Nets, draw_batch, make_optimizers, train_step
+from ganspacesynth.training.objectives import ObjectiveContext, StepClock, make_objective
 from ganspacesynth.training.schedule import StagePoint
 
 TF_SECONDS_PER_STEP = 22.0  # Magenta TF, batch 8, final stage, this 2-core machine when idle
@@ -49,7 +46,7 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
                  gp_interval: int = 1) -> list[dict]:
     """Seconds per training step at each stage. With `gp_interval` k > 1 (lazy gradient penalty) the timed steps
     cycle through one penalised and k-1 plain steps, and the mean over whole cycles is reported."""
-    cfg = resolve_config(name)
+    cfg = resolve_config(name, {"gradient_penalty_interval": gp_interval} if gp_interval > 1 else None)
     model = cfg.model.replace(conditions=(pitch_condition(),))
     n = 32
     g = torch.Generator().manual_seed(0)
@@ -59,14 +56,11 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     G = Generator(model).to(device, memory_format=fmt)
-    glo = cfg.train.objective == "glo"
-    D = LatentCodes(torch.arange(n), model.latent_vector_size).to(device) if glo else \
-        Discriminator(model).to(device, memory_format=fmt)
-    opt_g, opt_d = make_optimizers(G, D, cfg.train)
-    nets = Nets(G, D, copy.deepcopy(G).requires_grad_(False), opt_g, opt_d)
     info = distributed.DistInfo(device=device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
     conditions = ConditionSet(model.conditions)
+    objective = make_objective(ObjectiveContext(G, model, cfg.train, data, conditions, info, amp, fmt,
+                                                message=lambda text: None))
     rows = []
     steps = -(-steps // gp_interval) * gp_interval  # whole cycles of a lazy penalty
     for k in range(1, (max_blocks or model.num_resolutions) + 1):
@@ -77,17 +71,12 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
             keep_training_allocations_in_heap(model, bs)
         point = StagePoint(stage_id=2 * (k - 1), num_blocks=k, alpha=1.0, batch_size=bs)
         times, cpu_times = [], []
-        warm = warmup + (gp_interval > 1)  # warm the plain step too
+        warm = -(-warmup // gp_interval) * gp_interval  # whole cycles, so the timed ones start penalised
         for step in range(warm + steps):
-            b = draw_batch(0, step, step * bs, bs, n, model.latent_vector_size)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0, c0 = time.perf_counter(), time.process_time()
-            penalize = step < warmup or (step >= warm and (step - warm) % gp_interval == 0)
-            if glo:
-                glo_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt)
-            else:
-                train_step(nets, data, b, point, model, cfg.train, conditions, info, amp, fmt, penalize=penalize)
+            objective.step(StepClock(step, step * bs, 0.0, point))  # a lazy penalty on steps divisible by k
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if step >= warm:

@@ -1,4 +1,5 @@
-"""The reconstruction objective (training/glo.py): it learns, it resumes exactly, and its notes follow the pitch."""
+"""The reconstruction objectives (training/objectives/reconstruction.py: glo, glo+gan): they learn, resume exactly
+(old format-1 runs included), and their notes follow the pitch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ganspacesynth.model.config import PRESETS
 from ganspacesynth.synth import Synth
 from ganspacesynth.errors import UserError
 from ganspacesynth.training.checkpoint import latest_checkpoint
-from ganspacesynth.training.glo import LatentCodes
+from ganspacesynth.training.objectives.reconstruction import LatentCodes
 from ganspacesynth.training.config import resolve_config
 from ganspacesynth.training.loop import RunOptions, train
 from ganspacesynth.training.stats import read_stats
@@ -48,10 +49,10 @@ def test_glo_resume_repeats_a_straight_run_codes_included(tmp_path, data):
     resumed = train(tmp_path / "split", data, None, resume=True, options=QUIET)
     assert resumed.finished
     a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
-    codes = a.module_state("discriminator")
+    codes = a.module_state("codes")
     assert codes["codes"].shape == (6, cfg.model.latent_vector_size)  # one per instrument
     assert torch.equal(codes["owner"], data.labels["instrument"])
-    for prefix in ("generator", "discriminator", "ema"):
+    for prefix in ("generator", "codes", "ema"):
         for name, value in a.module_state(prefix).items():
             torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
     losses = [s["loss/reconstruction"] for s in read_stats(tmp_path / "split")]
@@ -74,7 +75,7 @@ def test_code_dropout_replaces_codes_with_the_steps_random_latents(tmp_path, dat
         cfg = glo(stable_stage_num_images=64, transition_stage_num_images=64, total_num_images=64,
                   latent_code_label="instrument", latent_code_dropout=dropout)
         train(tmp_path / name, data, cfg, CONDITIONS, options=QUIET)
-        return latest_checkpoint(tmp_path / name).module_state("discriminator")["codes"]
+        return latest_checkpoint(tmp_path / name).module_state("codes")["codes"]
 
     initial = LatentCodes(data.labels["instrument"], PRESETS["tiny"].latent_vector_size, seed=0).codes.detach()
     assert torch.equal(codes_after(1.0, "all"), initial)
@@ -84,3 +85,115 @@ def test_code_dropout_replaces_codes_with_the_steps_random_latents(tmp_path, dat
 def test_code_dropout_outside_0_1_is_refused():
     with pytest.raises(UserError, match="latent_code_dropout"):
         glo(latent_code_dropout=1.5)
+
+
+def test_gaussian_codes_resume_exactly_and_log_their_kl(tmp_path, data):
+    cfg = glo(stable_stage_num_images=48, transition_stage_num_images=48, total_num_images=128,
+              latent_code_label="instrument", latent_code_kl_weight=1e-2)
+    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
+    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
+                                                                        max_steps=7))
+    train(tmp_path / "split", data, None, resume=True, options=QUIET)
+    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    codes = a.module_state("codes")
+    assert codes["log_scale"].shape == codes["codes"].shape == (6, cfg.model.latent_vector_size)
+    assert (codes["log_scale"] - (-1.0)).abs().max() > 1e-4  # the scales are learned
+    for prefix in ("generator", "codes", "ema"):
+        for name, value in a.module_state(prefix).items():
+            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+    kl = [s["loss/latent_code_kl"] for s in read_stats(tmp_path / "straight")]
+    # codes start as N(0, 1) draws with scale e^-1: KL ≈ 0.5·(1 + e^-2 − 1 + 2) ≈ 1.07 per dimension
+    assert kl[0] == pytest.approx(1.07 * cfg.model.latent_vector_size, rel=0.3) and all(np.isfinite(kl))
+
+
+def test_glo_gan_starts_its_discriminator_late_and_resumes_exactly(tmp_path, data):
+    base = {"objective": "glo+gan", "latent_code_learning_rate": 1e-2, "batch_size_schedule": [8],
+            "log_every_steps": 1, "save_summaries_num_images": 0, "train_time_limit": None,
+            "stable_stage_num_images": 48, "transition_stage_num_images": 48, "total_num_images": 128,
+            "latent_code_label": "instrument", "adversarial_start": 64, "adversarial_weight": 0.5}
+    cfg = resolve_config("tiny", base)
+    assert cfg.train.gan is not None and cfg.train.reconstruction is not None
+    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
+    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
+                                                                        max_steps=6))
+    train(tmp_path / "split", data, None, resume=True, options=QUIET)
+    stats = read_stats(tmp_path / "straight")
+    before = [s for s in stats if s["images"] <= 64]  # stats are logged after the step: images counts it
+    after = [s for s in stats if s["images"] > 72]
+    assert before and all("loss/d" not in s for s in before)
+    assert after and all("loss/d" in s and "loss/reconstruction" in s for s in after)
+    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    assert a.slots() == {"generator", "ema", "codes", "discriminator"}
+    for prefix in ("generator", "codes", "discriminator", "ema"):
+        for name, value in a.module_state(prefix).items():
+            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+
+
+def _as_format_1(run):
+    """Rewrite a glo run folder as the format-1 code wrote it: flat config, codes in the discriminator's slot."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from ganspacesynth.training.checkpoint import checkpoint_paths
+    from ganspacesynth.training.config import GanSettings
+
+    config = json.loads((run / "config.json").read_text())
+    train_cfg = config["train"]
+    flat = {k: v for k, v in train_cfg.items() if k not in ("gan", "reconstruction", "adversarial")}
+    flat.update(train_cfg["reconstruction"])
+    flat.update(GanSettings().__dict__)  # version 1 stored every objective's settings
+    config.update(format_version=1, train=flat)
+    (run / "config.json").write_text(json.dumps(config))
+    for path in checkpoint_paths(run):
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        groups = json.loads(meta.pop("optimizers"))
+        meta.update(format_version="1", opt_g_groups=json.dumps(groups["generator"]),
+                    opt_d_groups=json.dumps(groups["codes"]))
+        meta.pop("objective")
+        renamed = {}
+        for key, value in load_file(str(path)).items():
+            key = key.replace("opt.generator.", "opt_g.").replace("opt.codes.", "opt_d.")
+            renamed["discriminator." + key[len("codes."):] if key.startswith("codes.") else key] = value
+        save_file(renamed, str(path), metadata=meta)
+
+
+def test_a_format_1_run_folder_resumes_exactly(tmp_path, data):
+    cfg = glo(stable_stage_num_images=48, transition_stage_num_images=48, total_num_images=128,
+              latent_code_label="instrument", latent_code_dropout=0.5)
+    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
+    train(tmp_path / "old", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
+                                                                      max_steps=9))
+    _as_format_1(tmp_path / "old")
+    assert latest_checkpoint(tmp_path / "old").version == 1
+    resumed = train(tmp_path / "old", data, None, resume=True, options=QUIET)
+    assert resumed.finished and resumed.position.step == 16
+    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "old")
+    assert b.version == 2 and b.slots() == {"generator", "ema", "codes"}
+    for prefix in ("generator", "codes", "ema"):
+        for name, value in a.module_state(prefix).items():
+            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_init_from_a_run_or_a_model_file(tmp_path, data):
+    cfg = glo(stable_stage_num_images=48, transition_stage_num_images=48, total_num_images=64,
+              latent_code_label="instrument")
+    train(tmp_path / "glo", data, cfg, CONDITIONS, options=QUIET)
+    source = latest_checkpoint(tmp_path / "glo")
+    sharp = resolve_config("tiny", {"objective": "glo+gan", "batch_size_schedule": [8], "train_time_limit": None,
+                                    "latent_code_label": "instrument", "save_summaries_num_images": 0})
+    stopped = RunOptions(progress=False, tensorboard=False, threads=1, max_steps=0)
+    train(tmp_path / "from-run", data, sharp, CONDITIONS, options=stopped, init_from=tmp_path / "glo")
+    started = latest_checkpoint(tmp_path / "from-run")
+    for prefix in ("generator", "ema", "codes"):  # the discriminator is new
+        for name, value in source.module_state(prefix).items():
+            torch.testing.assert_close(started.module_state(prefix)[name], value)
+    train(tmp_path / "from-file", data, sharp, CONDITIONS, options=stopped, init_from=tmp_path / "glo" / "model.safetensors")
+    started = latest_checkpoint(tmp_path / "from-file")
+    for name, value in source.module_state("ema").items():
+        torch.testing.assert_close(started.module_state("generator")[name], value)
+    with pytest.raises(UserError, match="architecture"):
+        train(tmp_path / "other", data, sharp, ["pitch"], options=stopped, init_from=tmp_path / "glo")
+    assert not (tmp_path / "other").exists()

@@ -79,10 +79,11 @@ def test_checkpoint_holds_the_full_state_without_pickles(tmp_path, data):
     with safe_open(str(paths[-1]), framework="pt") as f:
         meta = f.metadata()
         keys = set(f.keys())
-    assert meta["format"] == "ganspacesynth-train-checkpoint" and meta["format_version"] == "1"
+    assert meta["format"] == "ganspacesynth-train-checkpoint" and meta["format_version"] == "2"
     assert json.loads(meta["position"]) == {"step": 16, "images": 128, "seconds": pytest.approx(
         json.loads(meta["position"])["seconds"]), "stage_id": 2}
-    for prefix in ("generator.", "discriminator.", "ema.", "opt_g.", "opt_d.", "rng.torch"):
+    assert meta["objective"] == "gan" and set(json.loads(meta["optimizers"])) == {"generator", "discriminator"}
+    for prefix in ("generator.", "discriminator.", "ema.", "opt.generator.", "opt.discriminator.", "rng.torch"):
         assert any(k.startswith(prefix) for k in keys), prefix
     assert any(k.endswith(".exp_avg_sq") for k in keys)
     # the run folder is a model: its export is the EMA generator

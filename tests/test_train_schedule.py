@@ -14,7 +14,7 @@ from ganspacesynth.errors import UserError
 from ganspacesynth.conditions import ConditionSpec
 from ganspacesynth.model.config import preset
 from ganspacesynth.model.layers import downscale, upscale
-from ganspacesynth.training.config import TRAIN_PRESETS, TrainConfig, parse_overrides, resolve_config
+from ganspacesynth.training.config import TRAIN_PRESETS, GanSettings, TrainConfig, parse_overrides, resolve_config
 from ganspacesynth.training.losses import (auxiliary_losses, classification_loss, discriminator_loss,
                                            gradient_penalty)
 from ganspacesynth.training.schedule import Schedule, StagePoint, real_at_stage
@@ -104,7 +104,7 @@ def test_magenta_experiment_json_maps_one_to_one(magenta_fixture_dir, tmp_path):
                 "generator_learning_rate", "discriminator_learning_rate", "gradient_penalty_weight",
                 "gradient_penalty_target", "real_score_penalty_weight", "generator_ac_loss_weight",
                 "discriminator_ac_loss_weight", "adam_beta1", "adam_beta2"):
-        assert getattr(cfg.train, key) == magenta[key], key
+        assert cfg.train.setting(key) == magenta[key], key
     assert list(cfg.train.batch_size_schedule) == magenta["batch_size_schedule"]
     assert (cfg.model.fmap_base, cfg.model.fmap_max) == (magenta["fmap_base"], magenta["fmap_max"])
     assert cfg.spectral_checks["mag_normalizer_a"] == magenta["mag_normalizer_a"]
@@ -140,7 +140,7 @@ def test_gradient_penalty_of_a_linear_critic():
 
 
 def test_discriminator_loss_terms():
-    cfg = TrainConfig()
+    cfg = GanSettings()
     real, fake = torch.tensor([1.0, 3.0]), torch.tensor([0.0, -2.0])
     loss, parts = discriminator_loss(real, fake, torch.tensor(0.5), torch.tensor(0.2), cfg)
     # (mean fake - mean real) + 10 * gp + 0.001 * mean(real²) + 10 * ac
@@ -153,7 +153,7 @@ def test_discriminator_loss_terms():
     loss, parts = discriminator_loss(real, fake, None, torch.tensor(0.2), lazy)
     assert float(loss) == pytest.approx((-1 - 2) + 0.001 * 5 + 2) and "gradient_penalty" not in parts
     with pytest.raises(UserError, match="gradient_penalty_interval"):
-        dataclasses.replace(cfg, gradient_penalty_interval=0).validate(7)
+        dataclasses.replace(cfg, gradient_penalty_interval=0).validate()
 
 
 def test_auxiliary_losses_categorical_and_multilabel():
@@ -171,7 +171,8 @@ def test_auxiliary_losses_categorical_and_multilabel():
 
 
 def test_fake_labels_follow_the_data_distribution_and_batches_are_reproducible():
-    from ganspacesynth.training.loop import draw_batch, real_rows
+    from ganspacesynth.training.draws import real_rows
+    from ganspacesynth.training.objectives.gan import draw_gan as draw_batch
 
     labels = torch.tensor([0] * 90 + [1] * 10)
     fake = torch.cat([labels[draw_batch(0, s, 0, 32, 100, 4).fake_rows_d] for s in range(100)])

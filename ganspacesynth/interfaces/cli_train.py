@@ -42,6 +42,9 @@ def _default_preset(data: Path | None) -> str:
 @click.option("--conditions", default="pitch", show_default=True,
               help="Comma-separated labels to condition on, e.g. pitch,instrument_family,qualities.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start a new run from a model file's generator, or from a run folder's newest checkpoint "
+                   "(generator and whatever else both runs have, e.g. the latent codes). Same preset and conditions.")
 @click.option("--device", default=None, callback=check_device_option,
               help="torch device: cpu, cuda or cuda:N (default: cuda if available; torchrun: this rank's GPU).")
 @click.option("--precision", type=click.Choice(PRECISION_NAMES), default="auto", show_default=True,
@@ -56,9 +59,10 @@ def _default_preset(data: Path | None) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs still go to stats.jsonl).")
 @click.option("--no-tensorboard", is_flag=True, help="Do not write TensorBoard logs.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and exit.")
-def train_cmd(data, out, preset_name, settings, config_file, conditions, resume, device, precision, threads,
+def train_cmd(data, out, preset_name, settings, config_file, conditions, resume, init_from, device, precision, threads,
               use_compile, max_steps, no_progress, no_tensorboard, dry_run) -> None:
-    """Train a GANSynth model (progressive WGAN-GP with auxiliary classifiers, EMA generator).
+    """Train a GANSynth model: progressive WGAN-GP with auxiliary classifiers (objective gan), reconstruction
+    from learned latent codes (glo), or both (glo+gan); EMA generator.
 
     The run folder gets config.json, stats.jsonl, tensorboard/, checkpoints/ (written atomically every
     checkpoint_every_seconds and on Ctrl-C/SIGTERM) and model.safetensors (EMA generator), which any
@@ -69,6 +73,7 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
       ganspacesynth train --data data/gm --out runs/gm --preset fast --conditions pitch,instrument_family
       ganspacesynth train --data data/gm --out runs/gm --preset fast --set train_time_limit=none --dry-run
       ganspacesynth train --out runs/gm --resume
+      ganspacesynth train --data data/gm --out runs/sharp --preset cpu --init-from runs/gm --set objective=glo+gan
       torchrun --nproc_per_node 8 -m ganspacesynth.interfaces.cli train --data data/gm --out runs/gm
     """
     from ..training.config import parse_overrides, resolve_config
@@ -112,14 +117,15 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
 
     info = distributed.setup(device)
     run_train = (read_run_config(out)[0] if resume else config).train
-    extra = [run_train.latent_code_label] if run_train.objective == "glo" and run_train.latent_code_label else []
+    code_label = run_train.reconstruction.latent_code_label if run_train.reconstruction else ""
+    extra = [code_label] if code_label else []
     training_data = TrainingData.from_folder(data, names if not resume else _run_conditions(out), device=info.device,
                                              extra_labels=extra)
     options = RunOptions(device=device, precision=precision, threads=thread_count, compile=use_compile,
                          progress=not no_progress,
                          tensorboard=not no_tensorboard, max_steps=max_steps)
     result = train(out, training_data, config, names, resume=resume, overrides=overrides if resume else None,
-                   options=options)
+                   options=options, init_from=init_from)
     if os.environ.get("RANK", "0") != "0":
         return
     p = result.position

@@ -21,15 +21,98 @@ from ..model.config import PRESETS as MODEL_PRESETS
 from ..model.config import ModelConfig
 
 CONFIG_FORMAT = "ganspacesynth-train-config"
-CONFIG_FORMAT_VERSION = 1
-OBJECTIVES = ("gan", "glo")
+#: 2: each objective's settings in a block of their own (`train.gan`, `train.reconstruction`, `train.adversarial`);
+#: 1 (read and migrated): every setting flat in `train`.
+CONFIG_FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class GanSettings:
+    """The adversarial half (objectives `gan` and `glo+gan`): Magenta's WGAN-GP critic with AC-GAN heads."""
+
+    gradient_penalty_weight: float = 10.0
+    gradient_penalty_target: float = 1.0
+    # Not Magenta: the penalty on every k-th discriminator step only, weighted ×k ("lazy regularisation",
+    # Karras et al. 2020, StyleGAN2). 1 is Magenta's arithmetic; 4 makes a CPU step about a third cheaper.
+    gradient_penalty_interval: int = 1
+    real_score_penalty_weight: float = 0.001
+    generator_ac_loss_weight: float = 10.0
+    discriminator_ac_loss_weight: float = 10.0
+    discriminator_learning_rate: float = 8e-4
+    # Not Magenta: weight of the profile loss (training/losses.py): the fine structure of each fake's
+    # time-averaged spectrogram against the mean of real notes with the same labels. A dense,
+    # non-adversarial signal for where the harmonics of a pitch lie; 0 turns it off.
+    profile_loss_weight: float = 0.0
+
+    def validate(self) -> None:
+        if self.gradient_penalty_interval < 1:
+            raise UserError("gradient_penalty_interval must be at least 1 (1: every step, as Magenta)")
+        if self.profile_loss_weight < 0:
+            raise UserError("profile_loss_weight must be non-negative (0 turns the profile loss off)")
+        if self.discriminator_learning_rate < 0:
+            raise UserError("discriminator_learning_rate must be non-negative")
+
+
+@dataclass(frozen=True)
+class ReconstructionSettings:
+    """The reconstruction half (objectives `glo` and `glo+gan`, training/objectives/reconstruction.py)."""
+
+    latent_code_learning_rate: float = 1e-3  # Adam learning rate of the codes
+    # Notes with the same value of this label (e.g. "instrument") share a code, so pitch can only come from the
+    # condition; "" gives every note its own code.
+    latent_code_label: str = ""
+    # The fraction of each batch's notes reconstructed from a fresh random latent instead of their code: those
+    # notes can only be told apart by their conditions, so the generator follows pitch and family for any z.
+    latent_code_dropout: float = 0.0
+    # > 0: each code is a Gaussian (learned mean and scale) drawn anew every step, with this weight on its KL
+    # divergence from N(0, I), so random latents come from the distribution the codes fill (a VAE whose
+    # encoder is a table). 0: each code is a point.
+    latent_code_kl_weight: float = 0.0
+
+    def validate(self) -> None:
+        if self.latent_code_learning_rate < 0:
+            raise UserError("latent_code_learning_rate must be non-negative")
+        if not 0.0 <= self.latent_code_dropout <= 1.0:
+            raise UserError("latent_code_dropout must be in [0, 1]")
+        if self.latent_code_kl_weight < 0:
+            raise UserError("latent_code_kl_weight must be non-negative (0: point codes)")
+
+
+@dataclass(frozen=True)
+class AdversarialSettings:
+    """How `glo+gan` mixes its halves: the discriminator starts late, on a generator the reconstruction has
+    already shaped (as RAVE, VQGAN and Parallel WaveGAN do), and its loss is added with a weight."""
+
+    adversarial_weight: float = 0.1  # weight of the generator's adversarial + AC loss beside the reconstruction
+    # When the discriminator starts: seconds of training for a timed run, else images shown.
+    adversarial_start: float = 0.0
+
+    def validate(self) -> None:
+        if self.adversarial_weight < 0:
+            raise UserError("adversarial_weight must be non-negative")
+        if self.adversarial_start < 0:
+            raise UserError("adversarial_start must be non-negative")
+
+
+#: Settings blocks by name, and the blocks each objective reads.
+SETTINGS_BLOCKS = {"gan": GanSettings, "reconstruction": ReconstructionSettings, "adversarial": AdversarialSettings}
+OBJECTIVE_BLOCKS: dict[str, tuple[str, ...]] = {
+    "gan": ("gan",),  # Magenta's progressive WGAN-GP + AC-GAN
+    "glo": ("reconstruction",),  # not Magenta: learned codes, dense supervised signal, no discriminator
+    "glo+gan": ("reconstruction", "gan", "adversarial"),  # reconstruction, then a discriminator joins
+}
+OBJECTIVES = tuple(OBJECTIVE_BLOCKS)
+#: Which block each flat setting name (Magenta's names included) belongs to.
+BLOCK_OF_KEY = {f.name: block for block, cls in SETTINGS_BLOCKS.items() for f in dataclasses.fields(cls)}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Progressive WGAN-GP + AC-GAN training. Defaults are Magenta's published `mel_prog_hires` run."""
+    """Progressive training: the schedule and optimiser settings every objective shares, the objective's name,
+    and one settings block per part of the objective (None where the objective has no such part).
+    Defaults are Magenta's published `mel_prog_hires` run."""
 
-    # -- progressive schedule (counted in real images shown to the discriminator) --
+    # -- progressive schedule (counted in real images shown) --
     stable_stage_num_images: int = 800_000
     transition_stage_num_images: int = 800_000
     total_num_images: int = 11_000_000
@@ -41,36 +124,13 @@ class TrainConfig:
     # train_time_limit then only lengthens the last stage; a resumed run given a new limit pins this to the
     # old one, so continuing a finished run never moves it back to an earlier stage.
     train_time_schedule: float | None = None
-    # -- objective --
-    # "gan": Magenta's progressive WGAN-GP + AC-GAN. "glo": not Magenta: the generator reconstructs every
-    # training note from a latent code learned with it (training/glo.py): no discriminator, a dense
-    # supervised signal, a fraction of a GAN step's cost.
+    # -- objective (training/objectives/) --
     objective: str = "gan"
-    latent_code_learning_rate: float = 1e-3  # "glo": Adam learning rate of the codes
-    # "glo": notes with the same value of this label (e.g. "instrument") share a code, so pitch can only come
-    # from the condition; "" gives every note its own code.
-    latent_code_label: str = ""
-    # "glo": the fraction of each batch's notes reconstructed from a fresh random latent instead of their code.
-    # Those notes can only be told apart by their conditions, so the generator must follow pitch and family
-    # for any z, and random latents (which is what users and GANSpace draw) stop being out of distribution.
-    latent_code_dropout: float = 0.0
-
-    # -- losses --
-    gradient_penalty_weight: float = 10.0
-    gradient_penalty_target: float = 1.0
-    # Not Magenta: the penalty on every k-th discriminator step only, weighted ×k ("lazy regularisation",
-    # Karras et al. 2020, StyleGAN2). 1 is Magenta's arithmetic; 4 makes a CPU step about a third cheaper.
-    gradient_penalty_interval: int = 1
-    real_score_penalty_weight: float = 0.001
-    generator_ac_loss_weight: float = 10.0
-    discriminator_ac_loss_weight: float = 10.0
-    # Not Magenta: weight of the profile loss (training/losses.py): the fine structure of each fake's
-    # time-averaged spectrogram against the mean of real notes with the same labels. A dense,
-    # non-adversarial signal for where the harmonics of a pitch lie; 0 turns it off.
-    profile_loss_weight: float = 0.0
+    gan: GanSettings | None = GanSettings()
+    reconstruction: ReconstructionSettings | None = None
+    adversarial: AdversarialSettings | None = None
     # -- optimisation --
     generator_learning_rate: float = 8e-4
-    discriminator_learning_rate: float = 8e-4
     adam_beta1: float = 0.0
     adam_beta2: float = 0.99
     ema_decay: float = 0.999  # Magenta hard-codes 0.999
@@ -85,6 +145,10 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "batch_size_schedule", tuple(int(b) for b in self.batch_size_schedule))
+        for block, cls in SETTINGS_BLOCKS.items():
+            value = getattr(self, block)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, block, cls(**value))
 
     def validate(self, num_resolutions: int) -> None:
         if not self.batch_size_schedule or any(b < 1 for b in self.batch_size_schedule):
@@ -102,20 +166,37 @@ class TrainConfig:
             raise UserError("train_time_stage_multiplier must be positive")
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError("ema_decay must be in [0, 1)")
-        if self.gradient_penalty_interval < 1:
-            raise UserError("gradient_penalty_interval must be at least 1 (1: every step, as Magenta)")
         if self.objective not in OBJECTIVES:
             raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
-        if self.latent_code_learning_rate < 0:
-            raise UserError("latent_code_learning_rate must be non-negative")
-        if not 0.0 <= self.latent_code_dropout <= 1.0:
-            raise UserError("latent_code_dropout must be in [0, 1]")
-        if self.profile_loss_weight < 0:
-            raise UserError("profile_loss_weight must be non-negative (0 turns the profile loss off)")
+        for block in SETTINGS_BLOCKS:
+            value = getattr(self, block)
+            if block in OBJECTIVE_BLOCKS[self.objective]:
+                if value is None:
+                    raise UserError(f"the {self.objective} objective needs its {block} settings")
+                value.validate()
+            elif value is not None:
+                raise UserError(f"the {self.objective} objective has no {block} settings")
         if self.keep_checkpoints < 1:
             raise UserError("keep_checkpoints must be at least 1")
         if self.log_every_steps < 1:
             raise UserError("log_every_steps must be at least 1")
+
+    def setting(self, key: str) -> Any:
+        """A setting by its flat name (Magenta's), from the shared fields or the block that holds it."""
+        block = BLOCK_OF_KEY.get(key)
+        if block is None:
+            return getattr(self, key)
+        if getattr(self, block) is None:
+            raise UserError(f"the {self.objective} objective has no setting {key}")
+        return getattr(getattr(self, block), key)
+
+    def for_objective(self, objective: str) -> "TrainConfig":
+        """This config with another objective: the blocks it shares are kept, the others dropped or defaulted."""
+        if objective not in OBJECTIVES:
+            raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        blocks = {block: (getattr(self, block) or cls()) if block in OBJECTIVE_BLOCKS[objective] else None
+                  for block, cls in SETTINGS_BLOCKS.items()}
+        return dataclasses.replace(self, objective=objective, **blocks)
 
     def batch_size(self, num_blocks: int, num_resolutions: int) -> int:
         """Magenta's `get_batch_size`: the schedule padded at the front, indexed by resolution."""
@@ -126,7 +207,26 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["batch_size_schedule"] = list(self.batch_size_schedule)
-        return d
+        return {k: v for k, v in d.items() if not (k in SETTINGS_BLOCKS and v is None)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping, version: int = CONFIG_FORMAT_VERSION) -> "TrainConfig":
+        """From `to_dict`'s form; version 1's flat settings are moved into the objective's blocks (settings of
+        blocks the objective does not read, which version 1 stored for every run, are dropped)."""
+        data = dict(data)
+        if version < 2:
+            objective = data.get("objective", "gan")
+            blocks: dict[str, dict] = {b: {} for b in OBJECTIVE_BLOCKS.get(objective, ())}
+            for key in [k for k in data if k in BLOCK_OF_KEY]:
+                value = data.pop(key)
+                if BLOCK_OF_KEY[key] in blocks:
+                    blocks[BLOCK_OF_KEY[key]][key] = value
+            data.update(blocks)
+        unknown = set(data) - set(TRAIN_KEYS)
+        if unknown:
+            raise UserError(f"unknown training config keys: {sorted(unknown)}")
+        data.setdefault("gan", None)  # a version-2 file names every block its objective reads
+        return cls(**data)
 
 
 #: Training presets; each names the architecture preset of model/config.py it trains.
@@ -154,9 +254,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # 5 minutes (all kept, for learning curves).
     "cpu": TrainConfig(
         objective="glo",
-        latent_code_learning_rate=1e-2,
-        latent_code_label="instrument",
-        latent_code_dropout=0.2,
+        gan=None,
+        reconstruction=ReconstructionSettings(latent_code_learning_rate=1e-2, latent_code_label="instrument",
+                                              latent_code_dropout=0.2),
         stable_stage_num_images=8_000,
         transition_stage_num_images=8_000,
         total_num_images=96_000,
@@ -165,7 +265,6 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         train_time_schedule=5400.0,
         train_time_stage_multiplier=1.4,
         generator_learning_rate=2e-3,
-        discriminator_learning_rate=2e-3,
         ema_decay=0.99,
         save_summaries_num_images=50_000,
         checkpoint_every_seconds=300.0,
@@ -178,7 +277,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         total_num_images=96_000,
         batch_size_schedule=(32, 32, 32, 32, 16, 16),
         generator_learning_rate=2e-3,
-        discriminator_learning_rate=2e-3,
+        gan=GanSettings(discriminator_learning_rate=2e-3),
         ema_decay=0.99,
         save_summaries_num_images=8_000,
         checkpoint_every_seconds=120.0,
@@ -196,6 +295,8 @@ MAGENTA_FIXED = {"scale_mode": "ALL", "simple_arch": False, "gen_gl_consistency_
 SPECTRAL_KEYS = ("sample_rate", "audio_length", "mag_normalizer_a", "mag_normalizer_b", "p_normalizer_a", "p_normalizer_b")
 
 TRAIN_KEYS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+#: Settings `--set` takes by name: the shared ones and every block's (a block's may also be written `block.key`).
+SETTING_KEYS = (set(TRAIN_KEYS) - set(SETTINGS_BLOCKS)) | set(BLOCK_OF_KEY)
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"conditions", "spectral"}
 
 
@@ -248,12 +349,38 @@ class ResolvedConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ResolvedConfig":
-        check_format(data, CONFIG_FORMAT, CONFIG_FORMAT_VERSION, "GANSpaceSynth training config")
-        train = dict(data["train"])
-        unknown = set(train) - set(TRAIN_KEYS)
-        if unknown:
-            raise UserError(f"unknown training config keys: {sorted(unknown)}")
-        return cls(preset=data["preset"], train=TrainConfig(**train), model=ModelConfig.from_dict(dict(data["model"])))
+        version = check_format(data, CONFIG_FORMAT, CONFIG_FORMAT_VERSION, "GANSpaceSynth training config")
+        return cls(preset=data["preset"], train=TrainConfig.from_dict(data["train"], version),
+                   model=ModelConfig.from_dict(dict(data["model"])))
+
+
+def _flat_setting(key: str) -> str:
+    """`gan.gradient_penalty_weight` → `gradient_penalty_weight` (the block must be the key's own)."""
+    if "." not in key:
+        return key
+    block, name = key.split(".", 1)
+    if block in SETTINGS_BLOCKS and BLOCK_OF_KEY.get(name) == block:
+        return name
+    raise UserError(f"unknown setting {key!r}")
+
+
+def _apply(base: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
+    """`base` with flat settings changed: shared ones on the config, the others in their objective's block."""
+    objective = base.objective
+    shared: dict[str, Any] = {}
+    blocks: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        block = BLOCK_OF_KEY.get(key)
+        if block is None:
+            shared[key] = _coerce(key, value, getattr(base, key))
+        elif block not in OBJECTIVE_BLOCKS[objective]:
+            users = [o for o, b in OBJECTIVE_BLOCKS.items() if block in b]
+            raise UserError(f"{key} is a setting of the {' and '.join(users)} objective(s); this run's objective is "
+                            f"{objective} (set objective=… to change it)")
+        else:
+            blocks.setdefault(block, {})[key] = _coerce(key, value, getattr(getattr(base, block), key))
+    changed = {b: dataclasses.replace(getattr(base, b), **v) for b, v in blocks.items()}
+    return dataclasses.replace(base, **shared, **changed)
 
 
 def resolve_config(preset: str = "tiny", overrides: Mapping[str, Any] | None = None,
@@ -266,20 +393,23 @@ def resolve_config(preset: str = "tiny", overrides: Mapping[str, Any] | None = N
         data = read_json(config_file)
         if data.get("format") == CONFIG_FORMAT:
             preset = data.get("preset", preset)
-            values.update(data["train"])
+            version = check_format(data, CONFIG_FORMAT, CONFIG_FORMAT_VERSION, "GANSpaceSynth training config",
+                                   config_file)
+            values.update(TrainConfig.from_dict(data["train"], version).to_dict())
+            for block in SETTINGS_BLOCKS:
+                values.update(values.pop(block, None) or {})
             values.update({k: v for k, v in data["model"].items() if k in MODEL_KEYS})
         else:
             values.update(data)
-    values.update(overrides or {})
+    values.update({_flat_setting(k): v for k, v in (overrides or {}).items()})
 
     train_changes: dict[str, Any] = {}
     model_changes: dict[str, Any] = {}
     spectral_checks: dict[str, Any] = {}
-    base_train = TRAIN_PRESETS[preset]
     base_model = MODEL_PRESETS[preset]
     for key, value in values.items():
-        if key in TRAIN_KEYS:
-            train_changes[key] = _coerce(key, value, getattr(base_train, key))
+        if key in SETTING_KEYS:
+            train_changes[key] = value
         elif key in MODEL_KEYS:
             model_changes[key] = _coerce(key, value, getattr(base_model, key))
         elif key in SPECTRAL_KEYS:
@@ -290,20 +420,23 @@ def resolve_config(preset: str = "tiny", overrides: Mapping[str, Any] | None = N
             if value != MAGENTA_FIXED[key]:
                 raise UserError(f"{key}={value!r} is not supported (only {MAGENTA_FIXED[key]!r})")
         else:
-            known = sorted(set(TRAIN_KEYS) | MODEL_KEYS)
+            known = sorted(SETTING_KEYS | MODEL_KEYS)
             raise UserError(f"unknown setting {key!r}; settings are: {', '.join(known)}")
-    train = dataclasses.replace(base_train, **train_changes)
+    base_train = TRAIN_PRESETS[preset]
+    objective = train_changes.pop("objective", base_train.objective)
+    train = _apply(base_train.for_objective(objective), train_changes)
     model = base_model.replace(**model_changes) if model_changes else base_model
     train.validate(model.num_resolutions)
     return ResolvedConfig(preset=preset, train=train, model=model, spectral_checks=spectral_checks)
 
 
 def with_overrides(train: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
-    """A copy of `train` with some training settings changed (values coerced to the field types)."""
-    unknown = sorted(set(overrides) - set(TRAIN_KEYS))
+    """A copy of `train` with some settings changed (values coerced to the field types)."""
+    overrides = {_flat_setting(k): v for k, v in overrides.items()}
+    unknown = sorted(set(overrides) - SETTING_KEYS)
     if unknown:
         raise UserError(f"unknown training settings: {', '.join(unknown)}")
-    return dataclasses.replace(train, **{k: _coerce(k, v, getattr(train, k)) for k, v in overrides.items()})
+    return _apply(train, overrides)
 
 
 def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:

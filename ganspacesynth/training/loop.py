@@ -4,25 +4,24 @@
                    conditions=["pitch"])
 
 1. the run folder: a new run writes `config.json`; `resume=True` reads it and the newest checkpoint;
-2. networks (G, D, EMA copy of G) and Adam optimisers (β1 0, β2 0.99; fresh moments every stage,
-   as Magenta starts every stage with new optimisers);
-3. the loop: schedule point → one discriminator step (WGAN-GP + drift + AC on real data) → one
-   generator step (critic + AC on the fakes' labels) → EMA → statistics, samples, checkpoints;
+2. the generator, its EMA copy, and the objective (training/objectives/: `gan`, `glo` or `glo+gan`), which
+   builds its own modules and optimisers (fresh moments every stage, as Magenta starts every stage with new
+   optimisers);
+3. the loop: schedule point → the objective's step → EMA → statistics, samples, checkpoints;
 4. the end (or SIGINT/SIGTERM, or `max_steps`): a last checkpoint and the exported model file.
 
-Every random draw of step s comes from counters (seed, s) and the real rows from per-epoch
-permutations, never from a global RNG, so a resumed run and an R-process run repeat a straight run.
+Every random draw of step s comes from counters (training/draws.py), so a resumed run and an R-process run
+repeat a straight run.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -33,18 +32,17 @@ from ..errors import UserError
 from ..fileio import read_json, write_json
 from ..model.conditions import ConditionSet
 from ..model.config import ModelConfig
-from ..model.discriminator import Discriminator
 from ..model.generator import Generator
 from ..model.layers import upscale
 from ..runtime import auto_precision, bfloat16_warning, cpu_model, keep_training_allocations_in_heap
 from . import distributed
-from .checkpoint import Position, export_model, latest_checkpoint, save_checkpoint
+from .checkpoint import Position, export_model, init_modules, init_states, latest_checkpoint, save_checkpoint
 from .config import ResolvedConfig, resolve_config, with_overrides
 from .data import TrainingData
+from .draws import FIXED_SAMPLES, seeded
 from .ema import update_ema
-from .glo import LatentCodes, code_owners, glo_step
-from .losses import auxiliary_losses, discriminator_loss, generator_loss, gradient_penalty, profile_loss
-from .schedule import Schedule, StagePoint, profile_at_stage, real_at_stage, schedule_span
+from .objectives import ObjectiveContext, StepClock, make_objective
+from .schedule import Schedule, StagePoint, schedule_span
 from .stats import Rate, RunLog, truncate_stats
 from .threads import make_tuner, wait_policy
 
@@ -78,133 +76,6 @@ class TrainResult:
     interrupted: bool  # stopped by SIGINT/SIGTERM
     stop_signal: int | None = None
     last: dict = field(default_factory=dict)  # the last logged statistics
-
-
-# -- randomness from counters --------------------------------------------------------------------
-def seeded(*key: int) -> torch.Generator:
-    """A CPU generator whose stream depends only on `key` (e.g. (seed, purpose, step))."""
-    g = torch.Generator()
-    g.manual_seed(int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0]))
-    return g
-
-
-@functools.lru_cache(maxsize=4)
-def _epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
-    return torch.randperm(n, generator=seeded(seed, 1, epoch))
-
-
-def real_rows(seed: int, start: int, count: int, n: int) -> torch.Tensor:
-    """Rows for real-image positions start..start+count-1: epoch after epoch of a fresh permutation."""
-    pos = torch.arange(start, start + count)
-    out = torch.empty(count, dtype=torch.long)
-    for epoch in torch.unique(pos // n).tolist():
-        mask = (pos // n) == epoch
-        out[mask] = _epoch_permutation(seed, epoch, n)[pos[mask] % n]
-    return out
-
-
-@dataclass
-class Batch:
-    """One step's draws for the global batch (every rank draws all of it and keeps its rows)."""
-
-    real_rows: torch.Tensor
-    z_d: torch.Tensor
-    fake_rows_d: torch.Tensor  # fake labels = labels of random dataset rows: the data's label distribution
-    eps: torch.Tensor  # gradient-penalty interpolation weights
-    z_g: torch.Tensor
-    fake_rows_g: torch.Tensor
-
-    def local(self, rows: slice) -> "Batch":
-        return Batch(**{k: v[rows] for k, v in asdict(self).items()})
-
-
-def draw_batch(seed: int, step: int, images: int, batch_size: int, n_data: int, latent: int) -> Batch:
-    g = seeded(seed, 0, step)
-    return Batch(
-        real_rows=real_rows(seed, images, batch_size, n_data),
-        z_d=torch.randn(batch_size, latent, generator=g),
-        fake_rows_d=torch.randint(n_data, (batch_size,), generator=g),
-        eps=torch.rand(batch_size, generator=g),
-        z_g=torch.randn(batch_size, latent, generator=g),
-        fake_rows_g=torch.randint(n_data, (batch_size,), generator=g),
-    )
-
-
-# -- one training step ---------------------------------------------------------------------------
-@dataclass
-class Nets:
-    generator: Generator
-    discriminator: Discriminator
-    ema: Generator
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-
-
-def make_optimizers(g: torch.nn.Module, d: torch.nn.Module, cfg) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    betas = (cfg.adam_beta1, cfg.adam_beta2)
-    return (torch.optim.Adam(g.parameters(), lr=cfg.generator_learning_rate, betas=betas),
-            torch.optim.Adam(d.parameters(), lr=cfg.discriminator_learning_rate, betas=betas))
-
-
-def reset_optimizer(opt: torch.optim.Optimizer) -> None:
-    opt.state.clear()
-
-
-def train_step(nets: Nets, data: TrainingData, batch: Batch, point: StagePoint, model_cfg: ModelConfig, cfg,
-               conditions: ConditionSet, info: distributed.DistInfo, amp, memory_format,
-               penalize: bool = True, profiles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """One discriminator update then one generator update on this rank's rows; returns detached stats.
-    `penalize=False` skips the gradient penalty (the steps between a lazy penalty's, see TrainConfig);
-    `profiles` (`[N, 2, F]`, TrainingData.label_mean_profiles) adds the profile loss to the generator's."""
-    G, D = nets.generator, nets.discriminator
-    k, a = point.num_blocks, point.alpha
-    dev = info.device
-    specs = model_cfg.conditions
-
-    real, real_labels = data.gather(batch.real_rows)
-    real = real_at_stage(real.to(dev), model_cfg, point).contiguous(memory_format=memory_format)
-    cond_d = conditions.encode(data.labels_of(batch.fake_rows_d), batch=len(batch.z_d), device=dev)
-    labels_g = data.labels_of(batch.fake_rows_g)
-    cond_g = conditions.encode(labels_g, batch=len(batch.z_g), device=dev)
-    z_d, z_g, eps = batch.z_d.to(dev), batch.z_g.to(dev), batch.eps.to(dev)
-
-    # Discriminator: Wasserstein critic + gradient penalty + drift + classifying the real data.
-    D.requires_grad_(True)
-    with amp:
-        with torch.no_grad():
-            fake = G(z_d, cond_d, num_blocks=k, alpha=a).contiguous(memory_format=memory_format)
-        real_scores, real_logits = D(real, k, a)
-        fake_scores, _ = D(fake, k, a)
-        gp = gradient_penalty(lambda x: D(x, k, a)[0], real, fake, eps, cfg.gradient_penalty_target) if penalize else None
-        ac_real, acc_real = auxiliary_losses(specs, real_logits, real_labels)
-        d_loss, stats = discriminator_loss(real_scores, fake_scores, gp, ac_real, cfg)
-    nets.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    distributed.average_gradients(D.parameters(), info)
-    nets.opt_d.step()
-
-    # Generator: raise the critic's score of new fakes and make them classified as their labels.
-    D.requires_grad_(False)
-    with amp:
-        fake = G(z_g, cond_g, num_blocks=k, alpha=a).contiguous(memory_format=memory_format)
-        fake_scores, fake_logits = D(fake, k, a)
-        ac_fake, acc_fake = auxiliary_losses(specs, fake_logits, labels_g)
-        profile = None
-        if profiles is not None:
-            target = profile_at_stage(profiles.index_select(0, batch.fake_rows_g.to(profiles.device)).to(dev),
-                                      model_cfg, point)
-            profile = profile_loss(fake, target)
-        g_loss, g_stats = generator_loss(fake_scores, ac_fake, cfg, profile)
-    nets.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    distributed.average_gradients(G.parameters(), info)
-    nets.opt_g.step()
-    update_ema(nets.ema, G, cfg.ema_decay)
-
-    stats.update(g_stats)
-    stats.update({f"acc_real/{n}": v for n, v in acc_real.items()})
-    stats.update({f"acc_fake/{n}": v for n, v in acc_fake.items()})
-    return stats
 
 
 # -- run folder ----------------------------------------------------------------------------------
@@ -250,7 +121,7 @@ class StopRequest:
 
 def _fixed_samples(seed: int, data: TrainingData, latent: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents and label rows shown in every summary (rows sorted by pitch when there is one)."""
-    g = seeded(seed, 2)
+    g = seeded(seed, FIXED_SAMPLES)
     z = torch.randn(count, latent, generator=g)
     rows = torch.randint(len(data), (count,), generator=g)
     if "pitch" in data.labels:
@@ -259,13 +130,13 @@ def _fixed_samples(seed: int, data: TrainingData, latent: int, count: int) -> tu
 
 
 @torch.no_grad()
-def _write_samples(log: RunLog, nets: Nets, data: TrainingData, fixed, point: StagePoint, model_cfg: ModelConfig,
+def _write_samples(log: RunLog, ema: Generator, data: TrainingData, fixed, point: StagePoint, model_cfg: ModelConfig,
                    conditions: ConditionSet, images: int, device) -> None:
     from ..audio.spectral import MelIF
 
     z, rows = fixed
     cond = conditions.encode(data.labels_of(rows), batch=len(z), device=device)
-    specs = nets.ema(z.to(device), cond, num_blocks=point.num_blocks, alpha=point.alpha).float()
+    specs = ema(z.to(device), cond, num_blocks=point.num_blocks, alpha=point.alpha).float()
     factor = model_cfg.scale_base ** (model_cfg.num_resolutions - point.num_blocks)
     full = upscale(specs, factor).cpu()  # lower stages are heard blurred, as Magenta's summaries are
     waves = MelIF(model_cfg.spectral).specgrams_to_waves(full).numpy()
@@ -275,18 +146,21 @@ def _write_samples(log: RunLog, nets: Nets, data: TrainingData, fixed, point: St
 # -- the loop ------------------------------------------------------------------------------------
 def train(run_dir: str | Path, data: TrainingData, config: ResolvedConfig | None = None,
           conditions: Sequence[str] = ("pitch",), *, resume: bool = False, overrides: Mapping[str, Any] | None = None,
-          options: RunOptions | None = None) -> TrainResult:
-    """Train (or, with `resume`, continue) a run in `run_dir`; see the module docstring."""
+          options: RunOptions | None = None, init_from: str | Path | None = None) -> TrainResult:
+    """Train (or, with `resume`, continue) a run in `run_dir`; see the module docstring. `init_from` (a new run
+    only): a model file or run folder whose weights the run starts from (checkpoint.init_states)."""
     options = options or RunOptions()
     info = distributed.setup(options.device)
     try:
-        return _train(Path(run_dir), data, config, conditions, resume, dict(overrides or {}), options, info)
+        return _train(Path(run_dir), data, config, conditions, resume, dict(overrides or {}), options, info,
+                      init_from)
     finally:
         distributed.teardown()
 
 
 def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, condition_names: Sequence[str],
-           resume: bool, overrides: dict, options: RunOptions, info: distributed.DistInfo) -> TrainResult:
+           resume: bool, overrides: dict, options: RunOptions, info: distributed.DistInfo,
+           init_from: str | Path | None = None) -> TrainResult:
     # 1. Run folder and configuration.
     if resume:
         config, saved = read_run_config(run_dir)
@@ -305,6 +179,8 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
         config = config or resolve_config("tiny")
         if overrides:
             raise UserError("pass overrides through resolve_config for a new run")
+        if init_from is not None and resume:
+            raise UserError("--init-from starts a new run; a resumed run continues from its own checkpoint")
         if run_dir.exists() and any(run_dir.iterdir()):
             raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
         model_cfg = config.model.replace(conditions=data.condition_specs(condition_names), spectral=data.spectral)
@@ -312,6 +188,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     model_cfg.validate()
     cfg = config.train
     cfg.validate(model_cfg.num_resolutions)
+    initial = init_states(init_from, model_cfg) if init_from is not None else None
     info.barrier()  # every rank has checked the run folder before rank 0 writes into it
     if info.is_main:
         write_json(run_dir / CONFIG_FILE, {**config.to_dict(), "model": model_cfg.to_dict(), "data": data.source,
@@ -332,39 +209,34 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     if device.type == "cpu":
         keep_training_allocations_in_heap(model_cfg, max(cfg.batch_size_schedule))
 
-    # 2. Networks and optimisers (the same seed gives every rank the same initial weights).
+    # 2. The generator, its EMA copy and the objective (the same seed gives every rank the same initial weights).
     torch.manual_seed(cfg.seed)
     G = Generator(model_cfg).to(device, memory_format=memory_format)
     ema = copy.deepcopy(G).requires_grad_(False).eval()
-    if cfg.objective == "glo":  # the latent codes take the discriminator's place (training/glo.py)
-        owners, how = code_owners(data, cfg.latent_code_label)
-        D = LatentCodes(owners, model_cfg.latent_vector_size, cfg.seed).to(device)
-        if info.is_main:
-            print(f"reconstruction objective: {D.codes.shape[0]} latent codes ({how})", flush=True)
-        opt_g, _ = make_optimizers(G, D, cfg)
-        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.latent_code_learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2))
-    else:
-        D = Discriminator(model_cfg).to(device, memory_format=memory_format)
-        opt_g, opt_d = make_optimizers(G, D, cfg)
-    nets = Nets(G, D, ema, opt_g, opt_d)
+    conditions = ConditionSet(model_cfg.conditions)
+    ctx = ObjectiveContext(G, model_cfg, cfg, data, conditions, info, amp, memory_format,
+                           message=lambda text: print(text, flush=True) if info.is_main else None)
+    objective = make_objective(ctx)
+    modules = {"generator": G, "ema": ema, **objective.modules()}
+    optimizers = objective.optimizers()
     position = Position()
     if resume:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
             raise UserError(f"{run_dir} has no checkpoint to resume from")
-        ckpt.restore(G, D, ema, opt_g, opt_d)
+        ckpt.restore(modules, optimizers, objective.legacy_slots)
         position = ckpt.position
         if info.is_main:
             truncate_stats(run_dir, position.step)
+    elif initial is not None:
+        started_from = init_modules(initial, modules)
+        if info.is_main:
+            print(f"starting from {init_from}: {', '.join(started_from)}", flush=True)
     if options.compile:
         for module in G.modules():
             if module is not G and hasattr(module, "weight"):
                 module.compile()
-    conditions = ConditionSet(model_cfg.conditions)
     schedule = Schedule(cfg, model_cfg)
-    profiles = None
-    if cfg.profile_loss_weight > 0:
-        profiles = data.label_mean_profiles([c.name for c in model_cfg.conditions if c.kind == "categorical"])
 
     total = float(cfg.train_time_limit) if schedule.timed else float(cfg.total_num_images)
     start = position.seconds if schedule.timed else float(position.images)
@@ -391,7 +263,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
         nonlocal last_checkpoint
         if info.is_main:
             position.stage_id = stage_id
-            save_checkpoint(run_dir, position, G, D, ema, opt_g, opt_d, keep=cfg.keep_checkpoints)
+            save_checkpoint(run_dir, position, modules, optimizers, keep=cfg.keep_checkpoints, objective=cfg.objective)
             export_model(run_dir, model_cfg, ema, info={
                 "trained_images": position.images, "step": position.step, "stage": stage_id,
                 "num_blocks_trained": schedule.at(position.images, position.seconds).num_blocks,
@@ -405,20 +277,13 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
                 break
             t0 = time.perf_counter()
             point = schedule.at(position.images, position.seconds)
-            if point.stage_id != stage_id:  # Magenta starts each stage with fresh optimisers
-                reset_optimizer(opt_g)
-                reset_optimizer(opt_d)
+            if point.stage_id != stage_id:
+                objective.new_stage()
                 stage_id = point.stage_id
                 log.message(f"step {position.step}, {position.images} images: {point.describe(model_cfg)}")
             threads = tuner.before_step(point.stage_id)
-            batch = draw_batch(cfg.seed, position.step, position.images, point.batch_size, len(data),
-                               model_cfg.latent_vector_size)
-            batch = batch.local(distributed.local_rows(point.batch_size, info))
-            if cfg.objective == "glo":
-                stats = glo_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format)
-            else:
-                stats = train_step(nets, data, batch, point, model_cfg, cfg, conditions, info, amp, memory_format,
-                                   penalize=position.step % cfg.gradient_penalty_interval == 0, profiles=profiles)
+            stats = objective.step(StepClock(position.step, position.images, position.seconds, point))
+            update_ema(ema, G, cfg.ema_decay)
 
             previous_images = position.images
             position.step += 1
@@ -448,7 +313,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
             every = cfg.save_summaries_num_images
             if (options.samples and info.is_main and log.writer is not None and every > 0
                     and (position.images // every > previous_images // every or position.step == 1)):
-                _write_samples(log, nets, data, fixed, point, model_cfg, conditions, position.images, device)
+                _write_samples(log, ema, data, fixed, point, model_cfg, conditions, position.images, device)
 
             by_images = cfg.checkpoint_every_images > 0 and (
                 position.images // cfg.checkpoint_every_images > previous_images // cfg.checkpoint_every_images)
@@ -473,7 +338,8 @@ _LABELS = {"d_loss": "loss/d", "g_loss": "loss/g", "wasserstein": "loss/wasserst
            "gradient_penalty": "loss/gradient_penalty", "drift": "loss/drift", "d_real": "score/real",
            "d_fake": "score/fake", "ac_real": "loss/ac_real", "ac_fake": "loss/ac_fake",
            "g_adversarial": "loss/g_adversarial", "profile": "loss/profile",
-           "reconstruction": "loss/reconstruction", "reconstruction_magnitude": "loss/reconstruction_magnitude"}
+           "reconstruction": "loss/reconstruction", "reconstruction_magnitude": "loss/reconstruction_magnitude",
+           "latent_code_kl": "loss/latent_code_kl"}
 
 
 def _named_stats(keys, values: list[float]) -> dict[str, float]:
