@@ -1,6 +1,7 @@
 """Learning curves of training runs: every checkpoint's EMA generator evaluated as `ganspacesynth evaluate`
-does (classifier pitch accuracy, pYIN f0 agreement, no pitch found, instrument-family accuracy, FID),
-plotted against training minutes.
+does (classifier pitch accuracy, pYIN f0 agreement, no pitch found, instrument-family accuracy, FID, and the
+timbre measures: diversity ratio, instrument-family effect ratio, median level, median start click, upper-band
+share after 0.1 s), plotted against training minutes.
 
     python scripts/learning_curve.py --run cpu=runs/cpu --run no-profile=runs/b --data data/gm \
         --classifier classifier.safetensors --count 200 --out docs/reports/cpu-preset
@@ -8,7 +9,8 @@ plotted against training minutes.
 A checkpoint taken before the last stage is heard as training saw it: the generator runs at that stage's
 resolution and fade-in alpha and its output is upsampled (nearest) to full size, as Magenta's summaries do;
 its untrained last blocks would only add noise. Results are cached in OUT/curve.json by run name and checkpoint step, so the script can be re-run while the
-runs go on and evaluates only the new checkpoints. Writes OUT/curve.json and OUT/learning_curve.png.
+runs go on and evaluates only the new checkpoints (and cached ones recorded before the timbre measures existed).
+Writes OUT/curve.json and OUT/learning_curve.png (two rows: the pitch and family scores, then timbre).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ganspacesynth.data.dataset import SpectrogramDataset
 from ganspacesynth.evaluate.classifier import load_classifier
 from ganspacesynth.evaluate.evaluation import evaluate_model
 from ganspacesynth.evaluate.pitch import F0Settings
+from ganspacesynth.evaluate.timbre import TimbreSettings, curve_summary
 from ganspacesynth.fileio import read_json, write_json
 from ganspacesynth.model.files import save_model
 from ganspacesynth.synth import Synth
@@ -32,15 +35,21 @@ from ganspacesynth.model.layers import upscale
 from ganspacesynth.training.loop import read_run_config
 from ganspacesynth.training.schedule import Schedule
 
-METRICS = (("pitch_accuracy", "classifier pitch accuracy"), ("f0_accuracy", "f0-tracker agreement"),
-           ("unvoiced", "no pitch found"), ("family_accuracy", "instrument-family accuracy"))
+#: (key, title, y range or None for automatic), one row of plots each.
+METRICS = (("pitch_accuracy", "classifier pitch accuracy", (0, 1)), ("f0_accuracy", "f0-tracker agreement", (0, 1)),
+           ("unvoiced", "no pitch found", (0, 1)), ("family_accuracy", "instrument-family accuracy", (0, 1)))
+TIMBRE = (("diversity_ratio", "timbre diversity ratio (gen/real)", None),
+          ("family_effect_ratio", "family effect ratio (gen/real)", None),
+          ("level_dbfs", "median level (dBFS)", None), ("click_median", "median start click", None),
+          ("upper_band_db", "upper-band share after 0.1 s (dB)", None))
 
 
-def summarise(metrics: dict) -> dict:
-    g = metrics["generated"]
+def summarise(metrics: dict, which: str = "generated") -> dict:
+    """The numbers a curve point records, for the generated notes or (which="real") the real ones."""
+    g = metrics[which]
     return {"pitch_accuracy": g["pitch_accuracy"], "f0_accuracy": g["f0"]["f0_accuracy"],
             "unvoiced": g["f0"]["unvoiced"], "family_accuracy": g["condition_accuracy"].get("instrument_family"),
-            "fid": g["fid"], "ndb": g["ndb"]["ndb"]}
+            "fid": g["fid"], "ndb": g["ndb"]["ndb"], **curve_summary(metrics["timbre"], which)}
 
 
 def at_stage(synth: Synth, num_blocks: int, alpha: float) -> None:
@@ -66,10 +75,10 @@ def evaluate_checkpoint(path: Path, run: Path, classifier, train_ds, valid_ds, c
         if point.num_blocks < config.model.num_resolutions:
             at_stage(synth, point.num_blocks, point.alpha)
         metrics, _ = evaluate_model(synth, classifier, train_ds, valid_ds, count=count, reference_count=1000, seed=0,
-                                    f0=F0Settings())
+                                    f0=F0Settings(), timbre=TimbreSettings())
     position = {"step": ckpt.position.step, "images": ckpt.position.images, "minutes": ckpt.position.seconds / 60,
                 "stage": point.stage_id, "num_blocks": point.num_blocks, "alpha": point.alpha}
-    return position, summarise(metrics), {k: v for k, v in summarise({"generated": metrics["real"]}).items()}
+    return position, summarise(metrics), summarise(metrics, "real")
 
 
 def plot(curve: dict, out: Path) -> None:
@@ -78,18 +87,24 @@ def plot(curve: dict, out: Path) -> None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.4), squeeze=False)
-    for ax, (key, title) in zip(axes[0], METRICS):
-        for name, points in curve["runs"].items():
-            points = sorted(points.values(), key=lambda p: p["minutes"])
-            ax.plot([p["minutes"] for p in points], [p[key] for p in points], marker="o", label=name)
-        real = curve.get("real", {}).get(key)
-        if real is not None:
-            ax.axhline(real, color="gray", linestyle="--", label="real held-out notes")
-        ax.set_title(title)
-        ax.set_xlabel("training minutes")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
+    rows = (METRICS, TIMBRE)
+    cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(4.2 * cols, 3.4 * len(rows)), squeeze=False)
+    for row, metrics in zip(axes, rows):
+        for ax in row[len(metrics):]:
+            ax.set_visible(False)
+        for ax, (key, title, ylim) in zip(row, metrics):
+            for name, points in curve["runs"].items():
+                points = sorted((p for p in points.values() if p.get(key) is not None), key=lambda p: p["minutes"])
+                ax.plot([p["minutes"] for p in points], [p[key] for p in points], marker="o", label=name)
+            real = curve.get("real", {}).get(key)
+            if real is not None:
+                ax.axhline(real, color="gray", linestyle="--", label="real held-out notes")
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("training minutes")
+            if ylim is not None:
+                ax.set_ylim(*ylim)
+            ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(curve.get("title", "learning curves"), fontsize=10)
     fig.tight_layout()
@@ -118,7 +133,8 @@ def main(argv=None) -> None:
         name, _, run = item.partition("=")
         points = curve["runs"].setdefault(name, {})
         for path in checkpoint_paths(run):
-            if str(int(path.stem.split("-")[-1])) in points:
+            cached = points.get(str(int(path.stem.split("-")[-1])))
+            if cached is not None and "diversity_ratio" in cached:
                 continue
             position, generated, real = evaluate_checkpoint(path, Path(run), classifier, train_ds, valid_ds, args.count)
             points[str(position["step"])] = {**position, **generated}

@@ -74,6 +74,12 @@ def test_train_classifier_evaluate_and_describe(dataset_dir, tiny_model_path, tm
     g, r = metrics["generated"], metrics["real"]
     assert f"| pitch accuracy (classifier) ↑ | {_fmt(g['pitch_accuracy'])} | {_fmt(r['pitch_accuracy'])} |" in text
     assert f"| {_fmt(g['fid'], 2)} | {_fmt(r['fid'], 2)} |" in text
+    # Timbre (tests/test_evaluate_timbre.py checks the numbers): in metrics.json, the report and the summary line.
+    timbre = metrics["timbre"]
+    assert timbre["generated"]["count"] == 10 and timbre["diversity"]["pitches"] == [48, 60]
+    assert timbre["condition_effect"] is None  # the tiny model has pitch only
+    assert "## Timbre" in text and "no categorical condition other than pitch" in text
+    assert "timbre diversity" in res.output and "click median" in res.output
 
     res = run("evaluate", "--model", tiny_model_path, "--data", dataset_dir, "--classifier", clf, "--count", 4,
               "--out", report)

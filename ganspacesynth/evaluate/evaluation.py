@@ -4,7 +4,9 @@ Generated notes take their labels (pitch and the model's other conditions) from 
 dataset, cycling through them, so both sets share one label distribution. Every note, generated or real,
 is judged from its audio: generated spectrograms are turned into waves and analysed again, as a listener
 would hear them. Reference statistics (FID's Gaussian, NDB's k-means bins) come from training notes;
-real held-out notes scored against them are the ceiling a perfect generator would reach.
+real held-out notes scored against them are the ceiling a perfect generator would reach. Timbre measures
+(evaluate/timbre.py) keep one scalar per note of both sets and generate notes of their own for diversity and
+condition effects.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..errors import UserError
 from .classifier import Classifier
 from .metrics import NDB, accuracy, frechet_distance, gaussian_stats, inception_score, mean_entropy, pooled_logmag
 from .pitch import F0Settings, pitch_check, track_f0
+from .timbre import TimbreSettings, measure_timbre, note_measures, summarise_notes
 
 EXAMPLES = 6  # notes of each set kept for the report's pictures and sound files
 
@@ -38,6 +41,7 @@ class NoteSet:
     f0_voiced: list[np.ndarray] = field(default_factory=list)
     example_specs: list[np.ndarray] = field(default_factory=list)
     example_waves: list[np.ndarray] = field(default_factory=list)
+    timbre: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per-note scalars (timbre.note_measures)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def add(self, classifier: Classifier, specs: np.ndarray, waves: np.ndarray, sample_rate: int, midi: np.ndarray,
@@ -58,6 +62,10 @@ class NoteSet:
             self.f0_midi.append(res.midi)
             self.f0_hz.append(res.median_hz)
             self.f0_voiced.append(res.voiced_fraction)
+        t = time.perf_counter()
+        for key, value in note_measures(waves, sample_rate).items():
+            self.timbre.setdefault(key, []).append(value)
+        self._tick("timbre", t)
         room = EXAMPLES - sum(len(s) for s in self.example_specs)
         if room > 0:
             self.example_specs.append(np.asarray(specs[:room], np.float32))
@@ -103,8 +111,12 @@ def _real_batches(ds, rows: np.ndarray, batch_size: int) -> Iterator[tuple[np.nd
 
 def evaluate_model(synth, classifier: Classifier, train_ds, valid_ds, *, count: int = 1000, reference_count: int = 1000,
                    seed: int = 0, batch_size: int = 16, f0: F0Settings | None = F0Settings(), ndb_bins: int = 50,
-                   device: str = "cpu", log: Callable[[str], None] = lambda s: None) -> tuple[dict, dict[str, NoteSet]]:
-    """Run the evaluation; returns (metrics dict, the two NoteSets for plots)."""
+                   device: str = "cpu", timbre: TimbreSettings | None = TimbreSettings(),
+                   log: Callable[[str], None] = lambda s: None) -> tuple[dict, dict[str, NoteSet]]:
+    """Run the evaluation; returns (metrics dict, the two NoteSets for plots).
+
+    `metrics["timbre"]` holds the per-note timbre measures of both sets and, unless `timbre` is None, the
+    measures that generate notes of their own (diversity, condition effects: evaluate/timbre.py)."""
     spectral = synth.config.spectral
     classifier.check_spectral(spectral)
     train_ds.check_spectral(spectral)
@@ -180,11 +192,21 @@ def evaluate_model(synth, classifier: Classifier, train_ds, valid_ds, *, count: 
                for name, s in sets.items()}
     metrics["per_pitch"] = _per_pitch(sets, classifier, f0 is not None)
     seconds_metrics = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics["timbre"] = {key: summarise_notes(s.cat("timbre"), s.cat("f0_midi"), s.cat("midi"))
+                         for key, s in sets.items()}
+    if timbre is not None:
+        metrics["timbre"].update(measure_timbre(synth, train_ds, valid_ds, timbre, seed=seed, batch_size=batch_size,
+                                                log=log))
+    else:
+        metrics["timbre"].update(settings=None, diversity=None, condition_effect=None)
+    seconds_timbre = time.perf_counter() - t
     metrics["setup"] = {"count": count, "real_count": int(len(real_rows)), "reference_count": int(len(ref_rows)),
                         "seed": seed, "ndb_bins": ndb.bins, "f0_tracker": None if f0 is None else {"pyin": vars(f0)},
                         "model_conditions": synth.conditions.names, "classifier_heads": head_names}
     metrics["seconds"] = {"generated": sets["generated"].seconds, "real": sets["real"].seconds,
                           "reference": seconds_reference, "ndb_fit": seconds_ndb_fit, "metrics": seconds_metrics,
+                          "timbre": seconds_timbre,
                           "total": time.perf_counter() - t0}
     return metrics, sets
 

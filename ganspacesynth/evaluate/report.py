@@ -101,10 +101,60 @@ def evaluation_markdown(data: dict) -> str:
             lines.append(f"| {name} accuracy (classifier){note} | {_fmt(acc)} | {_fmt(r['condition_accuracy'][name])} |")
     missing = [c for c in setup["model_conditions"] if c not in setup["classifier_heads"]]
     lines += ["", *(f"Condition `{c}` is not measured: the classifier has no head for it." for c in missing)]
+    lines += timbre_markdown(data.get("timbre"))
     lines += ["", "## Pitch accuracy per pitch", "", "![accuracy per pitch](accuracy_per_pitch.png)", "",
               "## Example spectrograms", "", "![examples](examples.png)", "",
               "Example notes are in `audio/`. All numbers are in `metrics.json`.", ""]
     return "\n".join(lines)
+
+
+def timbre_markdown(timbre: dict | None) -> list[str]:
+    """The report's timbre section (docs/evaluation.md defines each measure)."""
+    if not timbre:
+        return []
+    g, r = timbre["generated"], timbre["real"]
+    lines = ["", "## Timbre", "", "| measure | generated | real held-out |", "|---|---|---|"]
+    div = timbre.get("diversity")
+    if div:
+        for p, v in div["per_pitch"].items():
+            lines.append(f"| timbre diversity at pitch {p} (mean pairwise log-mel distance, dB; real: "
+                         f"{v['real_count']} instruments) | {_fmt(v['generated_db'], 1)} | {_fmt(v['real_db'], 1)} |")
+        lines.append(f"| timbre diversity, mean over pitches (dB) | {_fmt(div['generated_db'], 1)} | "
+                     f"{_fmt(div['real_db'], 1)} |")
+        per = ", ".join(f"{_fmt(v['ratio'], 2)} at {p}" for p, v in div["per_pitch"].items())
+        lines.append(f"| timbre diversity ratio (generated / real; {per}) → 1 | {_fmt(div['ratio'], 2)} | 1 |")
+    for name, e in (timbre.get("condition_effect") or {}).items():
+        per = ", ".join(f"{_fmt(v['ratio'], 2)} at {p}" for p, v in e["per_pitch"].items())
+        lines += [
+            f"| {name} effect (same latent, {e['classes']} classes; real: one note per class, dB) | "
+            f"{_fmt(e['generated_db'], 1)} | {_fmt(e['real_db'], 1)} |",
+            f"| {name} effect ratio (generated / real; {per}) → 1 | {_fmt(e['ratio'], 2)} | 1 |",
+            f"| latent effect within one {name} class (dB, for context) | {_fmt(e['within_class_db'], 1)} | |",
+        ]
+    n, m = g["count"], r["count"]
+    lines += [
+        f"| upper-band share after 0.1 s (above 5 kHz, dB, median) | {_fmt(g['upper_band_db'], 1)} | "
+        f"{_fmt(r['upper_band_db'], 1)} |",
+        f"| upper-band share change, attack → after 0.1 s (dB, median) | {_fmt(g['upper_band_change_db'], 1)} | "
+        f"{_fmt(r['upper_band_change_db'], 1)} |",
+        f"| start click max(abs(x[0:4])) / peak (median) ↓ | {_fmt(g['click_median'], 2)} | "
+        f"{_fmt(r['click_median'], 2)} |",
+        f"| notes with a start click above 0.1 ↓ | {g['click_over_threshold']}/{n} | "
+        f"{r['click_over_threshold']}/{m} |",
+        f"| notes with an isolated spike in the first 4 samples ↓ | {g['start_spikes']}/{n} | "
+        f"{r['start_spikes']}/{m} |",
+        f"| level (whole-note RMS, dBFS, median) | {_fmt(g['level_dbfs'], 1)} | {_fmt(r['level_dbfs'], 1)} |",
+        f"| notes below −50 dBFS | {g['quiet_notes']}/{n} | {r['quiet_notes']}/{m} |",
+    ]
+    for band, v in (g.get("f0_band_accuracy") or {}).items():
+        rv = r["f0_band_accuracy"][band]
+        lines.append(f"| pitch accuracy (f0 tracker), MIDI {band} ↑ | {_fmt(v['accuracy'])} ({v['count']} notes) | "
+                     f"{_fmt(rv['accuracy'])} ({rv['count']} notes) |")
+    if div is None:
+        lines += ["", "Timbre diversity and condition effects were not measured (skipped)."]
+    elif not timbre.get("condition_effect"):
+        lines += ["", "No condition effect: the model has no categorical condition other than pitch."]
+    return lines
 
 
 def write_describe_report(out_dir: Path, descriptions: Sequence[dict], var_ratio: np.ndarray, header: dict) -> None:

@@ -71,17 +71,27 @@ def train_classifier_cmd(data, heads, steps, batch_size, lr, seed, device, out) 
               help="Training notes for the FID and NDB reference.")
 @click.option("--ndb-bins", type=click.IntRange(2, 1000), default=50, show_default=True)
 @click.option("--no-f0", is_flag=True, help="Skip the f0-tracker pitch check (the slowest part after generation).")
+@click.option("--timbre-count", type=click.IntRange(2, 10_000), default=30, show_default=True,
+              help="Timbre diversity: generated notes per pitch, and real notes of as many instruments.")
+@click.option("--timbre-pitch", "timbre_pitches", type=click.IntRange(0, 127), multiple=True,
+              help="Pitch for timbre diversity and condition effects; repeat (default: 48 and 60; clamped to the "
+                   "model's range).")
+@click.option("--timbre-latents", type=click.IntRange(2, 1000), default=8, show_default=True,
+              help="Condition effects: latents per pitch, each played with every class.")
+@click.option("--no-timbre", is_flag=True,
+              help="Skip timbre diversity and condition effects (the per-note timbre measures stay).")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
 @seed_option
 @device_option
 @precision_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing report folder.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
-def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f0, batch_size, seed, device,
-                 precision, overwrite, out) -> None:
+def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f0, timbre_count, timbre_pitches,
+                 timbre_latents, no_timbre, batch_size, seed, device, precision, overwrite, out) -> None:
     """Measure generated notes beside held-out real notes: pitch accuracy and entropy (classifier), an
-    independent pitch check (pYIN f0), FID and Inception Score on classifier features, NDB, and the accuracy
-    of every condition; writes metrics.json, report.md, plots and example notes.
+    independent pitch check (pYIN f0), FID and Inception Score on classifier features, NDB, the accuracy
+    of every condition, and timbre (diversity, condition effects, upper band, start clicks, level, pitch accuracy
+    per octave band); writes metrics.json, report.md, plots and example notes.
 
     Example: ganspacesynth evaluate --model model.safetensors --data data/gm --classifier classifier.safetensors
     --count 1000 --out report/
@@ -90,6 +100,7 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
     from ..evaluate.evaluation import evaluate_model
     from ..evaluate.pitch import F0Settings
     from ..evaluate.report import write_evaluation_report
+    from ..evaluate.timbre import TimbreSettings, timbre_summary_line
     from ..fileio import atomic_directory, check_output_folder
 
     check_output_folder(out, owner="evaluate", overwrite=overwrite)  # before any work
@@ -98,7 +109,10 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
     train, valid = _load_split(data, "train"), _load_split(data, "valid")
     metrics, sets = evaluate_model(synth, clf, train, valid, count=count, reference_count=reference_count, seed=seed,
                                    batch_size=batch_size, f0=None if no_f0 else F0Settings(), ndb_bins=ndb_bins,
-                                   device=str(synth.device), log=click.echo)
+                                   device=str(synth.device), log=click.echo,
+                                   timbre=None if no_timbre else TimbreSettings(
+                                       pitches=tuple(timbre_pitches) or TimbreSettings.pitches, count=timbre_count,
+                                       latents=timbre_latents))
     header = {"model": str(synth.path), "model_fingerprint": synth.fingerprint, "dataset": str(data),
               "classifier": str(classifier), "classifier_heldout_accuracy": clf.metrics.get("heldout_accuracy"),
               "precision": precision}
@@ -107,6 +121,7 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
     g, r = metrics["generated"], metrics["real"]
     click.echo(f"pitch accuracy {g['pitch_accuracy']:.3f} (real {r['pitch_accuracy']:.3f}), FID {g['fid']:.2f} "
                f"(real {r['fid']:.2f}), NDB {g['ndb']['ndb']}/{g['ndb']['bins']} (real {r['ndb']['ndb']})")
+    click.echo(timbre_summary_line(metrics["timbre"]))
     click.echo(f"wrote {out}/report.md")
 
 

@@ -86,6 +86,10 @@ class AdversarialSettings:
     adversarial_weight: float = 0.1  # weight of the generator's adversarial + AC loss beside the reconstruction
     # When the discriminator starts: seconds of training for a timed run, else images shown.
     adversarial_start: float = 0.0
+    # VQGAN's adaptive weight (Esser et al. 2021): the adversarial loss is scaled by ‖∇rec‖ / ‖∇adv‖ at the
+    # generator's last layer, so `adversarial_weight` is a ratio of gradients rather than of loss scales
+    # (which differ by orders of magnitude between an L1 loss and a critic's score).
+    adversarial_adaptive: bool = True
 
     def validate(self) -> None:
         if self.adversarial_weight < 0:

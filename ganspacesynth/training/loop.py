@@ -339,7 +339,7 @@ _LABELS = {"d_loss": "loss/d", "g_loss": "loss/g", "wasserstein": "loss/wasserst
            "d_fake": "score/fake", "ac_real": "loss/ac_real", "ac_fake": "loss/ac_fake",
            "g_adversarial": "loss/g_adversarial", "profile": "loss/profile",
            "reconstruction": "loss/reconstruction", "reconstruction_magnitude": "loss/reconstruction_magnitude",
-           "latent_code_kl": "loss/latent_code_kl"}
+           "latent_code_kl": "loss/latent_code_kl", "adversarial_weight": "loss/adversarial_weight"}
 
 
 def _named_stats(keys, values: list[float]) -> dict[str, float]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..config import ReconstructionSettings
 from ..draws import RECONSTRUCTION_STEP, real_rows, seeded
 from ..schedule import StagePoint
@@ -198,6 +199,16 @@ class ReconstructionGanObjective(ReconstructionObjective):
         stats = self.critic.update(real, labels, draws, clock.point, penalize)
         loss, rec_stats = rec.loss(rec.draws(clock, local), clock.point)
         adversarial, g_stats = self.critic.generator_loss(draws, clock.point)
-        self.apply(loss + ctx.cfg.adversarial.adversarial_weight * adversarial,
-                   (self.opt_g, ctx.generator), (rec.opt, rec.codes))
-        return {**rec_stats, **stats, **g_stats}
+        weight = ctx.cfg.adversarial.adversarial_weight * self.adaptive_weight(loss, adversarial, clock.point)
+        self.apply(loss + weight * adversarial, (self.opt_g, ctx.generator), (rec.opt, rec.codes))
+        return {**rec_stats, **stats, **g_stats, "adversarial_weight": weight.detach()}
+
+    def adaptive_weight(self, reconstruction: torch.Tensor, adversarial: torch.Tensor, point) -> torch.Tensor:
+        """‖∇rec‖ / ‖∇adv‖ at the weights of the stage's output layer (clamped to [0, 1e4]), or 1."""
+        if not self.ctx.cfg.adversarial.adversarial_adaptive:
+            return torch.ones((), device=adversarial.device)
+        last = self.ctx.generator.blocks[point.num_blocks - 1].to_rgb.weight
+        (g_rec,) = torch.autograd.grad(reconstruction, last, retain_graph=True)
+        (g_adv,) = torch.autograd.grad(adversarial, last, retain_graph=True)
+        g_rec, g_adv = distributed.mean_over_ranks(torch.stack([g_rec.norm(), g_adv.norm()]).float(), self.ctx.info)
+        return (g_rec / (g_adv + 1e-4)).clamp(0.0, 1e4).detach()
