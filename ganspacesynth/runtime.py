@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 _heap_threshold = 0
 
 
@@ -82,8 +84,17 @@ def cpu_bfloat16_native(flags: frozenset[str] | None = None) -> bool:
     return any(f in flags for f in BF16_NATIVE_FLAGS)
 
 
+#: Environment variable that fixes what `--precision auto` means on this machine (float32 or bfloat16), e.g. so
+#: that a test suite compares the same arithmetic on every CPU (tests/conftest.py sets it to float32).
+AUTO_PRECISION_ENV = "GANSPACESYNTH_AUTO_PRECISION"
+
+
 def auto_precision(device_type: str, flags: frozenset[str] | None = None) -> str:
-    """`--precision auto`: bfloat16 on CUDA and on CPUs with native bfloat16, float32 elsewhere."""
+    """`--precision auto`: bfloat16 on CUDA and on CPUs with native bfloat16, float32 elsewhere; on this machine
+    (`flags` None) $GANSPACESYNTH_AUTO_PRECISION, when set to float32 or bfloat16, decides instead."""
+    forced = os.environ.get(AUTO_PRECISION_ENV, "").strip().lower()
+    if flags is None and forced in ("float32", "bfloat16"):
+        return forced
     if device_type == "cuda":
         return "bfloat16"
     if device_type == "cpu" and cpu_bfloat16_native(flags):

@@ -435,6 +435,7 @@ def test_auto_precision_reads_the_cpu_flags(monkeypatch, tiny_model_path, capsys
     from ganspacesynth import runtime, synth as synth_module
     from ganspacesynth.synth import Synth
 
+    monkeypatch.delenv(runtime.AUTO_PRECISION_ENV, raising=False)  # the suite pins auto to float32 (conftest.py)
     monkeypatch.setattr(synth_module, "_precision_warned", set())
     monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # AVX2 only: no bfloat16 convs
     assert Synth.load(tiny_model_path, device="cpu", precision="auto").precision == "float32"

@@ -148,3 +148,14 @@ def test_omp_num_threads_fixes_the_count(monkeypatch):
     monkeypatch.setattr("ganspacesynth.training.threads.usable_cores", lambda: 2)
     assert make_tuner("cpu", None).candidates == (2, 1)
     assert make_tuner("cpu", 3).candidates == (3,)
+
+
+def test_auto_precision_can_be_fixed_for_this_machine(monkeypatch):
+    """$GANSPACESYNTH_AUTO_PRECISION decides `auto` on this machine (the suite sets float32: same arithmetic on every
+    CPU); an explicit set of CPU flags is still judged by its flags, and an unknown value is ignored."""
+    monkeypatch.setenv(runtime.AUTO_PRECISION_ENV, "float32")
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: ZEN4)
+    assert runtime.auto_precision("cpu") == "float32"
+    assert runtime.auto_precision("cpu", ZEN4) == "bfloat16"
+    monkeypatch.setenv(runtime.AUTO_PRECISION_ENV, "half")
+    assert runtime.auto_precision("cpu") == "bfloat16"
