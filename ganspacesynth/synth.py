@@ -3,6 +3,11 @@
     synth = Synth.load("model.safetensors")
     z = synth.random_z(4, seed=0)
     waves = synth.generate(z, pitch=60)          # float32 [4, 64000]
+
+Every note it hands out (`generate`, `specgrams_to_waves`, so every command, composer, server and export) is
+finished in one place, `finish_waves`: a 4 ms fade-in (no onset click) and the model file's calibrated output
+gain (`output_gain_db`, 0 dB when the file has none), never clipping; `set_level` overrides the gain or
+peak-normalises instead (the `--gain` / `--normalize` options).
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .audio.levels import SAFE_PEAK, check_gain_db, finish_notes
 from .audio.spectral import MelIF
 from .conditions import check_pitch, check_pitches
 from .errors import UserError
 from .model.conditions import ConditionSet
 from .model.config import ModelConfig
-from .model.files import ModelFile, load_model
+from .model.files import ModelFile, load_model, output_gain_of
 from .model.generator import Generator
 from .model.inference import prepare
 from .runtime import keep_generation_allocations_in_heap
@@ -160,6 +166,10 @@ class Synth:
         self.fingerprint = fingerprint
         self.path = path
         self.info = info or {}
+        #: The model file's calibrated output gain (dB; 0 when it carries none).
+        self.model_gain_db = output_gain_of(self.info, path or "the model")
+        self._gain_override: float | None = None
+        self._normalize: float | None = None
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -255,6 +265,40 @@ class Synth:
             raise UserError("a pitch is required for this model")
         return out
 
+    # -- output level ----------------------------------------------------------------------------
+    @property
+    def output_gain_db(self) -> float:
+        """The gain (dB) applied to every note: `set_level`'s, else the model file's calibrated one."""
+        return self.model_gain_db if self._gain_override is None else self._gain_override
+
+    @property
+    def normalize(self) -> float | None:
+        """The peak every note is normalised to (`set_level(normalize=True)`), or None: the gain applies."""
+        return self._normalize
+
+    def set_level(self, gain_db: float | None = None, normalize: bool | float = False) -> "Synth":
+        """How loud notes come out from now on. `gain_db` replaces the model's calibrated gain (0: the raw
+        model); `normalize` puts every note's peak at 0.99 (or at the value given) instead. No arguments: back
+        to the model's calibrated level. Returns the synth."""
+        if gain_db is not None and normalize not in (False, None):
+            raise UserError("give either a gain or normalize, not both")
+        self._gain_override = None if gain_db is None else check_gain_db(gain_db, "the gain")
+        if normalize is True:
+            self._normalize = SAFE_PEAK
+        elif normalize in (False, None):
+            self._normalize = None
+        else:
+            peak = float(normalize)
+            if not 0.0 < peak <= 1.0:
+                raise UserError(f"a normalisation peak must lie in (0, 1], not {normalize!r}")
+            self._normalize = peak
+        return self
+
+    def finish_waves(self, waves: np.ndarray) -> np.ndarray:
+        """Raw inverse-STFT waves → the notes handed out: onset fade-in, the output gain (or the peak
+        normalisation), and no clipping (audio/levels.finish_notes). Every wave `Synth` returns went through it."""
+        return finish_notes(waves, self.sample_rate, self.output_gain_db, self._normalize)
+
     # -- generation ----------------------------------------------------------------------------
     def _autocast(self):
         if self.precision == "float32":
@@ -327,16 +371,22 @@ class Synth:
         return self._generate(z, pitch, conditions, batch_size, offsets=offsets, start_at=start_at,
                               start_activation=start_activation)
 
-    def specgrams_to_waves(self, specs: torch.Tensor) -> np.ndarray:
+    def specgrams_to_waves(self, specs: torch.Tensor, *, raw: bool = False) -> np.ndarray:
+        """Normalised spectrograms → notes, finished as `generate`'s are (`raw=True`: the inverse STFT alone,
+        at the model's raw level, e.g. to measure it)."""
         with torch.inference_mode():
-            return self.spectral.specgrams_to_waves(specs.float()).cpu().numpy()
+            waves = self.spectral.specgrams_to_waves(specs.float()).cpu().numpy()
+        return waves if raw else self.finish_waves(waves)
 
-    def generate(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8, **kwargs) -> np.ndarray:
-        """Waves `[B, N]` (float32, sample rate `self.sample_rate`); keywords as for `generate_specgrams`."""
+    def generate(self, z=None, pitch=None, conditions=None, *, batch_size: int = 8, raw: bool = False,
+                 **kwargs) -> np.ndarray:
+        """Waves `[B, N]` (float32, sample rate `self.sample_rate`), finished by `finish_waves` (`raw=True`:
+        the inverse STFT's output unchanged); keywords as for `generate_specgrams`."""
         # Each pass's spectrograms become waves in the thread that made them (on a CPU, notes side by side:
         # the inverse of 8 notes took 0.79 of its time on 2 threads, paired, 2-core VM).
-        waves = self._generate(z, pitch, conditions, batch_size, self.spectral.specgrams_to_waves, **kwargs)
-        return check_waves(waves.cpu().numpy())
+        waves = check_waves(self._generate(z, pitch, conditions, batch_size, self.spectral.specgrams_to_waves,
+                                           **kwargs).cpu().numpy())
+        return waves if raw else self.finish_waves(waves)
 
     def activations(self, z, pitch=None, layer: str = "conv0", conditions=None, *, batch_size: int = 64) -> torch.Tensor:
         """The named layer's activation `[B, C, H, W]` (float32, on the synth's device)."""

@@ -263,7 +263,20 @@ def import_magenta(ckpt_dir: str | os.PathLike) -> tuple[ModelConfig, dict[str, 
     return config, state
 
 
-def import_magenta_to_file(ckpt_dir: str | os.PathLike, out_path: str | os.PathLike) -> Path:
-    """Convert a Magenta GANSynth training folder into a GANSpaceSynth model file (written atomically)."""
+def import_magenta_to_file(ckpt_dir: str | os.PathLike, out_path: str | os.PathLike,
+                           data: str | os.PathLike | None = None, count: int = 200) -> Path:
+    """Convert a Magenta GANSynth training folder into a GANSpaceSynth model file (written atomically).
+
+    With `data` (a dataset at the model's representation, e.g. NSynth built with `--preset mel_prog_hires`), the
+    file also gets an output gain measured from `count` of its own notes against that set (calibration.py);
+    without, its gain is 0 dB: Magenta's raw level."""
     config, state, info = _import(Path(ckpt_dir))
+    if data is not None:  # measured before anything is written: a wrong dataset leaves no file
+        from ..calibration import measure_output_gain
+        from ..model.files import OUTPUT_GAIN_KEY, ModelFile
+        from ..synth import Synth
+
+        synth = Synth.from_model_file(ModelFile(config, state, info), device="cpu")
+        result = measure_output_gain(synth, data, count=count)
+        info = {**info, OUTPUT_GAIN_KEY: result.pop("output_gain_db"), "calibration": result}
     return save_model(out_path, config, state, info=info)

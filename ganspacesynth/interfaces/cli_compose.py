@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import SEED, device_option, load_synth, model_option, parse_coeffs, precision_option
+from .options import (SEED, apply_level, device_option, level_options, load_synth, model_option, parse_coeffs,
+                      precision_option)
 
 #: hallucinate options that describe the composition (refused with --from, which re-renders exactly).
 _COMPOSITION = ("notes", "steps", "spacing", "start_trim", "attack", "sustain", "release", "pitch", "seed", "mode")
@@ -55,6 +56,13 @@ def _recorded_path(score: dict, what: str) -> Path | None:
     return None
 
 
+def _guard(audio):
+    """A mix kept at its notes' level (--no-normalize, --gain) is scaled down only if it would clip."""
+    from ..audio.levels import peak_safe
+
+    return peak_safe(audio)
+
+
 def _load_components(path: Path | None, synth):
     if path is None:
         return None
@@ -98,10 +106,11 @@ def _load_components(path: Path | None, synth):
 @device_option
 @precision_option
 @no_progress_option
+@level_options(mix=True)
 @click.pass_context
 def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, sustain, release, pitch, seed,
                     from_score, components, steps_score, mode, batch_size, max_notes, max_seconds, device,
-                    precision, no_progress) -> None:
+                    precision, no_progress, gain_db, normalize) -> None:
     """Compose a piece that wanders between key points: n random timbres with m slerp steps between each
     pair (n + (n-1)*m notes), each note enveloped, placed --spacing seconds apart and mixed.
 
@@ -164,6 +173,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
         score = None
 
     synth = load_synth(model, device, precision)
+    peak = apply_level(synth, gain_db, normalize, mix=True)
     defaults = params_for(synth)
     if score is None:
         plan = H.plan_latent(synth, defaults, limits)
@@ -178,9 +188,9 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
         if components is None:
             raise UserError(f"this score is in GANSpace mode {plan.mode!r}: give its components file with --components")
         comps = _load_components(components, synth)
-    audio, score_out = H.render(synth, plan, comps, batch_size=batch_size,
+    audio, score_out = H.render(synth, plan, comps, batch_size=batch_size, peak=peak,
                                 progress=_progress("hallucinate", not no_progress))
-    write_wav(out, audio, synth.sample_rate)
+    write_wav(out, _guard(audio), synth.sample_rate)
     score_file = H.save_score(H.score_path_for(out), score_out)
     click.echo(f"wrote {out} ({plan.count} notes, {len(audio) / synth.sample_rate:.2f} s, mode {plan.mode}, "
                f"seed {plan.params.seed}) and {score_file}")
@@ -205,8 +215,9 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
 @device_option
 @precision_option
 @no_progress_option
+@level_options(mix=True)
 def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeffs, mode, include_drums, batch_size,
-             max_notes, max_seconds, device, precision, no_progress) -> None:
+             max_notes, max_seconds, device, precision, no_progress, gain_db, normalize) -> None:
     """Play a MIDI file with a model (Magenta GANSynth's MIDI mode) into a WAV file.
 
     A random timbre every --secs-per-instrument seconds; each note gets the slerp of the timbres around
@@ -232,6 +243,7 @@ def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeff
     if not notes:
         raise UserError(f"{midi_file} has no notes")
     synth = load_synth(model, device, precision)
+    peak = apply_level(synth, gain_db, normalize, mix=True)
     plan = plan_midi(synth, notes, params, Limits(max_notes=max_notes, max_seconds=max_seconds))
     skipped = plan.skipped
     if skipped["out_of_range"]:
@@ -240,8 +252,9 @@ def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeff
     if skipped["drums"]:
         click.echo(f"skipped {skipped['drums']} drum notes (channel 10; --include-drums plays them)", err=True)
     comps = _load_components(components, synth)
-    audio = render_midi(synth, plan, comps, coeff_values, mode, batch_size=batch_size, progress=_progress("midi", not no_progress))
-    write_wav(out, audio, synth.sample_rate)
+    audio = render_midi(synth, plan, comps, coeff_values, mode, batch_size=batch_size, peak=peak,
+                        progress=_progress("midi", not no_progress))
+    write_wav(out, _guard(audio), synth.sample_rate)
     click.echo(f"wrote {out} ({plan.count} notes, {len(plan.timbres)} timbres, "
                f"{len(audio) / synth.sample_rate:.2f} s, seed {plan.seed})")
 

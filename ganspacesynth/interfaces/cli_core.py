@@ -1,4 +1,4 @@
-"""Core commands: init, info, generate, interpolate."""
+"""Core commands: init, info, generate, interpolate, calibrate."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 
 from ..choices import PRESET_NAMES
 from ..errors import UserError
-from .options import (SEED, batch_size_option, device_option, load_synth, model_option, parse_conditions,
-                      precision_option, progress_bar, seed_option)
+from .options import (SEED, apply_level, batch_size_option, device_option, level_options, load_synth, model_option,
+                      parse_conditions, precision_option, progress_bar, seed_option)
 
 
 def note_names(pitches, count: int) -> list[str]:
@@ -71,6 +71,13 @@ def info_cmd(model) -> None:
         click.echo(f"condition {spec.name} ({spec.kind}, {spec.size}): {shown}")
     for name in synth.layer_names():
         click.echo(f"layer {name}: {synth.generator.layer_shape(name)}")
+    calibration = synth.info.get("calibration") if isinstance(synth.info.get("calibration"), dict) else {}
+    if calibration:
+        click.echo(f"output gain: {synth.model_gain_db:+.2f} dB (notes at {calibration.get('target_rms_dbfs')} dBFS "
+                   f"median RMS, the level of {calibration.get('dataset')}; raw {calibration.get('raw_rms_dbfs')})")
+    else:
+        click.echo(f"output gain: {synth.model_gain_db:+.2f} dB (not calibrated: `ganspacesynth calibrate` "
+                   f"measures it against a dataset)")
     if synth.info:
         click.echo(f"info: {synth.info}")
 
@@ -86,19 +93,22 @@ def info_cmd(model) -> None:
 @device_option
 @precision_option
 @click.option("--no-progress", is_flag=True, help="No progress bar (there is none either when stderr is not a terminal).")
+@level_options()
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output folder: new, empty, or one an earlier generate wrote (it is replaced as a whole).")
 def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, device, precision, no_progress,
-                 out) -> None:
+                 gain_db, normalize, out) -> None:
     """Generate notes as 16 kHz WAV files named p<pitch>_<index>.wav, plus the latents used (latents.npy).
 
-    The same seed gives identical audio. The folder appears complete or not at all (Ctrl-C leaves nothing).
+    Notes come at the model's calibrated level (--gain, --normalize: otherwise). The same seed gives identical
+    audio. The folder appears complete or not at all (Ctrl-C leaves nothing).
     Example: ganspacesynth generate --model tiny.safetensors --pitch 60 --pitch 64 --count 4 --seed 1 --out notes/
     """
     from ..fileio import atomic_directory, check_output_folder
 
     check_output_folder(out, owner="generate", overwrite=True)  # refuse before any work
     synth = load_synth(model, device, precision)
+    apply_level(synth, gain_db, normalize)
     for p in pitches:
         synth.check_pitch(p)  # refuses out-of-range pitches before any work
     conds = parse_conditions(conditions)
@@ -136,8 +146,10 @@ def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, de
 @click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
 @device_option
 @precision_option
+@level_options()
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, device, precision, out) -> None:
+def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, device, precision, gain_db, normalize,
+                    out) -> None:
     """Interpolate between two random timbres (latents from two seeds) at one pitch.
 
     Example: ganspacesynth interpolate --model tiny.safetensors --pitch 60 --seed-a 1 --seed-b 2 --steps 8 --out interp/
@@ -147,6 +159,7 @@ def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, dev
 
     check_output_folder(out, owner="interpolate", overwrite=True)  # refuse before any work
     synth = load_synth(model, device, precision)
+    apply_level(synth, gain_db, normalize)
     synth.check_pitch(pitch)
     za, zb = synth.random_z(1, seed_a)[0], synth.random_z(1, seed_b)[0]
     z = interpolate(za, zb, steps, method)
@@ -157,6 +170,39 @@ def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, dev
     click.echo(f"wrote {steps} notes ({method} from seed {seed_a} to {seed_b}) to {out}")
 
 
+@click.command("calibrate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder the model was trained on (or one at the same --preset): the level to match.")
+@click.option("--count", type=click.IntRange(1, 100000), default=200, show_default=True, help="Notes to generate.")
+@seed_option
+@batch_size_option(32)
+@device_option
+@precision_option
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Model file to write (default: MODEL itself, rewritten atomically).")
+def calibrate_cmd(model, data, count, seed, batch_size, device, precision, out) -> None:
+    """Measure the gain that brings a model's notes to its training data's level and store it in the model file.
+
+    Gain = median RMS (dBFS) of the dataset's notes minus that of `--count` generated notes (random latents,
+    labels drawn from the dataset). Every command then plays the model at that level; only the file's metadata
+    changes (same weights, same fingerprint, GANSpace components still fit). A training run's next export
+    overwrites RUN/model.safetensors: calibrate the exported file you keep.
+    Example: ganspacesynth calibrate runs/gm/model.safetensors --data data/gm --out gm.safetensors
+    """
+    from ..calibration import calibrate_model_file
+    from ..fileio import check_output_file
+    from ..model.files import resolve_model_path
+
+    target = out if out is not None else resolve_model_path(model)
+    check_output_file(target)  # a folder, /dev/null, …: refused before any work
+    written, result = calibrate_model_file(model, data, out, count=count, seed=seed, device=device or "cpu",
+                                           precision=precision, batch_size=batch_size)
+    click.echo(f"wrote {written}: output gain {result['output_gain_db']:+.2f} dB (dataset median RMS "
+               f"{result['target_rms_dbfs']:.2f} dBFS over {result['real_notes']} notes, the model's raw notes "
+               f"{result['raw_rms_dbfs']:.2f} over {result['count']})")
+
+
 def register(group: click.Group) -> None:
-    for cmd in (init_cmd, info_cmd, generate_cmd, interpolate_cmd):
+    for cmd in (init_cmd, info_cmd, generate_cmd, interpolate_cmd, calibrate_cmd):
         group.add_command(cmd)

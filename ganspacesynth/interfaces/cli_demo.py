@@ -56,7 +56,6 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
     from ..fileio import atomic_directory, write_json
     from ..ganspace.grid import render_grid
     from ..compose import hallucinate as H
-    from ..audio.levels import normalize_peak
     from .cli_core import write_notes
 
     note_seconds = synth.config.spectral.audio_length / synth.sample_rate
@@ -66,10 +65,8 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
     with atomic_directory(out_dir, overwrite=True, owner="demo") as tmp:
         t0 = time.perf_counter()
         z = synth.random_z(len(pitches), seed)
+        # At the model's calibrated level (the training set's; raw for a model never calibrated).
         waves = synth.generate(z, pitch=pitches)
-        # For listening: each note at half of full scale (models keep their training set's level, which for
-        # the SoundFont set is around -30 dBFS, quieter still at its highest pitches).
-        waves = np.stack([normalize_peak(w, 0.5) for w in waves])
         write_notes(synth, waves, tmp / "notes", [f"p{p}_000.wav" for p in pitches])
         summary["notes"] = [f"notes/p{p}_000.wav" for p in pitches]
         log(f"notes across the range ({', '.join(map(str, pitches))}): {time.perf_counter() - t0:.1f} s")

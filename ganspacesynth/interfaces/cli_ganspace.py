@@ -10,8 +10,8 @@ import numpy as np
 
 from ..choices import ESTIMATOR_NAMES
 from ..errors import UserError
-from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, device_option, load_synth, model_option, parse_coeffs,
-                      parse_conditions, parse_floats, precision_option)
+from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, apply_level, device_option, level_options, load_synth,
+                      model_option, parse_coeffs, parse_conditions, parse_floats, precision_option)
 
 components_option = click.option(
     "--components", "components_path", type=click.Path(path_type=Path), default=None,
@@ -180,8 +180,10 @@ def synthesis_options(fn):
 @components_option
 @click.option("--coeffs", required=True, help='Coefficients, in standard deviations, e.g. "1.5,-0.5,0,0.8".')
 @synthesis_options
+@level_options()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
-def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index, conditions, device, precision, out) -> None:
+def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index, conditions, device, precision,
+             gain_db, normalize, out) -> None:
     """Synthesise one note from component coefficients (GANSpaceSynth's sliders).
 
     \b
@@ -200,6 +202,7 @@ def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index,
     if not values:
         raise UserError("--coeffs needs at least one number")
     synth, comps = _load(model, components_path, device, precision)
+    apply_level(synth, gain_db, normalize)
     pitch = _default_pitch(comps, pitch)
     z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
     wave = synthesize(synth, comps, np.array(values), pitch, mode, z, parse_conditions(conditions) or None)
@@ -223,9 +226,10 @@ def _default_pitch(comps, pitch):
               default=(-1.0, 1.0), show_default=True, help="Coefficient range (standard deviations).")
 @click.option("--steps", type=click.IntRange(1, 64), default=5, show_default=True, help="Values per axis.")
 @synthesis_options
+@level_options()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (new or empty).")
 def grid_cmd(model, components_path, x, y, value_range, steps, pitch, mode, seed, z_path, z_index, conditions,
-             device, precision, out) -> None:
+             device, precision, gain_db, normalize, out) -> None:
     """Sweep two components on a grid: WAVs named wave_<x>,<y>.wav, grid.png (spectrograms) and grid.json.
 
     \b
@@ -237,6 +241,7 @@ def grid_cmd(model, components_path, x, y, value_range, steps, pitch, mode, seed
 
     check_output_folder(out, owner="grid", overwrite=True)  # before any work
     synth, comps = _load(model, components_path, device, precision)
+    apply_level(synth, gain_db, normalize)
     pitch = _default_pitch(comps, pitch)
     z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
     with atomic_directory(out, overwrite=True, owner="grid") as tmp:

@@ -12,7 +12,10 @@ import click
 @click.command("import-magenta")
 @click.argument("ckpt_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Model file to write (.safetensors).")
-def import_magenta_cmd(ckpt_dir: Path, out: Path) -> None:
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="A dataset at the model's representation (e.g. NSynth, --preset mel_prog_hires): also measure "
+                   "the output gain against it (as `ganspacesynth calibrate`); without, the gain is 0 dB.")
+def import_magenta_cmd(ckpt_dir: Path, out: Path, data: Path | None) -> None:
     """Convert a Magenta GANSynth checkpoint folder (with experiment.json and stage_000NN/) into a model file.
 
     No TensorFlow needed. The generator's moving-average weights are used, as Magenta's own generation does.
@@ -27,7 +30,7 @@ def import_magenta_cmd(ckpt_dir: Path, out: Path) -> None:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = import_magenta_to_file(ckpt_dir, out)
+        path = import_magenta_to_file(ckpt_dir, out, data=data)
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     model = load_model(path)
@@ -36,7 +39,7 @@ def import_magenta_cmd(ckpt_dir: Path, out: Path) -> None:
     click.echo(
         f"wrote {path} from {model.info.get('checkpoint')} ({model.info.get('weights')} weights; output "
         f"{cfg.output_shape[0]}x{cfg.output_shape[1]}, pitches {cfg.pitches[0]}..{cfg.pitches[-1]}; "
-        f"fingerprint {model.fingerprint}; {seconds:.1f} s)"
+        f"fingerprint {model.fingerprint}; output gain {model.output_gain_db:+.2f} dB; {seconds:.1f} s)"
     )
 
 

@@ -59,6 +59,58 @@ def load_synth(model, device=None, precision="float32"):
     return Synth.load(model, device=device, precision=precision)
 
 
+#: dB a --gain may ask for (either sign); audio/levels.MAX_GAIN_DB, spelled here to keep --help free of numpy.
+MAX_GAIN_OPTION_DB = 60.0
+GAIN = click.FloatRange(-MAX_GAIN_OPTION_DB, MAX_GAIN_OPTION_DB)
+
+
+def check_gain_option(ctx, param, value):
+    """FloatRange lets NaN through (every comparison with it is false): refuse it while parsing."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of dB", ctx=ctx, param=param)
+    return value
+
+
+def level_options(mix: bool = False):
+    """`--gain DB` and `--normalize`: how loud the written audio is. Notes (`mix=False`) come at the model's
+    calibrated level unless told otherwise; a mix (hallucinate, midi) is peak-normalised unless told otherwise
+    (`--no-normalize`, or a `--gain`, keeps the notes' level)."""
+    gain = click.option(
+        "--gain", "gain_db", type=GAIN, default=None, metavar="DB", callback=check_gain_option,
+        help="Output gain in dB instead of the model's calibrated one (0: the raw model; `ganspacesynth info` "
+             "shows the model's). Notes that would clip are scaled to just below full scale.")
+    if mix:
+        normalize = click.option(
+            "--normalize/--no-normalize", "normalize", default=None,
+            help="Scale the mix so its peak is 0.99 [default, unless --gain]; --no-normalize keeps the notes' "
+                 "calibrated level (scaled down only where the mix would clip).")
+    else:
+        normalize = click.option("--normalize", "normalize", is_flag=True, default=False,
+                                 help="Scale every note so its peak is 0.99, instead of the model's calibrated level.")
+
+    def decorate(fn):
+        return gain(normalize(fn))
+
+    return decorate
+
+
+def apply_level(synth, gain_db: float | None, normalize: bool | None, mix: bool = False) -> float | None:
+    """Set the synth's note level from `--gain` / `--normalize`; for a mix, return the peak to normalise it to
+    (None: keep the notes' level)."""
+    if gain_db is not None and normalize:
+        raise UserError("give either --gain or --normalize, not both")
+    if mix:
+        synth.set_level(gain_db=gain_db)
+        normalize = gain_db is None if normalize is None else normalize
+        from ..audio.levels import SAFE_PEAK
+
+        return SAFE_PEAK if normalize else None
+    synth.set_level(gain_db=gain_db, normalize=bool(normalize))
+    return None
+
+
 def parse_conditions(values: tuple[str, ...]) -> dict[str, str]:
     """`name=value` pairs → dict."""
     out: dict[str, str] = {}

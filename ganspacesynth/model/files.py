@@ -2,6 +2,12 @@
 
 Loading never executes code (no pickles). The metadata carries a format name and version so a wrong,
 truncated or newer file is refused with a clear message.
+
+The `info` metadata is free-form provenance, plus one key generation reads: `output_gain_db`, the gain (dB) that
+brings the model's notes to its training data's level (measured by `ganspacesynth calibrate`, see
+`ganspacesynth/calibration.py`; the measurement itself under `calibration`). A file without it plays at the raw
+level (0 dB): older files load unchanged, and adding it needs no new format version. `set_model_info` rewrites
+only the metadata: the tensors (and so the fingerprint) stay byte for byte the same.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from .config import ModelConfig
 MODEL_FORMAT = "ganspacesynth-model"
 MODEL_FORMAT_VERSION = 1
 MODEL_FILENAME = "model.safetensors"
+#: The `info` key holding the calibrated output gain (dB); absent: 0 dB.
+OUTPUT_GAIN_KEY = "output_gain_db"
 
 
 @dataclass
@@ -35,6 +43,21 @@ class ModelFile:
     @property
     def fingerprint(self) -> str:
         return state_fingerprint(self.generator_state)
+
+    @property
+    def output_gain_db(self) -> float:
+        """The calibrated output gain (dB) the file carries; 0.0 when it has none."""
+        return output_gain_of(self.info, self.path)
+
+
+def output_gain_of(info: dict, where: object = "the model") -> float:
+    """`info["output_gain_db"]` checked (a finite number within ±60 dB), 0.0 when absent or null."""
+    from ..audio.levels import check_gain_db
+
+    value = (info or {}).get(OUTPUT_GAIN_KEY)
+    if value is None:
+        return 0.0
+    return check_gain_db(value, f"{where}: info.{OUTPUT_GAIN_KEY}")
 
 
 def state_fingerprint(state: dict[str, torch.Tensor]) -> str:
@@ -107,6 +130,9 @@ def load_model(path: str | os.PathLike | None) -> ModelFile:
         info = json.loads(meta.get("info", "{}"))
     except (KeyError, ValueError, TypeError) as exc:
         raise UserError(f"{p} has an invalid model config: {exc}") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{p} has an invalid model info (a JSON object is expected)")
+    output_gain_of(info, p)  # refuse a damaged gain now, not at the first note
     try:
         tensors = load_file(str(p))
     except (SafetensorError, OSError) as exc:
@@ -115,3 +141,33 @@ def load_model(path: str | os.PathLike | None) -> ModelFile:
     if not state:
         raise UserError(f"{p} holds no generator weights")
     return ModelFile(config=config, generator_state=state, info=info, path=p)
+
+
+def set_model_info(path: str | os.PathLike, updates: dict, out: str | os.PathLike | None = None) -> Path:
+    """Rewrite a model file with `updates` merged into its `info` (a value None removes the key), atomically,
+    to `out` (default: in place). Only the metadata changes: every tensor keeps its name, dtype (float16 stays
+    float16) and bytes, so the fingerprint and GANSpace components made for the file still match."""
+    p = resolve_model_path(path)
+    meta = read_metadata(p)
+    check_format(meta, MODEL_FORMAT, MODEL_FORMAT_VERSION, "GANSpaceSynth model file", p)
+    try:
+        info = json.loads(meta.get("info", "{}"))
+    except ValueError as exc:
+        raise UserError(f"{p} has an invalid model info: {exc}") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{p} has an invalid model info (a JSON object is expected)")
+    try:
+        tensors = load_file(str(p))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"{p} is damaged: {exc}") from None
+    for key, value in updates.items():
+        if value is None:
+            info.pop(key, None)
+        else:
+            info[key] = value
+    output_gain_of(info, p)
+    metadata = {**meta, "info": json.dumps(info, sort_keys=True)}
+    target = Path(out) if out is not None else p
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return target
