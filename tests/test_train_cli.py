@@ -69,6 +69,12 @@ def test_train_writes_the_run_folder_and_resumes(dataset, tmp_path):
     model = load_model(out / "model.safetensors")
     assert [c.name for c in model.config.conditions] == ["pitch", "instrument_family"]
     assert (model.info["step"], model.info["trained_images"]) == (12, 96)
+    # a finished run's model carries its output gain, measured against its data (calibration.py)
+    calibration = model.info["calibration"]
+    assert calibration["count"] == 128 and calibration["real_notes"] > 0
+    assert model.info["output_gain_db"] == pytest.approx(calibration["target_rms_dbfs"] - calibration["raw_rms_dbfs"],
+                                                         abs=0.02)
+    assert "output gain" in result.output
     stats = read_stats(out)
     assert [s["step"] for s in stats] == [2, 4, 6, 8, 10, 12]
     assert stats[-1]["num_blocks"] == 2 and stats[-1]["images_per_s"] > 0

@@ -322,8 +322,10 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
             if stop.requested:
                 break
 
-        # 4. The end: a last checkpoint and the model file.
+        # 4. The end: a last checkpoint, the model file, and its output gain measured against the data.
         checkpoint()
+        if info.is_main and data.source != "memory" and schedule.done(position.images, position.seconds):
+            _calibrate(run_dir, data.source, device, log)
         info.barrier()
     finally:
         stop.restore()
@@ -332,6 +334,17 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     if stop.requested:
         log.message(f"stopped at step {position.step} ({position.images} images); continue with --resume")
     return TrainResult(run_dir, position, finished, stop.requested, stop.signum, record)
+
+
+def _calibrate(run_dir: Path, dataset: str, device, log: RunLog) -> None:
+    """Write the finished run's output gain into its model file (calibration.py: the data's median level minus
+    the model's), so every player hears it at its data's level."""
+    from ..calibration import calibrate_model_file
+    from ..model.files import MODEL_FILENAME
+
+    _, result = calibrate_model_file(run_dir / MODEL_FILENAME, dataset, device=str(device), count=128)
+    log.message(f"output gain {result['output_gain_db']:+.2f} dB (data {result['target_rms_dbfs']:.1f} dBFS, "
+                f"model {result['raw_rms_dbfs']:.1f} dBFS median RMS)")
 
 
 _LABELS = {"d_loss": "loss/d", "g_loss": "loss/g", "wasserstein": "loss/wasserstein",
