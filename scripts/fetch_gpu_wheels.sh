@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Download, here, the cp312 wheels that the lent GPU machine lacks (it has torch, numpy, scipy, scikit-learn,
+# Download, here, the cp312 wheels that a GPU machine without internet access lacks (it has torch, numpy, scipy, scikit-learn,
 # safetensors, tensorboard, tqdm, rich, matplotlib; not soundfile, tinysoundfont, pretty_midi, python-osc),
 # into .whl/ (git-ignored; about 7.5 MB), to be carried with the device call. See docs/training.md.
 #   bash scripts/fetch_gpu_wheels.sh [DIR]

@@ -1,6 +1,6 @@
 """Independent pitch check of notes with librosa's pYIN (offline, no weights), tuned for batches.
 
-`ganspacesynth/data/pitch.py` labels single clips with the settings measured in docs/soundfonts-and-pitch.md
+`ganspacesynth/data/pitch.py` labels single clips with the settings measured in the shared notes on SoundFonts and pitch trackers
 (0.93 s per 4 s note). Evaluating 2,000 notes needs ~10× less, so here: one pYIN call per batch (its
 transition matrix is built once, not per note), quarter-semitone pitch bins instead of tenths (the Viterbi
 cost grows with the square of the bin count) and only the first second after the onset, where notes are

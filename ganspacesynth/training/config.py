@@ -251,8 +251,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         checkpoint_every_seconds=120.0,
         log_every_steps=50,
     ),
-    # A model that plays in tune from two CPU cores in two hours (docs/training.md has the learning curves
-    # that chose it): the reconstruction objective (training/glo.py) instead of the GAN, a timed schedule
+    # A model that plays in tune from two CPU cores in two hours (docs/reports/training-history.md has the curves
+    # that chose it): the reconstruction objective (training/objectives/reconstruction.py) instead of the GAN, a timed schedule
     # laid over 90 minutes giving each stage 1.4x the time of the one before (the 1x32 and 2x64 stages get
     # 7 %), then 30 more minutes at full resolution, where pitch accuracy was still rising; checkpoints every
     # 5 minutes (all kept, for learning curves).

@@ -5,7 +5,7 @@ networks"): every training note i has a latent code z_i, learned together with t
 G(z_i, labels_i) reconstructs note i (L1 on both Mel-IF channels, at the stage's resolution). Every step
 gives the generator a dense, supervised signal, and it costs one generator pass instead of a GAN step's
 generator and three to four discriminator passes, which is what lets one CPU core train a generator that
-plays in tune in two hours (docs/training.md has the learning curves).
+plays in tune in two hours (docs/reports/training-history.md has the learning curves).
 
 Notes may share codes (`latent_code_label`, e.g. one code per instrument, so pitch must come from the pitch
 condition). Random latents, which are what users and GANSpace draw, must land where the codes are:
