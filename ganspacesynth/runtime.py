@@ -1,4 +1,5 @@
-"""Process-level settings for running on a CPU."""
+"""Process-level settings for running on a CPU, and the one precision choice (`resolve_precision`) that
+generation (Synth) and training share."""
 
 from __future__ import annotations
 
@@ -108,3 +109,43 @@ def bfloat16_warning(device_type: str, flags: frozenset[str] | None = None) -> s
         return None
     return (f"warning: this CPU ({cpu_model()}) has no native bfloat16 (no AMX or AVX512-BF16): bfloat16 is emulated "
             f"and several times slower than float32 here; --precision auto chooses float32")
+
+
+#: CPU flags under which oneDNN runs bfloat16 (transposed) convolutions at all: without one of these sets,
+#: PyTorch stops with "mkldnn_convolution_transpose: bf16 path needs the cpu support avx_ne_convert or avx512bw,
+#: avx512vl and avx512dq" (measured on an AMD EPYC with AVX2 only).
+BF16_CONV_FLAG_SETS = (frozenset({"avx512bw", "avx512vl", "avx512dq"}), frozenset({"avx_ne_convert"}))
+
+
+def cpu_runs_bfloat16(flags: frozenset[str] | None = None) -> bool:
+    """Whether PyTorch can run the generator in bfloat16 on this CPU at all (unknown flags: assume it can)."""
+    flags = cpu_flags() if flags is None else flags
+    return not flags or any(needed <= flags for needed in BF16_CONV_FLAG_SETS)
+
+
+_precision_warned: set[str] = set()
+
+
+def resolve_precision(precision: str, device_type: str, *, warn: bool = True) -> str:
+    """The precision to compute in, for generation and training alike: `auto` → `auto_precision`; an explicit
+    name of choices.PRECISIONS is kept, except bfloat16 on a CPU that cannot run bfloat16 convolutions (a
+    one-line UserError). Explicit bfloat16 on a CPU that emulates it prints a one-line warning on stderr, once
+    per process and device type (`warn=False`: not at all, e.g. training's other ranks)."""
+    from .choices import PRECISIONS
+    from .errors import UserError
+
+    if precision == "auto":
+        return auto_precision(device_type)
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be auto or one of {', '.join(PRECISIONS)}, not {str(precision)[:40]!r}")
+    if precision == "bfloat16" and device_type == "cpu" and not cpu_runs_bfloat16():
+        raise UserError(f"this CPU ({cpu_model()}) cannot run bfloat16 convolutions (PyTorch needs AVX-512 BW/VL/DQ "
+                        f"or AVX-NE-CONVERT); use --precision float32 (or auto)")
+    if precision == "bfloat16" and warn and device_type not in _precision_warned:
+        warning = bfloat16_warning(device_type)
+        if warning:
+            import sys
+
+            _precision_warned.add(device_type)
+            print(warning, file=sys.stderr, flush=True)
+    return precision

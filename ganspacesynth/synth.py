@@ -29,9 +29,8 @@ from .model.config import ModelConfig
 from .model.files import ModelFile, load_model, output_gain_of
 from .model.generator import Generator
 from .model.inference import prepare
-from .runtime import keep_generation_allocations_in_heap
-
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from .model.inference.generator import PRECISIONS
+from .runtime import cpu_runs_bfloat16, keep_generation_allocations_in_heap, resolve_precision  # noqa: F401 (API)
 
 
 def run_one_thread_each(fn, items: Sequence, workers: int) -> list:
@@ -83,46 +82,6 @@ def resolve_device(device: str | None) -> str:
     elif index not in (None, "0"):
         raise UserError(f"unknown device {text!r}: use cpu")
     return text
-
-
-_precision_warned: set[str] = set()
-
-#: CPU flags under which oneDNN runs bfloat16 (transposed) convolutions at all: without one of these sets,
-#: PyTorch stops with "mkldnn_convolution_transpose: bf16 path needs the cpu support avx_ne_convert or avx512bw,
-#: avx512vl and avx512dq" (measured on an AMD EPYC with AVX2 only).
-BF16_CONV_FLAG_SETS = (frozenset({"avx512bw", "avx512vl", "avx512dq"}), frozenset({"avx_ne_convert"}))
-
-
-def cpu_runs_bfloat16(flags: frozenset[str] | None = None) -> bool:
-    """Whether PyTorch can run the generator in bfloat16 on this CPU at all (unknown flags: assume it can)."""
-    from . import runtime
-
-    flags = runtime.cpu_flags() if flags is None else flags
-    return not flags or any(needed <= flags for needed in BF16_CONV_FLAG_SETS)
-
-
-def resolve_precision(precision: str, device_type: str) -> str:
-    """`auto` → the faster precision for this device (runtime.auto_precision); explicit bfloat16 on a CPU that
-    emulates it prints a one-line warning on stderr (once per process)."""
-    from .runtime import auto_precision, bfloat16_warning
-
-    if precision == "auto":
-        return auto_precision(device_type)
-    if precision not in PRECISIONS:
-        raise UserError(f"precision must be auto or one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "bfloat16" and device_type == "cpu" and not cpu_runs_bfloat16():
-        from .runtime import cpu_model
-
-        raise UserError(f"this CPU ({cpu_model()}) cannot run bfloat16 convolutions (PyTorch needs AVX-512 BW/VL/DQ "
-                        f"or AVX-NE-CONVERT); use --precision float32 (or auto)")
-    if precision == "bfloat16" and device_type not in _precision_warned:
-        warning = bfloat16_warning(device_type)
-        if warning:
-            import sys
-
-            _precision_warned.add(device_type)
-            print(warning, file=sys.stderr, flush=True)
-    return precision
 
 
 def check_weights(state: Mapping[str, torch.Tensor], where: object = "the model") -> None:

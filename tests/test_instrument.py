@@ -521,7 +521,7 @@ def _leftovers(folder: Path) -> list[str]:
 def test_unwritable_outputs_are_refused_before_generating(tiny_synth, tmp_path, monkeypatch):
     (tmp_path / "a file").write_text("not a folder")
     calls = []
-    monkeypatch.setattr(I, "render_notes", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(I.export, "render_notes", lambda *a, **k: calls.append(1))
     for out, message in [(tmp_path / "a file" / "x.sf2", "is not a folder"), (tmp_path / "x.wav", "must be a .sf2"),
                          (tmp_path, "must be a .sf2")]:
         with pytest.raises(UserError, match=message):

@@ -86,6 +86,43 @@ def test_synth_api(tiny_synth, tmp_path):
     assert [z["keyRange"] for z in sf2.read_sf2(result.path).zones] == [(60, 62), (63, 65), (66, 67)]
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"every": 0}, "--every must be a whole number >= 1"), ({"every": 1.5}, "--every must be a whole number"),
+    ({"velocity_layers": 5}, "--velocity-layers must be a whole number in 1..4"),
+    ({"loop": "sometimes"}, "loop must be one of auto, none"), ({"mode": "loud"}, "unknown synthesis mode 'loud'"),
+    ({"pitches": "sixty"}, "bad pitch list"), ({"pitches": "10-30"}, "pitches 10-23 are outside"),
+])
+def test_one_options_check_for_the_api_the_session_and_the_cli(tiny_synth, tiny_model_path, tmp_path, settings,
+                                                                message):
+    from ganspacesynth.compose.instrument import InstrumentOptions
+    from ganspacesynth.errors import UserError
+
+    session = Session(tiny_synth, out_dir=tmp_path / "out")
+    refusals = [lambda: InstrumentOptions(**settings).keyboard(tiny_synth.pitches),
+                lambda: tiny_synth.export_instrument(tmp_path / "x.sf2", **settings),
+                lambda: session.instrument_request("x", **settings)]
+    try:
+        for refuse in refusals:
+            with pytest.raises(UserError, match=message):
+                refuse()
+    finally:
+        session.close()
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    res = CliRunner().invoke(main, ["instrument", "--model", str(tiny_model_path), "--out", str(tmp_path / "x.sf2"),
+                                    *flags])
+    assert res.exit_code in (1, 2) and (res.exit_code == 2 or message in res.output), res.output  # 2: click's
+    assert not (tmp_path / "x.sf2").exists()
+
+
+def test_options_take_whole_numbers_from_clients_and_normalise_pitches():
+    from ganspacesynth.compose.instrument import InstrumentOptions
+
+    options = InstrumentOptions(every=2.0, velocity_layers=np.int64(2), pitches="60,48-50")
+    assert (options.every, options.velocity_layers, options.pitches) == (2, 2, (48, 49, 50, 60))
+    assert type(options.every) is int and type(options.velocity_layers) is int
+    assert options.keyboard(range(24, 85)) == ([48, 49, 50, 60], [(48, 48, 49), (50, 50, 60)])
+
+
 # -- OSC ------------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def osc(tiny_synth, tiny_model_path, tmp_path):

@@ -192,6 +192,48 @@ def test_a_job_that_fails_leaves_the_worker_running(session):
     assert session.submit(session.note_request("z")).result(timeout=60).kind == "note"
 
 
+def test_queued_notes_keep_the_model_they_were_requested_with(tiny_synth, tmp_path):
+    """A model loaded while notes wait changes none of them: each WAV has the sample rate and the samples of the
+    model that was current when it was requested (a request carries its snapshot, synth included)."""
+    import dataclasses
+
+    import soundfile as sf
+    import torch
+
+    from ganspacesynth.audio.levels import peak_safe
+    from ganspacesynth.model.config import preset
+    from ganspacesynth.model.files import save_model
+    from ganspacesynth.model.generator import Generator
+
+    cfg = preset("tiny")
+    cfg = cfg.replace(spectral=dataclasses.replace(cfg.spectral, sample_rate=8000))
+    torch.manual_seed(1)
+    (tmp_path / "models").mkdir()
+    save_model(tmp_path / "models" / "b.safetensors", cfg, Generator(cfg).state_dict())
+    session = Session(tiny_synth, allowed_dirs=[tmp_path / "models"], out_dir=tmp_path / "out", queue_size=4)
+    try:
+        release, started = threading.Event(), threading.Event()
+        session.submit(lambda: (started.set(), release.wait(30)))
+        assert started.wait(30)
+        waiting = [session.submit(session.note_request("z", pitch=p)) for p in (48, 60)]
+        hallucination = session.submit(session.hallucination_request("z", pitch=60, count=2, seed=1))
+        session.load_model("b.safetensors")
+        model_b = session.synth
+        assert model_b.sample_rate == 8000 != tiny_synth.sample_rate
+        later = session.submit(session.note_request("z", pitch=60))
+        release.set()
+        for fut, synth, pitch in [(waiting[0], tiny_synth, 48), (waiting[1], tiny_synth, 60), (later, model_b, 60)]:
+            result = fut.result(timeout=120)
+            wave, rate = sf.read(result.path, dtype="float32")
+            assert rate == result.sample_rate == synth.sample_rate
+            expected = peak_safe(synth.generate(session.z[None], pitch=pitch)[0])  # both draw seed 0's z
+            np.testing.assert_allclose(wave, expected, atol=1.5 / 32768)
+        result = hallucination.result(timeout=120)
+        assert sf.info(str(result.path)).samplerate == result.sample_rate == tiny_synth.sample_rate
+    finally:
+        session.close()
+
+
 def test_the_demo_serves_the_model_it_already_loaded(tiny_synth, components_path, tmp_path):
     from ganspacesynth.ganspace.components import Components
     from ganspacesynth.interfaces.serving import ServeOptions, build_session

@@ -432,11 +432,11 @@ def test_serve_osc_removes_its_temporary_folder_on_exit(tiny_model_path, tmp_pat
 
 # -- 7. precision that fits the CPU -------------------------------------------------------------------------------
 def test_auto_precision_reads_the_cpu_flags(monkeypatch, tiny_model_path, capsys):
-    from ganspacesynth import runtime, synth as synth_module
+    from ganspacesynth import runtime
     from ganspacesynth.synth import Synth
 
     monkeypatch.delenv(runtime.AUTO_PRECISION_ENV, raising=False)  # the suite pins auto to float32 (conftest.py)
-    monkeypatch.setattr(synth_module, "_precision_warned", set())
+    monkeypatch.setattr(runtime, "_precision_warned", set())
     monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # AVX2 only: no bfloat16 convs
     assert Synth.load(tiny_model_path, device="cpu", precision="auto").precision == "float32"
     with pytest.raises(UserError, match="cannot run bfloat16 convolutions"):
@@ -450,9 +450,17 @@ def test_auto_precision_reads_the_cpu_flags(monkeypatch, tiny_model_path, capsys
     err = capsys.readouterr().err
     assert s.precision == "bfloat16" and err.count("\n") == 1 and "no native bfloat16" in err
     monkeypatch.setattr(runtime, "cpu_flags", lambda: ice_lake | {"amx_bf16", "avx512_bf16"})  # Sapphire Rapids
-    monkeypatch.setattr(synth_module, "_precision_warned", set())
+    monkeypatch.setattr(runtime, "_precision_warned", set())
     assert Synth.load(tiny_model_path, device="cpu", precision="auto").precision == "bfloat16"
     Synth.load(tiny_model_path, device="cpu", precision="bfloat16")
+    assert capsys.readouterr().err == ""
+    # training resolves through the same function: refused on the AVX2-only CPU, silent on its other ranks
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    with pytest.raises(UserError, match="cannot run bfloat16 convolutions"):
+        runtime.resolve_precision("bfloat16", "cpu", warn=False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: ice_lake)
+    monkeypatch.setattr(runtime, "_precision_warned", set())
+    assert runtime.resolve_precision("bfloat16", "cpu", warn=False) == "bfloat16"
     assert capsys.readouterr().err == ""
     res = cli("generate", "--help")
     assert "auto" in res.output

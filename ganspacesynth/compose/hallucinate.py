@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..choices import GANSPACE_MODES, LATENT_MODE, SYNTHESIS_MODES
 from ..errors import UserError
 from ..fileio import check_format, read_json, write_json
 from .envelope import Envelope, Mixer, envelope_curve, to_samples
@@ -34,9 +35,7 @@ from .interpolate import interpolate
 
 SCORE_FORMAT = "ganspacesynth-hallucination"
 SCORE_VERSION = 1
-LATENT_MODE = "z"
-GANSPACE_MODES = ("noz", "offset", "latent")
-MODES = (LATENT_MODE,) + GANSPACE_MODES
+MODES = SYNTHESIS_MODES
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import Z_EDIT_MODES
 from ..errors import UserError
 from .envelope import Mixer, envelope_curve, to_samples
 from .hallucinate import Limits, resolve_seed
@@ -165,8 +166,9 @@ def render_midi(synth, plan: MidiPlan, components=None, coeffs=None, mode: str =
     if coeffs is not None:
         if components is None:
             raise UserError("--coeffs needs --components")
-        if mode not in ("offset", "latent"):
-            raise UserError(f"MIDI notes keep their own timbre: mode must be offset or latent, not {mode!r}")
+        if mode not in Z_EDIT_MODES:
+            raise UserError(f"MIDI notes keep their own timbre: mode must be {' or '.join(Z_EDIT_MODES)}, "
+                            f"not {mode!r}")
         from ..ganspace.edits import coefficient_matrix, synthesize
 
         coeffs = coefficient_matrix(components, coeffs)  # refuses too many / non-finite coefficients up front

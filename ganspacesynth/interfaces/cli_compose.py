@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..choices import GANSPACE_MODES, LATENT_MODE, Z_EDIT_MODES
 from ..errors import UserError
 from .options import (SEED, apply_level, device_option, level_options, load_synth, model_option, parse_coeffs,
                       precision_option)
@@ -98,7 +99,7 @@ def _load_components(path: Path | None, synth):
               help="GANSpace components file: makes the steps of --score coefficient vectors.")
 @click.option("--score", "steps_score", type=click.Path(path_type=Path), default=None,
               help="Steps file (JSON, see docs/composing.md) for the GANSpace mode; options given override it.")
-@click.option("--mode", type=click.Choice(["noz", "offset", "latent"]), default=None,
+@click.option("--mode", type=click.Choice(GANSPACE_MODES), default=None,
               help="GANSpace synthesis mode (default: the steps file's, else noz).")
 @batch_option
 @max_notes_option
@@ -158,7 +159,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
         for name, key in _SCORE_FIELDS.items():
             if _explicit(ctx, name):
                 score[key] = ctx.params[name]
-        if H.score_mode(score) == H.LATENT_MODE:
+        if H.score_mode(score) == LATENT_MODE:
             if components is not None:
                 raise UserError("--score holds latent-vector (z) steps, which need no components: drop --components")
         elif components is None:
@@ -184,7 +185,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
         if fp and synth.fingerprint and fp != synth.fingerprint:
             click.echo(f"warning: the score was made with another model ({fp[:12]}…); the sound will differ", err=True)
     comps = None
-    if plan.mode != H.LATENT_MODE:
+    if plan.mode != LATENT_MODE:
         if components is None:
             raise UserError(f"this score is in GANSpace mode {plan.mode!r}: give its components file with --components")
         comps = _load_components(components, synth)
@@ -206,7 +207,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
 @click.option("--components", type=click.Path(path_type=Path), default=None,
               help="GANSpace components file, to edit every note with --coeffs.")
 @click.option("--coeffs", default=None, help="Comma-separated component coefficients, e.g. '2,0,-1'.")
-@click.option("--mode", type=click.Choice(["offset", "latent"]), default="offset", show_default=True,
+@click.option("--mode", type=click.Choice(Z_EDIT_MODES), default="offset", show_default=True,
               help="How --coeffs edit each note's timbre.")
 @click.option("--include-drums", is_flag=True, help="Also play channel-10 (drum) notes as pitched notes.")
 @batch_option

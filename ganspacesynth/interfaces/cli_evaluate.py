@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..choices import GANSPACE_MODES
 from ..errors import UserError
 from .options import (MAX_COEFFICIENT, device_option, load_synth, model_option, parse_floats, precision_option,
                       seed_option)
@@ -133,7 +134,7 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
 @click.option("--pitch", "pitches", type=int, multiple=True, help="Pitch to sweep at; repeat (default: three).")
 @click.option("--latents", type=click.IntRange(1, 100), default=2, show_default=True,
               help="Random latents per pitch (modes offset and latent).")
-@click.option("--mode", type=click.Choice(["offset", "noz", "latent"]), default="offset", show_default=True)
+@click.option("--mode", type=click.Choice(GANSPACE_MODES), default="offset", show_default=True)
 @seed_option
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=8, show_default=True)
 @device_option

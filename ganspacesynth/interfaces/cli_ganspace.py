@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..choices import ESTIMATOR_NAMES
+from ..choices import ESTIMATOR_NAMES, GANSPACE_MODES
 from ..errors import UserError
 from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, apply_level, device_option, level_options, load_synth,
                       model_option, parse_coeffs, parse_conditions, parse_floats, precision_option)
@@ -18,7 +18,7 @@ components_option = click.option(
     help="Components file from `ganspacesynth ganspace` (default: the bundled one).",
 )
 mode_option = click.option(
-    "--mode", type=click.Choice(["noz", "offset", "latent"]), default="noz", show_default=True,
+    "--mode", type=click.Choice(GANSPACE_MODES), default="noz", show_default=True,
     help="noz: mean activation + components; offset: add to the activation of a latent; latent: move the latent.",
 )
 

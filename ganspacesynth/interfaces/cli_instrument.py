@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..choices import GANSPACE_MODES, INSTRUMENT_LOOPS as LOOP_CHOICES
 from ..errors import UserError
 from .options import (SEED, batch_size_option, device_option, load_synth, model_option, parse_coeffs,
                       parse_conditions, precision_option)
@@ -22,7 +23,7 @@ from .options import (SEED, batch_size_option, device_option, load_synth, model_
 @click.option("--components", "components_path", type=click.Path(path_type=Path), default=None,
               help="GANSpace components file made for this model (enables --coefficients).")
 @click.option("--coefficients", default=None, help="Comma-separated component coefficients, e.g. '1.5,-0.5'.")
-@click.option("--mode", type=click.Choice(["offset", "noz", "latent"]), default="offset", show_default=True,
+@click.option("--mode", type=click.Choice(GANSPACE_MODES), default="offset", show_default=True,
               help="How the coefficients make the timbre (as in `edit`): offset at the layer, noz (no z), latent.")
 @click.option("--condition", "conditions", multiple=True, help="Other conditions, e.g. instrument_family=guitar.")
 @click.option("--pitches", default=None, help="Keys to cover, e.g. 24-84 or 36,48-72 (default: the model's range).")
@@ -30,7 +31,7 @@ from .options import (SEED, batch_size_option, device_option, load_synth, model_
               help="Generate every n-th key; the keys between play the nearest generated note, transposed.")
 @click.option("--velocity-layers", type=int, default=1, show_default=True,
               help="1..4 velocity layers (a velocity-conditioned model makes each; else softer layers are darker).")
-@click.option("--loop", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+@click.option("--loop", type=click.Choice(LOOP_CHOICES), default="auto", show_default=True,
               help="auto: sustain loops where the note has a good one (else one-shot); none: one-shots only.")
 @click.option("--sfz", is_flag=True, help="Also write NAME.sfz and its WAVs in NAME-samples/.")
 @click.option("--name", default=None, help="Preset and sample name (default: the file name).")
@@ -51,7 +52,7 @@ def instrument_cmd(model, out, seed, z_path, z_index, components_path, coefficie
           --mode offset --pitches 36-84 --every 2 --velocity-layers 2 --sfz --out pad.sf2
       fluidsynth -ni -F song.wav pad.sf2 song.mid
     """
-    from ..compose.instrument import check_output, export_instrument, key_plan, parse_pitches, velocity_ranges
+    from ..compose.instrument import InstrumentOptions, check_output, export_instrument
 
     if seed is not None and z_path is not None:
         raise UserError("give either --seed or --z, not both")
@@ -59,11 +60,11 @@ def instrument_cmd(model, out, seed, z_path, z_index, components_path, coefficie
         raise UserError("--coefficients need --components")
     # refuse what can be refused before loading the model
     check_output(out)
-    key_plan([0], every)
-    velocity_ranges(velocity_layers)
+    options = InstrumentOptions(mode=mode, pitches=pitches, every=every, velocity_layers=velocity_layers, loop=loop,
+                                sfz=sfz, name=name, batch_size=batch_size)
     coeffs = parse_coeffs(coefficients, "--coefficients") if coefficients is not None else None
     synth = load_synth(model, device, precision)
-    key_plan(parse_pitches(pitches, synth.pitches), every)
+    options.keyboard(synth.pitches)
     comps = None
     if components_path is not None:
         from ..ganspace.components import Components
@@ -78,9 +79,7 @@ def instrument_cmd(model, out, seed, z_path, z_index, components_path, coefficie
             raise UserError(f"--z-index {z_index} is out of range: {z_path} holds {len(zs)} latents")
         z = zs[z_index:z_index + 1]
     result = export_instrument(synth, out, z=z, seed=0 if seed is None else seed, components=comps,
-                               coefficients=coeffs, mode=mode, conditions=parse_conditions(conditions),
-                               pitches=pitches, every=every, velocity_layers=velocity_layers, loop=loop, sfz=sfz,
-                               name=name, batch_size=batch_size)
+                               coefficients=coeffs, conditions=parse_conditions(conditions), options=options)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(result.describe())

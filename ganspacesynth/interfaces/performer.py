@@ -49,11 +49,11 @@ def check_seed(value) -> int:
     return int(v)
 
 
-def whole(value, what: str) -> int:
-    """A whole number from a client (Pd sends 2.0), or a UserError."""
-    v = finite([value], what)[0]
-    if v != round(v):
-        raise UserError(f"{what} must be a whole number, not {value!r}")
+def whole_in(value, what: str, lo: int, hi: int) -> int:
+    """A whole number in lo..hi from a client (Pd sends 2.0), or a UserError."""
+    v = float(finite([value], what)[0])
+    if v != round(v) or not lo <= v <= hi:
+        raise UserError(f"{what} must be a whole number in {lo}..{hi}")
     return int(v)
 
 

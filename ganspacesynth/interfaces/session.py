@@ -1,16 +1,18 @@
 """The live-control session shared by the OSC server and the web page.
 
-A `Session` joins the loaded `Synth` and optional GANSpace components with three parts:
-`PerformerState` (interfaces/performer.py: pitch, z, coefficients, hallucination steps and settings),
-`GenerationWorker` (interfaces/worker.py: ONE generation thread fed by a bounded queue) and `OutputFolder`
-(interfaces/output.py: atomic WAVs, retention, saves). Transports (interfaces/osc.py, interfaces/web/) only
-parse requests and call the methods here; they never generate themselves.
+A `Session` joins the loaded `Synth` and optional GANSpace components with four parts:
+`PerformerState` (interfaces/performer.py: pitch, z, coefficients, hallucination steps and settings), the
+requests (interfaces/requests.py: one frozen request per kind), `GenerationWorker` (interfaces/worker.py: ONE
+generation thread fed by a bounded queue) and `OutputFolder` (interfaces/output.py: atomic WAVs, retention,
+saves). Transports (interfaces/osc.py, interfaces/web/) only parse requests and call the methods here; they
+never generate themselves.
 
-Every request is validated as a whole before anything happens. A request that generates snapshots the state
-when it is accepted, so slider moves that arrive while a note is being generated affect the next note, not the
-one in flight; the pitch and coefficients it carries become the state at that moment (as if sent with /pitch
-and /coefficients first), so what a performer last heard is what exports, steps and later notes start from.
-A refused request changes nothing.
+Every request is validated as a whole before anything happens. A request that generates carries a snapshot taken
+when it is accepted (`_snapshot`: the synth and components, z, coefficients, pitch), so slider moves, or another
+model loaded, while it waits or is being generated affect the next note, not this one; the pitch and
+coefficients it carries become the state at that moment (as if sent with /pitch and /coefficients first), so
+what a performer last heard is what exports, steps and later notes start from. A refused request changes
+nothing.
 """
 
 from __future__ import annotations
@@ -19,52 +21,29 @@ import itertools
 import os
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..choices import MAX_HALLUCINATION_NOTES as MAX_NOTES, MAX_HALLUCINATION_SECONDS as MAX_SECONDS
+from ..choices import (COMPONENT_MODES, LATENT_MODE, MAX_HALLUCINATION_NOTES as MAX_NOTES,
+                       MAX_HALLUCINATION_SECONDS as MAX_SECONDS, check_synthesis_mode)
 from ..compose.hallucinate import HallucinationSettings, Limits
 from ..errors import UserError
-from ..ganspace.coefficients import MAX_COEFFICIENT, check_coefficients
+from ..ganspace.coefficients import MAX_COEFFICIENT
 from .output import OutputFolder
 from .performer import (MAX_STEPS, SETTING_NAMES, PerformerState, check_seed, check_setting, finite,
-                        settings_dict, whole, with_settings)
+                        settings_dict, whole_in, with_settings)
+from .requests import (NO_COMPONENTS, HallucinationRequest, InstrumentRequest, NoteRequest, Request, Result,
+                       Snapshot, StateChanges, allowed_file, coefficients_for, request_coeffs)
 from .worker import GenerationWorker, Rendered
 
 #: A server refuses bigger hallucinations before generating anything (one request must not occupy the
 #: generator for hours).
 HALLU_LIMITS = Limits(max_notes=MAX_NOTES, max_seconds=MAX_SECONDS)
-SYNTHESIS_MODES = ("z", "offset", "latent", "noz")
-NO_COMPONENTS = "no GANSpace components loaded (send /load_ganspace_components first)"
 
 __all__ = ["Session", "Result", "HALLU_LIMITS", "MAX_COEFFICIENT", "SETTING_NAMES", "check_seed"]
-
-
-@dataclass
-class Result:
-    """One finished request: a WAV on disk plus the samples (kept for the web page's spectrogram)."""
-
-    id: object
-    kind: str  # "note" or "hallucination"
-    path: Path
-    samples: int
-    sample_rate: int
-    wave: np.ndarray = field(repr=False)
-    score: dict | None = None  # hallucinations: the score that reproduces them
-
-
-@dataclass(frozen=True)
-class Request:
-    """A validated request: the job to queue and the state changes it carries (applied once it is queued)."""
-
-    job: Callable[[], object]
-    pitch: int | None = None
-    coeffs: np.ndarray | None = None
-    steps: list[np.ndarray] | None = None
-    settings: HallucinationSettings | None = None
 
 
 class Session:
@@ -109,60 +88,29 @@ class Session:
         with self._lock:
             synth, state = self.synth, self.state
             return {
-                "model": str(synth.path) if synth.path else "",
-                "fingerprint": synth.fingerprint or "",
-                "latent_size": synth.latent_size,
-                "sample_rate": synth.sample_rate,
-                "samples": synth.config.spectral.audio_length,
-                "pitches": list(synth.pitches),
-                "components": self.num_components,
-                "components_path": str(self.components_path or ""),
+                "model": str(synth.path) if synth.path else "", "fingerprint": synth.fingerprint or "",
+                "latent_size": synth.latent_size, "sample_rate": synth.sample_rate,
+                "samples": synth.config.spectral.audio_length, "pitches": list(synth.pitches),
+                "components": self.num_components, "components_path": str(self.components_path or ""),
                 "layer": getattr(self.components, "layer", "") if self.components is not None else "",
                 "descriptions": self.component_descriptions(),
                 "latent_directions": getattr(self.components, "z_comp", None) is not None,
-                "pitch": state.pitch,
-                "coefficients": state.coeffs.tolist(),
-                "steps": [s.tolist() for s in state.steps],
-                "step": state.step_index,
-                "settings": settings_dict(state.settings),
-                "queue_size": self.worker.queue_size,
+                "pitch": state.pitch, "coefficients": state.coeffs.tolist(),
+                "steps": [s.tolist() for s in state.steps], "step": state.step_index,
+                "settings": settings_dict(state.settings), "queue_size": self.worker.queue_size,
             }
 
     def component_descriptions(self) -> list[str]:
         """A short label per component: its measured description when the components file has one."""
-        comps = self.components
-        if comps is None:
-            return []
-        labels = []
-        descriptions = getattr(comps, "descriptions", None) or []
-        for i in range(self.num_components):
-            text = ""
-            if i < len(descriptions) and descriptions[i]:
-                d = descriptions[i]
-                text = d if isinstance(d, str) else str(d.get("label") or d.get("description") or "")
-            labels.append(text)
-        return labels
+        found = list(getattr(self.components, "descriptions", None) or [])[:self.num_components]
+        found += [None] * (self.num_components - len(found))
+        return [d if isinstance(d, str) else str(d.get("label") or d.get("description") or "") if d else ""
+                for d in found]
 
     # -- paths ---------------------------------------------------------------------------------
     def resolve_allowed(self, name: str, what: str) -> Path:
-        """An existing file inside one of the allowed folders (relative names are tried in each)."""
-        if not isinstance(name, str) or not name or "\x00" in name or len(name) > 4096:
-            raise UserError(f"{what}: expected a file name")
-        p = Path(name).expanduser()
-        candidates = [p] if p.is_absolute() else [root / p for root in self.allowed_dirs]
-        for cand in candidates:
-            try:
-                real = cand.resolve()
-            except (OSError, RuntimeError, ValueError):
-                continue
-            if any(real.is_relative_to(root) for root in self.allowed_dirs):
-                if real.exists():
-                    return real
-            else:
-                raise UserError(f"{what} {name!r} is outside the allowed folders "
-                                f"({', '.join(str(d) for d in self.allowed_dirs) or 'none'}); start the "
-                                f"server with --allow-dir to add one")
-        raise UserError(f"{what} {name!r} not found in the allowed folders")
+        """An existing file inside one of the allowed folders (`requests.allowed_file`)."""
+        return allowed_file(name, what, self.allowed_dirs)
 
     def instrument_path(self, name) -> Path:
         return self.output.instrument_path(name)
@@ -182,27 +130,8 @@ class Session:
         return arr
 
     def check_coefficients(self, values) -> np.ndarray:
-        """A client's coefficient array for the loaded components: `check_coefficients` (finite, within
-        ±MAX_COEFFICIENT, at most one per component), padded with zeros to float32 `[K]`."""
-        if self.components is None:
-            finite(values, "coefficients", limit=MAX_COEFFICIENT)  # bad values are named before the missing file
-            raise UserError(NO_COMPONENTS)
-        c = check_coefficients(values, self.num_components)
-        if c.shape[0] != 1:
-            raise UserError("coefficients must be one list of numbers")
-        return c[0].astype(np.float32)
-
-    def _request_coeffs(self, coeffs, mode: str) -> np.ndarray | None:
-        """The coefficients a generating request carries, checked: None when it carries none. Patches send their
-        whole slider array with every note: without components, all zeros means "plain z" and is accepted."""
-        if coeffs is None:
-            return None
-        if self.components is None:
-            values = finite(coeffs, "coefficients", limit=MAX_COEFFICIENT)
-            if mode == "z" or (mode == "offset" and not np.any(values)):
-                return None
-            raise UserError(NO_COMPONENTS)
-        return self.check_coefficients(coeffs)
+        """A client's coefficient array for the loaded components (`requests.coefficients_for`)."""
+        return coefficients_for(self.components, values)
 
     def check_steps(self, steps) -> list[np.ndarray]:
         """A whole step sequence, validated (nothing changes)."""
@@ -266,14 +195,12 @@ class Session:
 
     def set_coefficient(self, index, value) -> np.ndarray:
         with self._lock:
-            k = self.num_components
-            i = float(finite([index], "component index")[0])
-            if k == 0:
+            finite([index], "component index")
+            if self.num_components == 0:
                 raise UserError(NO_COMPONENTS)
-            if i != round(i) or not 0 <= i < k:
-                raise UserError(f"component index must be a whole number in 0..{k - 1}")
             coeffs = self.state.coeffs.copy()
-            coeffs[int(i)] = float(finite([value], "coefficient", limit=MAX_COEFFICIENT)[0])
+            coeffs[whole_in(index, "component index", 0, self.num_components - 1)] = \
+                float(finite([value], "coefficient", limit=MAX_COEFFICIENT)[0])
             return self.set_coefficients(coeffs)
 
     # hallucination steps (the Hallu sequencer's state)
@@ -295,10 +222,7 @@ class Session:
 
     def select_step(self, index) -> None:
         with self._lock:
-            i = float(finite([index], "step")[0])
-            if i != round(i) or not 0 <= i < len(self.state.steps):
-                raise UserError(f"step must be a whole number in 0..{len(self.state.steps) - 1}")
-            self.state.select(int(i))
+            self.state.select(whole_in(index, "step", 0, len(self.state.steps) - 1))
 
     def set_steps(self, steps: Sequence[Sequence[float]]) -> None:
         """Replace the whole step sequence (the web page sends it in one request)."""
@@ -336,8 +260,11 @@ class Session:
         from ..ganspace.components import Components
 
         path = self.resolve_allowed(name, "components file")
-        comps = Components.load(path, self.synth)
+        synth = self.synth
+        comps = Components.load(path, synth)
         with self._lock:
+            if self.synth is not synth:  # another model was loaded meanwhile: these components are not for it
+                raise UserError("the model changed while the components file loaded; load the components again")
             self.components = comps
             self.components_path = path
             self.state.reset_coefficients(self.num_components)
@@ -347,45 +274,37 @@ class Session:
     def new_id(self) -> int:
         return next(self._counter)
 
-    def note_request(self, mode: str = "offset", pitch=None, coeffs=None) -> Request:
-        """Validate a note request and snapshot the state into its job (nothing changes yet).
+    def _snapshot(self, mode: str, pitch=None, coeffs=None) -> tuple[Snapshot, np.ndarray | None]:
+        """Validate what every generating request names (mode, pitch, coefficients) and take the `Snapshot` its
+        job renders from: (snapshot, the checked coefficients the request carries, None when it carries none).
+        The caller may hold the lock to read more of the state at the same moment."""
+        check_synthesis_mode(mode)
+        with self._lock:
+            synth, comps = self.synth, self.components
+            if comps is None and mode in COMPONENT_MODES:
+                raise UserError(NO_COMPONENTS)
+            p = self.state.pitch if pitch is None else self.check_pitch(pitch)
+            c = request_coeffs(comps, coeffs, mode)
+            use = None if comps is None else (self.state.coeffs.copy() if c is None else c)
+            source = Snapshot(synth, comps, self.state.z.copy(), use, p)
+        if p is None:
+            raise UserError("this model has no pitch condition")
+        return source, c
+
+    def note_request(self, mode: str = "offset", pitch=None, coeffs=None) -> NoteRequest:
+        """Validate a note request and snapshot the state into it (nothing changes yet).
 
         mode: `z` (the current z alone), `offset` (z plus the coefficients as an offset at the components'
         layer; plain z when no components are loaded), `latent` (z + Σ cᵢ·z_compᵢ) or `noz` (the layer
         activation rebuilt from the coefficients alone).
         """
-        if mode not in SYNTHESIS_MODES:
-            raise UserError(f"unknown synthesis mode {str(mode)[:40]!r}")
-        p = None if pitch is None else self.check_pitch(pitch)
-        with self._lock:
-            synth, comps = self.synth, self.components
-            if comps is None and mode in ("latent", "noz"):
-                raise UserError(NO_COMPONENTS)
-            c = self._request_coeffs(coeffs, mode)
-            p = self.state.pitch if p is None else p
-            zz = self.state.z.copy()
-            use = None if comps is None else (self.state.coeffs.copy() if c is None else c)
-        if p is None:
-            raise UserError("this model has no pitch condition")
-
-        def run() -> Rendered:
-            if mode == "z" or comps is None:
-                wave = synth.generate(zz[None], pitch=p)[0]
-            else:
-                from ..ganspace.edits import synthesize
-
-                wave = np.asarray(synthesize(synth, comps, use[None], p, mode=mode,
-                                             z=None if mode == "noz" else zz[None]))[0]
-            from ..audio.levels import peak_safe
-
-            return Rendered(peak_safe(np.asarray(wave, dtype=np.float32)), "note")
-
-        return Request(run, pitch=None if pitch is None else p, coeffs=c)
+        source, c = self._snapshot(mode, pitch, coeffs)
+        return NoteRequest(source, StateChanges(None if pitch is None else source.pitch, c), mode)
 
     def hallucination_request(self, mode: str = "noz", pitch=None, count=None, seed=None, *,
                               settings: HallucinationSettings | None = None,
-                              steps: Sequence[np.ndarray] | None = None) -> Request:
-        """Plan a hallucination from a snapshot of the state; the request's job renders it.
+                              steps: Sequence[np.ndarray] | None = None) -> HallucinationRequest:
+        """Plan a hallucination from a snapshot of the state; the request renders it.
 
         mode `noz`/`offset`/`latent`: the key points are the step sequence's coefficient arrays (`offset` and
         `latent` edit the current z); mode `z`: `count` random key points in z (from `seed`). Planning runs
@@ -394,105 +313,64 @@ class Session:
         """
         from ..compose import hallucinate as hallu
 
-        if mode not in ("z",) + hallu.GANSPACE_MODES:
-            raise UserError(f"unknown hallucination mode {str(mode)[:40]!r}")
         if seed is not None:
             seed = check_seed(seed)
-        p = None if pitch is None else self.check_pitch(pitch)
         with self._lock:
-            synth, comps = self.synth, self.components
+            source, _ = self._snapshot(mode, pitch)
             st = self.state.settings if settings is None else settings
-            key_pitch = self.state.pitch if p is None else p
-            zz = self.state.z.copy()
             keys = np.stack(self.state.steps if steps is None else steps)
-        if key_pitch is None:
-            raise UserError("this model has no pitch condition")
-        st = replace(st, notes=2, pitch=key_pitch, seed=seed)
-        if mode == "z":
-            n = 4 if count is None else finite([count], "count")[0]
-            if n != round(n) or not 2 <= n <= MAX_STEPS:
-                raise UserError(f"count must be a whole number in 2..{MAX_STEPS}")
-            plan = hallu.plan_latent(synth, replace(st, notes=int(n)), self.limits)
+        st = replace(st, notes=2, pitch=source.pitch, seed=seed)
+        if mode == LATENT_MODE:
+            n = 4 if count is None else whole_in(count, "count", 2, MAX_STEPS)
+            plan = hallu.plan_latent(source.synth, replace(st, notes=n), self.limits)
         else:
-            if comps is None:
+            if source.components is None:
                 raise UserError(NO_COMPONENTS)
-            plan = hallu.plan_coefficients(synth, keys, None, st, mode, self.limits,
-                                           base_z=None if mode == "noz" else zz[None])
-
-        def run() -> Rendered:
-            wave, score = hallu.render(synth, plan, comps)
-            return Rendered(np.asarray(wave, dtype=np.float32), "hallucination", score)
-
-        return Request(run, pitch=p, steps=None if steps is None else list(steps), settings=settings)
+            plan = hallu.plan_coefficients(source.synth, keys, None, st, mode, self.limits,
+                                           base_z=None if mode == "noz" else source.z[None])
+        changes = StateChanges(None if pitch is None else source.pitch, None,
+                               None if steps is None else tuple(steps), settings)
+        return HallucinationRequest(source, changes, plan)
 
     def instrument_request(self, name, mode: str = "offset", every=1, pitches=None, velocity_layers=1,
-                           loop: str = "auto", coeffs=None) -> Request:
-        """Validate an instrument export and snapshot the current timbre (z and coefficients, or `coeffs` when
-        given) into a job that writes `<out_dir>/instruments/<name>.sf2` (compose/instrument.py) and returns its
-        ExportResult. mode as for `note_request`."""
-        from ..compose.instrument import LOOP_CHOICES, key_plan, parse_pitches, velocity_ranges
+                           loop: str = "auto", coeffs=None) -> InstrumentRequest:
+        """Validate an instrument export (compose/instrument `InstrumentOptions`) and snapshot the current timbre
+        (z and coefficients, or `coeffs` when given) into a request that writes `<out_dir>/instruments/<name>.sf2`
+        and returns its ExportResult. mode as for `note_request`."""
+        from ..compose.instrument import InstrumentOptions
 
-        if mode not in SYNTHESIS_MODES:
-            raise UserError(f"unknown synthesis mode {str(mode)[:40]!r}")
-        if loop not in LOOP_CHOICES:
-            raise UserError(f"loop must be one of {', '.join(LOOP_CHOICES)}, not {loop!r}")
+        options = InstrumentOptions(mode=mode, pitches=pitches, every=every, velocity_layers=velocity_layers,
+                                    loop=loop)
         path = self.instrument_path(name)
-        every = whole(every, "every")
-        velocity_layers = whole(velocity_layers, "velocity layers")
-        with self._lock:
-            synth, comps = self.synth, self.components
-            zz = self.state.z.copy()
-            c = self._request_coeffs(coeffs, "offset")
-            current = None if comps is None else (self.state.coeffs.copy() if c is None else c)
-        if comps is None and mode in ("latent", "noz"):
-            raise UserError(NO_COMPONENTS)
-        key_plan(parse_pitches(pitches, synth.pitches), every)
-        velocity_ranges(velocity_layers)
-        use = None if mode == "z" else comps
-
-        def run():
-            result = synth.export_instrument(path, z=zz[None], components=use,
-                                             coefficients=None if use is None else current,
-                                             mode="offset" if mode == "z" else mode, pitches=pitches, every=every,
-                                             velocity_layers=velocity_layers, loop=loop)
-            os.chmod(path, 0o644)  # like the WAVs: Pd or a sampler may run as another user
-            return result
-
-        return Request(run, coeffs=c)
+        source, c = self._snapshot(mode, coeffs=coeffs)
+        options.keyboard(source.synth.pitches)
+        return InstrumentRequest(source, StateChanges(coeffs=c), path, options)
 
     def submit(self, request: Request | Callable[[], object], request_id=None,
                callback: Callable[[Future], None] | None = None) -> Future:
-        """Queue a request's job (refused with UserError when the queue is full; never blocks) and, once it is
-        queued, apply the state changes it carries, in one step: a refused request changes nothing.
+        """Queue a request (refused with UserError when the queue is full; never blocks) and, once it is queued,
+        apply the state changes it carries, in one step: a refused request changes nothing.
 
         The future's result is a `Result` for notes and hallucinations, an ExportResult for instruments, or
         whatever a plain callable returns."""
-        if not isinstance(request, Request):
-            request = Request(request)
+        job = request.run if isinstance(request, Request) else request
         with self._lock:
-            fut = self.worker.submit(request.job, request_id, callback)
-            state = self.state
-            if request.pitch is not None:
-                state.pitch = request.pitch
-            if request.settings is not None:
-                state.settings = request.settings
-            if request.steps is not None:
-                state.set_steps(request.steps)
-            if request.coeffs is not None:
-                state.set_coefficients(request.coeffs)
+            fut = self.worker.submit(job, request_id, callback)
+            if isinstance(request, Request):
+                request.changes.apply(self.state)
         return fut
 
     def pending(self) -> int:
         return self.worker.pending()
 
     def _finish(self, rendered: Rendered, request_id) -> Result:
-        """On the worker: write a rendered result into the output folder."""
+        """On the worker: write a rendered result into the output folder, at its own model's sample rate."""
         wave = rendered.wave
         if not np.all(np.isfinite(wave)):
             raise UserError("the model produced NaN or infinite audio")
-        sample_rate = self.synth.sample_rate
-        path = self.output.write(wave, rendered.kind, sample_rate)
-        result = Result(request_id, rendered.kind, path, int(wave.shape[-1]), sample_rate, wave, rendered.score)
+        path = self.output.write(wave, rendered.kind, rendered.sample_rate)
+        result = Result(request_id, rendered.kind, path, int(wave.shape[-1]), rendered.sample_rate, wave,
+                        rendered.score)
         with self._lock:
             self.last = result
         return result

@@ -12,7 +12,7 @@ import threading
 import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,11 +21,18 @@ from ..errors import UserError
 
 @dataclass
 class Rendered:
-    """What a render job returns: audio still to be written, what it is, and (hallucinations) its score."""
+    """What a render job returns: audio still to be written, what it is, the request's snapshot it was rendered
+    from (interfaces/requests.py: its synth gives the sample rate) and (hallucinations) its score."""
 
     wave: np.ndarray = field(repr=False)
     kind: str  # "note" or "hallucination"
+    source: Any = field(repr=False)
     score: dict | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of the model that made the audio (not that of whichever model is loaded when it is written)."""
+        return int(self.source.synth.sample_rate)
 
 
 class GenerationWorker:

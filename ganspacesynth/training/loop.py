@@ -34,7 +34,7 @@ from ..model.conditions import ConditionSet
 from ..model.config import ModelConfig
 from ..model.generator import Generator
 from ..model.layers import upscale
-from ..runtime import auto_precision, bfloat16_warning, cpu_model, keep_training_allocations_in_heap
+from ..runtime import cpu_model, keep_training_allocations_in_heap, resolve_precision
 from . import distributed
 from .checkpoint import Position, export_model, init_modules, init_states, latest_checkpoint, save_checkpoint
 from .config import ResolvedConfig, resolve_config, with_overrides
@@ -189,6 +189,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     cfg = config.train
     cfg.validate(model_cfg.num_resolutions)
     initial = init_states(init_from, model_cfg) if init_from is not None else None
+    precision = resolve_precision(options.precision, info.device.type, warn=info.is_main)  # refusals before writing
     info.barrier()  # every rank has checked the run folder before rank 0 writes into it
     if info.is_main:
         write_json(run_dir / CONFIG_FILE, {**config.to_dict(), "model": model_cfg.to_dict(), "data": data.source,
@@ -198,11 +199,6 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     device = info.device
     if data.batcher is None:
         data.to(device)
-    precision = options.precision
-    if precision == "auto":
-        precision = auto_precision(device.type)
-    elif precision == "bfloat16" and info.is_main and (warning := bfloat16_warning(device.type)):
-        print(warning, flush=True)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
     use_cl = options.channels_last if options.channels_last is not None else device.type == "cuda"
     memory_format = torch.channels_last if use_cl else torch.contiguous_format
@@ -324,7 +320,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
 
         # 4. The end: a last checkpoint, the model file, and its output gain measured against the data.
         checkpoint()
-        if info.is_main and data.source != "memory" and schedule.done(position.images, position.seconds):
+        if info.is_main and Path(data.source).is_dir() and schedule.done(position.images, position.seconds):
             _calibrate(run_dir, data.source, device, log)
         info.barrier()
     finally:
