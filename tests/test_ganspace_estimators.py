@@ -145,6 +145,7 @@ def test_fit_components_matches_sklearn_on_model_activations(tiny_synth):
 
 def test_float32_solve_for_large_layers_matches_float64(monkeypatch):
     """Large layers solve in float32; the leading directions and stdevs match the float64 solve."""
+    from ganspacesynth.ganspace import eigen
     from ganspacesynth.ganspace import estimators as E
 
     rng = np.random.default_rng(3)
@@ -154,7 +155,7 @@ def test_float32_solve_for_large_layers_matches_float64(monkeypatch):
     exact = E.CovarianceEstimator(None)
     exact.fit(x)
     ref = exact.components()
-    monkeypatch.setattr(E, "FLOAT32_SOLVE_ABOVE", 32)
+    monkeypatch.setattr(eigen, "FLOAT32_SOLVE_ABOVE", 32)
     fast = E.CovarianceEstimator(None)
     fast.fit(x)
     dec = fast.components()

@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 
+from ganspacesynth.ganspace import eigen
 from ganspacesynth.ganspace import estimators as E
 from ganspacesynth.ganspace.eigen import block_size, top_eigh
 from ganspacesynth.ganspace.fit import DEFAULT_COMPONENTS, fit_components, resolve_n_components
@@ -64,7 +65,7 @@ def test_top_eigh_gives_up_without_a_gap():
 
 @pytest.mark.parametrize("solver", ["iterative", "auto"])
 def test_estimator_iterative_equals_lapack_on_the_same_covariance(solver, monkeypatch):
-    monkeypatch.setattr(E, "ITERATIVE_MIN_DIM", 100)  # let "auto" choose subspace iteration at this size
+    monkeypatch.setattr(eigen, "ITERATIVE_MIN_DIM", 100)  # let "auto" choose subspace iteration at this size
     x = generator_like(seed=2)
     fast = E.CovarianceEstimator(24, solver=solver, min_block=LATENT)
     exact = E.CovarianceEstimator(24, solver="lapack")
@@ -81,7 +82,7 @@ def test_estimator_iterative_equals_lapack_on_the_same_covariance(solver, monkey
 
 
 def test_estimator_falls_back_to_lapack(monkeypatch):
-    monkeypatch.setattr(E, "ITERATIVE_MIN_DIM", 100)
+    monkeypatch.setattr(eigen, "ITERATIVE_MIN_DIM", 100)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2000, 300)).astype(np.float32)  # isotropic: no gap
     est = E.CovarianceEstimator(8)

@@ -1,14 +1,15 @@
-"""Checkpoints of a streamed GANSpace fit: the covariance accumulator, so a long fit survives interruption.
+"""Checkpoints of a streamed GANSpace fit: the estimator's state, so a long fit survives interruption.
 
-A checkpoint is an `.npz` (numpy arrays only, loaded with allow_pickle=False) holding the estimator's
-`state_dict()` (count, shift, Σ(x−c), Σ(x−c)(x−c)ᵀ, pending rows of an unfinished float32 chunk) and a `meta`
-JSON string: format name and version, the next sample index to process, and everything the sums depend on
-(model fingerprint, layer and shape, seed, pitches, conditions, sample count, batch size, process rank and
-count, product precision and chunk size). It is written atomically (fileio.write_npz), so an interruption
-while writing leaves the previous checkpoint intact. Resuming checks every one of those facts against the new
-run and continues from the next index: sample i depends only on (seed, i), chunks end at the same rows, so
-the result equals an uninterrupted run's bit for bit. Under torchrun each process writes its own file
-(`<name>.rank<r>-of-<n>.npz`).
+A checkpoint is an `.npz` (numpy arrays only, loaded with allow_pickle=False) holding a `checkpointable`
+estimator's `state_dict()` (protocol.py; for cov, sums.py: count, shift, Σ(x−c), Σ(x−c)(x−c)ᵀ, pending
+rows of an unfinished float32 chunk, the same arrays from either backend) and a `meta` JSON string: format
+name and version, the next sample index to process, and everything the state depends on (model fingerprint,
+layer and shape, seed, pitches, conditions, sample count, batch size, process rank and count, and the
+estimator's `config`: for cov product precision, chunk size and device). It is written atomically
+(fileio.write_npz), so an interruption while writing leaves the previous checkpoint intact. Resuming checks
+every one of those facts against the new run and continues from the next index: sample i depends only on
+(seed, i), chunks end at the same rows, so the result equals an uninterrupted run's bit for bit. Under
+torchrun each process writes its own file (`<name>.rank<r>-of-<n>.npz`).
 
 For conv0 of mel_prog_hires a checkpoint is ~0.55 GB (the 8192 × 8192 float64 sums).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +28,6 @@ from ..fileio import check_format, write_npz
 
 CHECKPOINT_FORMAT = "ganspacesynth-ganspace-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
-_STATE = ("count", "shift", "sum", "sxx", "pending")
 
 
 def checkpoint_file(path: str | os.PathLike, rank: int = 0, world_size: int = 1) -> Path:
@@ -52,9 +53,10 @@ def save_checkpoint(path: str | os.PathLike, estimator, run: dict, next_index: i
     return write_npz(path, dict(estimator.state_dict()), meta)
 
 
-def load_checkpoint(path: str | os.PathLike, run: dict) -> tuple[dict, int]:
+def load_checkpoint(path: str | os.PathLike, run: dict, keys: Sequence[str] | None = None) -> tuple[dict, int]:
     """(estimator state, next sample index) of a checkpoint made by a run identical to `run`; a UserError
-    naming every difference otherwise."""
+    naming every difference otherwise. `keys`: the arrays the state must hold (the estimator's `state_keys`);
+    None: every array of the file."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -70,7 +72,8 @@ def load_checkpoint(path: str | os.PathLike, run: dict) -> tuple[dict, int]:
     except (ValueError, OSError, EOFError, KeyError) as exc:
         raise UserError(f"{path} is not a readable GANSpace checkpoint ({exc})") from None
     check_format(meta, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, "GANSpace checkpoint", path, exact=True)
-    missing = [n for n in _STATE if n not in arrays]
+    keys = tuple(arrays) if keys is None else tuple(keys)
+    missing = [n for n in keys if n not in arrays]
     if missing:
         raise UserError(f"checkpoint {path} is incomplete (missing {', '.join(missing)})")
     saved = meta.get("run") or {}
@@ -84,7 +87,7 @@ def load_checkpoint(path: str | os.PathLike, run: dict) -> tuple[dict, int]:
     start, stop = run.get("shard", [0, run.get("count", 0)])
     if not start <= next_index <= stop:
         raise UserError(f"checkpoint {path} is damaged (next sample {next_index} outside {start}..{stop})")
-    return {name: arrays[name] for name in _STATE}, next_index
+    return {name: arrays[name] for name in keys}, next_index
 
 
 def remove_checkpoint(path: str | os.PathLike) -> None:

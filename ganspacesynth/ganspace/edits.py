@@ -18,11 +18,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .. import choices
 from ..errors import UserError
 from .coefficients import check_coefficients
 from .components import Components
 
-MODES = ("noz", "offset", "latent")
+MODES = choices.GANSPACE_MODES
 
 
 def coefficient_matrix(components: Components, coeffs) -> np.ndarray:

@@ -23,11 +23,15 @@ early layer varies mostly along as many directions as its first layer has inputs
 size: the first layer is linear in them), with a cliff after them; `fit_components` passes that size as
 `min_block`. If the residuals cannot reach the tolerance within the round budget, `top_eigh` returns None and
 the caller solves with LAPACK.
+
+Which solver runs is decided in one place, `choose_solver` (dimension, k, the user's `solver`, where the sums
+are), and `solve_covariance` carries the choice out on a covariance estimator's sums (sums.py).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,6 +45,73 @@ FLOAT32_TOL = 3e-5
 #: Round budgets: beyond these the spectrum has no usable gap and LAPACK is cheaper.
 MAX_FLOAT32_ROUNDS = 40
 MAX_FLOAT64_ROUNDS = 6
+#: A top-k subset of a layer wider than ITERATIVE_MIN_DIM, with k at most ITERATIVE_MAX_FRACTION of it, is
+#: solved by subspace iteration (top_eigh) instead of LAPACK (conv0 of mel_prog_hires: k ≤ 1024; a round costs
+#: 2·D²·(k + k/4), so beyond that a LAPACK solve, ~30 s there, is as quick).
+ITERATIVE_MIN_DIM = 2048
+ITERATIVE_MAX_FRACTION = 0.125
+#: Layer sizes above which LAPACK solves in float32 (its tridiagonal reduction is bound by memory bandwidth:
+#: float32 is twice as fast; the leading directions agree with a float64 solve to ~1e-6).
+FLOAT32_SOLVE_ABOVE = 4096
+#: The `solver` a user may ask for: "auto" (choose_solver decides), or one forced.
+SOLVERS = ("auto", "iterative", "lapack")
+
+
+@dataclass(frozen=True)
+class SolverPlan:
+    """How the top k eigenpairs of a covariance are solved.
+
+    `iterative`: subspace iteration first (top_eigh), which certifies its result or gives up. `lapack`: what
+    solves otherwise (or after it gave up): "float64" or "float32" (LAPACK on the float64 covariance, or a
+    float32 copy of it; MRRR for a subset, divide and conquer for all), "float32-from-sums" (all pairs of a wide
+    layer: the float32 covariance made straight from the sums, no float64 copy), "torch" (torch.linalg.eigh
+    where the sums are: devices)."""
+
+    iterative: bool
+    lapack: str
+
+
+def choose_solver(dim: int, k: int, *, solver: str = "auto", backend: str = "numpy") -> SolverPlan:
+    """The solver for the top `k` of `dim` eigenpairs; `backend`: where the sums are ("numpy" or "torch")."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
+    if backend == "torch":
+        return SolverPlan(iterative=False, lapack="torch")
+    iterative = k < dim and solver != "lapack" and (
+        solver == "iterative" or (dim > ITERATIVE_MIN_DIM and k <= ITERATIVE_MAX_FRACTION * dim))
+    wide = dim > FLOAT32_SOLVE_ABOVE
+    lapack = ("float32-from-sums" if k == dim else "float32") if wide else "float64"
+    return SolverPlan(iterative=iterative, lapack=lapack)
+
+
+def solve_covariance(sums, k: int, *, solver: str = "auto", min_block: int = 0):
+    """The k largest eigenpairs of the covariance held by `sums` (sums.py, flushed, n ≥ 2) by the solver
+    `choose_solver` picks: (eigenvalues [k] descending, eigenvectors [D, k] as columns, total variance, info)."""
+    dim = sums.dim
+    plan = choose_solver(dim, k, solver=solver, backend=sums.kind)
+    if plan.lapack == "torch":
+        _, cov = sums.covariance_upper()
+        total = float(torch.trace(cov))
+        w, v = torch.linalg.eigh(cov, UPLO="U")
+        return w[dim - k:].cpu().numpy(), v[:, dim - k:].cpu().numpy(), total, {"method": "torch-eigh"}
+    total = sums.total_variance()
+    solved = None
+    if plan.iterative:
+        # The covariance as an operator on the sums: no D × D float64 copy; its float32 copy goes into the
+        # chunk-product scratch (already in memory).
+        a, u, scale = sums.operator()
+        solved = top_eigh(a, k, min_block=min_block, minus=u, scale=scale, a32=sums.float32_covariance())
+    if solved is not None:
+        w, v, info = solved
+    elif plan.lapack == "float32-from-sums":
+        w, v = full_eigh(sums.float32_covariance())
+        info = {"method": "lapack-evd", "precision": "float32"}
+    else:
+        _, cov = sums.covariance_upper()
+        w, v, info = lapack_eigh(cov, k, float32=plan.lapack == "float32")
+    if plan.iterative and solved is None:
+        info["note"] = "subspace iteration did not converge; solved with LAPACK"
+    return w, v, total, info
 
 
 def block_size(k: int, dim: int, min_block: int = 0) -> int:

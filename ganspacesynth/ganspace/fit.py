@@ -6,8 +6,9 @@
 Works in one process or under torchrun (see training/distributed.py): every process samples its share, the
 statistics are all-reduced, process 0 solves and broadcasts, so every process returns the same Components.
 
-Long fits checkpoint the covariance accumulator (`checkpoint=PATH`, every `checkpoint_every` seconds, atomically)
-and continue from it with `resume=True`; the result equals an uninterrupted run (see checkpoint.py).
+Long fits checkpoint the estimator's state (`checkpoint=PATH`, every `checkpoint_every` seconds, atomically)
+and continue from it with `resume=True`; the result equals an uninterrupted run (see checkpoint.py). The
+estimator is used through its protocol alone (protocol.py): what it can do, it declares.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from ..errors import UserError
 from .components import Components
 from ..training.distributed import DistInfo, current
-from .estimators import Decomposition, get_estimator
+from .estimators import Decomposition, capable, get_estimator
 from .regression import MIN_REGRESSION_SAMPLES, RegressionAccumulator, orthonormality_error
 from .sampling import STREAM_REGRESSION, ActivationSampler, resolve_pitches
 
@@ -123,11 +124,14 @@ def fit_components(
 
     `n_components`: "default" (DEFAULT_COMPONENTS, or the layer size if smaller), "all"/None, or a number.
     `batch_size` None: `auto_batch_size` of the layer.
-    `checkpoint` (cov only): file for the accumulator, written atomically every `checkpoint_every` seconds
-    (0: never) and once more when sampling ends if any was written; `resume=True` continues from it (it must
-    exist and match this fit). The caller removes it once the components are saved (`checkpoint.remove_checkpoint`
-    on `checkpoint.checkpoint_file(path, rank, size)`; the CLI does). `solver`: "auto", "iterative" or "lapack"
-    (cov). `timings`, a dict, receives the seconds spent sampling + accumulating, solving and regressing."""
+    The estimator is driven through its protocol (protocol.py): several processes need a `reducible` one,
+    checkpoints a `checkpointable` one (both: cov); a `shifted` one gets the mean of the first SHIFT_SAMPLES
+    samples as its shift. `checkpoint`: file for the estimator's state, written atomically every
+    `checkpoint_every` seconds (0: never) and once more when sampling ends if any was written; `resume=True`
+    continues from it (it must exist and match this fit). The caller removes it once the components are saved
+    (`checkpoint.remove_checkpoint` on `checkpoint.checkpoint_file(path, rank, size)`; the CLI does). `solver`:
+    "auto", "iterative" or "lapack" (cov: eigen.choose_solver). `timings`, a dict, receives the seconds spent
+    sampling + accumulating, solving and regressing."""
     from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint
 
     world = world or current()
@@ -140,34 +144,36 @@ def fit_components(
     if count < 2:
         raise UserError("--random-z-count must be at least 2")
     k = resolve_n_components(n_components, dim)
-    cov_options = {}
-    if estimator == "cov":
-        # The subspace iteration's block must span the generator's input: latent plus the pitches that vary.
-        cov_options = {"solver": solver, "min_block": synth.latent_size + max(0, len(pitch_list) - 1)}
-    est = get_estimator(estimator, k, dim, device=synth.device, seed=seed, **cov_options)
-    if world.world_size > 1 and estimator != "cov":
-        raise UserError(f"only the cov estimator runs across processes (torchrun), not {estimator!r}")
-    if (checkpoint is not None or resume) and estimator != "cov":
-        raise UserError(f"checkpoints and --resume work with the cov estimator, not {estimator!r}")
+    # The subspace iteration's block must span the generator's input: latent plus the pitches that vary.
+    est = get_estimator(estimator, k, dim, device=synth.device, seed=seed, solver=solver,
+                        min_block=synth.latent_size + max(0, len(pitch_list) - 1))
+    if world.world_size > 1 and not est.reducible:
+        names = capable("reducible")
+        raise UserError(f"only the {_names(names)} estimator{'s run' if len(names) > 1 else ' runs'} across "
+                        f"processes (torchrun), not {estimator!r}")
+    if (checkpoint is not None or resume) and not est.checkpointable:
+        names = capable("checkpointable")
+        raise UserError(f"checkpoints and --resume work with the {_names(names)} estimator"
+                        f"{'s' if len(names) > 1 else ''}, not {estimator!r}")
     if not est.streaming and world.is_main:
         gib = count * dim * 4 / 2**30
         if gib > 4:
-            log(f"note: {estimator} keeps all samples in memory ({gib:.1f} GiB); cov and ipca stream")
+            log(f"note: {estimator} keeps all samples in memory ({gib:.1f} GiB); {_names(capable('streaming'))} "
+                "stream")
 
     start, stop = world.shard(count)
     timings = timings if timings is not None else {}
     t_start = time.perf_counter()
-    ckpt, position, resumed = None, start, False
-    run = {}
-    if estimator == "cov":
+    ckpt, position, resumed, run = None, start, False, {}
+    if resume and checkpoint is None:
+        raise UserError("--resume needs the checkpoint to continue (--checkpoint)")
+    if checkpoint is not None:
+        # What the state depends on: a checkpoint made by another fit is refused.
         run = {"model_fingerprint": synth.fingerprint, "layer": layer, "layer_shape": list(sampler.shape),
                "seed": int(seed), "pitches": pitch_list,
                "conditions": {str(a): str(b) for a, b in (conditions or {}).items()},
                "count": int(count), "batch_size": int(batch_size), "rank": world.rank, "processes": world.world_size,
                "shard": [start, stop], "estimator": est.config(dim)}
-    if resume and checkpoint is None:
-        raise UserError("--resume needs the checkpoint to continue (--checkpoint)")
-    if checkpoint is not None:
         ckpt = checkpoint_file(checkpoint, world.rank, world.world_size)
         have = _processes_with(world, ckpt.is_file(), synth.device if synth.device.type == "cuda" else "cpu")
         if resume and have < world.world_size:
@@ -178,12 +184,15 @@ def fit_components(
             raise UserError(f"a checkpoint of an earlier fit exists ({ckpt}): add --resume to continue it, "
                             "or delete it to start over")
         if resume:
-            state, position = load_checkpoint(ckpt, run)
-            est.load_state_dict(state)
+            state, position = load_checkpoint(ckpt, run, est.state_keys)
+            try:
+                est.load_state_dict(state)
+            except ValueError as exc:
+                raise UserError(f"checkpoint {ckpt} is damaged ({exc})") from None
             resumed = True
             if world.is_main:
                 log(f"resuming from {ckpt}: {position - start:,} of {stop - start:,} samples already in")
-    if estimator == "cov" and not resumed:
+    if est.shifted and not resumed:
         _, pilot = sampler.batch(0, min(count, SHIFT_SAMPLES))
         est.set_shift(pilot.double().mean(0).cpu().numpy())
 
@@ -262,6 +271,11 @@ def fit_components(
     timings["regression_s"] = time.perf_counter() - t0
     return Components(comp=dec.comp, stdev=dec.stdev, var_ratio=dec.var_ratio, mean=dec.mean, layer=layer,
                       layer_shape=sampler.shape, z_comp=z_comp, z_mean=z_mean, meta=meta)
+
+
+def _names(names: Sequence[str]) -> str:
+    """"cov", "cov and ipca", "a, b and c"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _json_clean(info: dict) -> dict:

@@ -85,11 +85,11 @@ class RegressionAccumulator:
             raise UserError("latent regression needs samples")
         k = self.k
         # A tiny ridge keeps the solve defined when some coordinates are constant (dead components).
-        if self.stats.on_cpu:
+        mean, cov = self.stats.covariance_upper(consume=True)  # as the sums keep them (sums.py)
+        if isinstance(cov, np.ndarray):
             import scipy.linalg
 
             # The upper triangle as accumulated, straight to LAPACK (no symmetric copies of a D × D matrix).
-            mean, cov = self.stats._covariance_upper(consume=True)
             mean = torch.from_numpy(mean)
             a = np.array(cov[:k, :k], order="F")
             b = np.array(cov[:k, k:])
@@ -101,7 +101,7 @@ class RegressionAccumulator:
             resid_trace = zz_trace - float(np.sum(b * m))  # trace(zz − bᵀ·m)
             m = torch.from_numpy(m)
         else:
-            mean, cov = self.stats.covariance(symmetric=True)
+            cov = torch.triu(cov) + torch.triu(cov, diagonal=1).T
             a, b = cov[:k, :k], cov[:k, k:]
             ridge = 1e-9 * float(torch.diagonal(a).mean().clamp_min(1e-30))
             a = a + ridge * torch.eye(k, dtype=a.dtype, device=a.device)
