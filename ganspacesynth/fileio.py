@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 def _umask() -> int:
@@ -25,7 +25,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     (soundfile, safetensors, numpy) still work.
     """
     path = Path(path)
-    check_output_file(path)
+    check_file_kind(path)
     suffix = path.suffix if suffix is None else suffix
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         if tmp_path.exists():
             # mkstemp creates 0600 files; give outputs the permissions a plain open() would.
             os.chmod(tmp_path, 0o666 & ~_umask())
-        check_output_file(path)  # it may have become a folder meanwhile
+        check_file_kind(path)  # it may have become a folder meanwhile
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -121,9 +121,10 @@ def _write_error(path: Path, exc: OSError):
     return UserError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def check_output_file(path: str | os.PathLike) -> None:
+def check_file_kind(path: str | os.PathLike) -> None:
     """Refuse an output file path that names a folder, a device (/dev/null), a pipe or a socket: replacing it
-    would destroy it (or fail half-way)."""
+    would destroy it (or fail half-way). What `atomic_path` checks on every write; commands check more, before
+    any work, with `check_output_file`."""
     from .errors import UserError
 
     path = Path(path)
@@ -131,6 +132,86 @@ def check_output_file(path: str | os.PathLike) -> None:
         raise UserError(f"{path} is a folder; give a file name to write")
     if path.exists() and not path.is_file():
         raise UserError(f"{path} is not a regular file (a device, pipe or socket); give a file name to write")
+
+
+#: The installed package's folder: its bundled files (the default model and components) are never an output.
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: How a command that has `--overwrite` tells the user to replace an existing file.
+OVERWRITE_HINT = "add --overwrite to replace it"
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop, an unreadable parent
+        return Path(os.path.abspath(path))
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or (hard links, bind mounts) the same inode."""
+    if _resolved(a) == _resolved(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing: different files
+        return False
+
+
+def check_output_parent(path: str | os.PathLike) -> None:
+    """Refuse an output (file or folder) whose folder cannot hold it, before any work, with the real reason: a
+    parent that is a file (`--out notes.txt/x`), a read-only file system, no write permission. Checks the
+    nearest folder that exists (the missing ones are created when writing)."""
+    from .errors import UserError
+
+    path = Path(path)
+    parent = path.parent
+    while not (parent.exists() or parent.is_symlink()) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is a file, not a folder")
+    try:
+        read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows) or an unreadable mount: the write itself will say
+        read_only = False
+    if read_only:
+        raise UserError(f"cannot write {path}: Read-only file system ({parent} is mounted read-only)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: permission denied in {parent}")
+
+
+def check_not_in_package(path: str | os.PathLike) -> None:
+    """Refuse an output inside the installed ganspacesynth package: its bundled model and components are not
+    the user's to replace (and an upgrade would silently undo it)."""
+    from .errors import UserError
+
+    real = _resolved(Path(path))
+    if real == PACKAGE_DIR or PACKAGE_DIR in real.parents:
+        raise UserError(f"{path} is inside the installed ganspacesynth package ({PACKAGE_DIR}), whose bundled "
+                        f"files are never replaced; write it somewhere else")
+
+
+def check_output_file(path: str | os.PathLike, *, overwrite: bool = False,
+                      inputs: Iterable[str | os.PathLike | None] = (), hint: str = OVERWRITE_HINT) -> Path:
+    """THE check of a file a command writes (its output and every side file), made before any work.
+
+    Refuses, as one-line UserErrors naming the file: a folder, a device, pipe or socket; a path whose folder
+    cannot hold it (`check_output_parent`); anything inside the installed package (its bundled files); one of
+    the command's own `inputs` (the same file by path or inode, whatever `overwrite` says); and an existing file
+    unless `overwrite` (the message ends with `hint`: how to allow it). Returns the path.
+    """
+    from .errors import UserError
+
+    path = Path(path)
+    check_file_kind(path)
+    check_output_parent(path)
+    check_not_in_package(path)
+    for source in inputs:
+        if source is not None and same_file(path, Path(source)):
+            raise UserError(f"{path} is also this command's input; write the output to another file")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise UserError(f"{path} already exists; {hint}")
+    return path
 
 
 def _entries(folder: Path, prefix: str = "") -> list[str]:
@@ -178,6 +259,8 @@ def check_output_folder(path: str | os.PathLike, *, owner: str = "ganspacesynth"
     from .errors import UserError
 
     path = Path(path)
+    check_not_in_package(path)
+    check_output_parent(path)
     if not (path.exists() or path.is_symlink()):
         return {}
     if not path.is_dir():
@@ -277,15 +360,28 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False, *, owner:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """A file a command reads, with the real reason when it is not one: missing ("{what} not found: X"), a
+    folder, or a device, pipe or socket (`--model /dev/zero` is not "not found"; reading a pipe could block)."""
+    from .errors import UserError
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a {what}")
+    if path.exists():
+        raise UserError(f"{path} is a device, pipe or socket, not a {what}")
+    raise UserError(f"{what} not found: {path}")
+
+
 def load_npy(path: str | os.PathLike):
     """Load a .npy array without pickles, with a one-line error for missing or malformed files."""
     import numpy as np
 
     from .errors import UserError
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
+    path = check_input_file(path)
     try:
         with open(path, "rb") as f:
             magic = f.read(6)

@@ -104,6 +104,10 @@ def check_waves(waves: np.ndarray) -> np.ndarray:
     return waves
 
 
+#: The largest latent value `check_z` accepts (a standard-normal latent stays within about ±6).
+MAX_LATENT = 1000.0
+
+
 class Synth:
     """A generator plus its representation and conditions on one device."""
 
@@ -188,6 +192,9 @@ class Synth:
         return rng.standard_normal((count, self.latent_size), dtype=np.float32)
 
     def check_z(self, z) -> np.ndarray:
+        """Latents `[N, latent_size]` (or one `[latent_size]`) as float32: refuses other shapes, NaN/inf and
+        values beyond ±MAX_LATENT (the generator pixel-normalises z with the labels: a huge z drowns the pitch,
+        and one near float32's range overflows to a silent note)."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim == 1:
             z = z[None]
@@ -195,6 +202,9 @@ class Synth:
             raise UserError(f"latents must have shape [N, {self.latent_size}], got {list(z.shape)}")
         if not np.all(np.isfinite(z)):
             raise UserError("latents contain NaN or infinity")
+        if z.size and float(np.abs(z).max()) > MAX_LATENT:
+            raise UserError(f"latents must lie within ±{MAX_LATENT:g} (random ones are standard normal), got "
+                            f"{float(np.abs(z).max()):.3g}")
         return z
 
     def labels(self, count: int, pitch: int | Sequence[int] | None = None,

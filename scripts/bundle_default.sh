@@ -22,10 +22,11 @@ GSS=ganspacesynth
 
 [[ -f "$DATA/manifest.json" ]] || $GSS dataset soundfont "$DATA" --preset "$PRESET" --programs 0-111 --velocities 100
 # The notes' level: the gain that brings the model's median RMS to the dataset's (stored in the file's info).
-$GSS calibrate "$MODEL" --data "$DATA" --count "${CALIBRATE_COUNT:-200}" --out "$WORK/model.safetensors"
+$GSS calibrate "$MODEL" --data "$DATA" --count "${CALIBRATE_COUNT:-200}" --overwrite --out "$WORK/model.safetensors"
 MODEL="$WORK/model.safetensors"
-$GSS ganspace --model "$MODEL" --layer "${LAYER:-conv0}" --random-z-count "${Z_COUNT:-65536}" --pitches all --out "$WORK/components.npz"
-$GSS describe --model "$MODEL" --components "$WORK/components.npz" --top "${TOP:-8}" --out "$WORK/components.npz" \
+$GSS ganspace --model "$MODEL" --layer "${LAYER:-conv0}" --random-z-count "${Z_COUNT:-65536}" --pitches all --overwrite \
+  --out "$WORK/components.npz"
+$GSS describe --model "$MODEL" --components "$WORK/components.npz" --top "${TOP:-8}" --overwrite \
   --report "$WORK/describe"
 [[ -f "$WORK/classifier.safetensors" ]] || \
   $GSS train-classifier --data "$DATA" --steps "${CLASSIFIER_STEPS:-1500}" --out "$WORK/classifier.safetensors"

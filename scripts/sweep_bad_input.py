@@ -2,7 +2,8 @@
 """Feed every ganspacesynth subcommand bad input, as a new user would, and count how each run ends.
 
 Each CLI case runs as its own process (`python -m ganspacesynth …`, as a user types it) in a fresh working
-folder holding a file of the user's, beside a folder of the user's own files; the outcome is one of
+folder holding files of the user's (the table's USER_FILES), beside a folder of the user's own files; the
+outcome is one of
 
     clean       non-zero exit, one line on stderr that says what the case expects
     misleading  non-zero exit and one line, but not the expected message (a wrong or unhelpful reason)
@@ -23,6 +24,7 @@ outside the allowed folders. The counts are recorded in docs/reliability.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -45,6 +47,8 @@ EXTRA = [
     ("hallucinate", "--model {model} --out {ro}/p.wav", r"Read-only file system"),
     ("generate", "--model {model} --pitch 60 --out {ro}/notes", r"Read-only file system"),
     ("init", "--out {ro}/m.safetensors", r"Read-only file system"),
+    ("instrument", "--model {model} --out {ro}/i.sf2", r"Read-only file system"),
+    ("train", "--data {t}/nope --out {ro}/run --preset tiny", r"Read-only file system"),
     ("edit", "--model {model} --components {comps} --coeffs 1 --out {user}", r"is a folder"),
     ("generate", "--model {model} --pitch 60 --precision bfloat16 --out {t}/bf", r"bfloat16|wrote"),
     ("hallucinate", "--model {model} --components {comps} --score {zsteps} --out {t}/z.wav", r"components"),
@@ -60,11 +64,22 @@ EXTRA = [
 ]
 
 
-def load_table():
+@functools.lru_cache(maxsize=None)
+def table_module():
+    """tests/test_bad_input.py: its case table, the user's files every case runs beside, the extra inputs."""
     spec = importlib.util.spec_from_file_location("bad_input_table", REPO / "tests" / "test_bad_input.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def load_table():
+    module = table_module()
     return module.CASES + module.generic_cases()
+
+
+#: The user's files in every case's working folder (the table's; checked byte for byte after each case).
+USER_FILES = table_module().USER_FILES
 
 
 def make_inputs(root: Path) -> dict:
@@ -114,7 +129,7 @@ def make_inputs(root: Path) -> dict:
     return {"devnull": root / "null", "model": model, "comps": root / "comps.npz", "junk": junk, "file": root / "plain.txt",
             "dir": root / "afolder", "nanmodel": root / "nan.safetensors", "hugemodel": root / "huge.safetensors",
             "midi": root / "song.mid", "data": root / "no-dataset", "zsteps": root / "zsteps.json",
-            "csteps": root / "csteps.json", "npz": root / "arrays.npz"}
+            "csteps": root / "csteps.json", "npz": root / "arrays.npz", **table_module().more_inputs(root, comps)}
 
 
 def read_only_folder(root: Path) -> Path | None:
@@ -131,7 +146,8 @@ def run_cli_case(command: str, args: str, expect: str, files: dict, root: Path, 
     work, user, t = case / "work", case / "users-folder", case / "t"
     for d in (work, user, t):
         d.mkdir(parents=True)
-    (work / "mine.txt").write_text("the user's file\n")
+    for name, content in USER_FILES.items():
+        (work / name).write_text(content)
     (user / "notes.txt").write_text("the user's notes\n")
     values = {k: str(v) for k, v in files.items()}
     text = args.format(t=t, user=user, work=work, **values)
@@ -143,7 +159,8 @@ def run_cli_case(command: str, args: str, expect: str, files: dict, root: Path, 
         rc, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         rc, out, err = None, exc.stdout or "", (exc.stderr or "") if isinstance(exc.stderr, str) else ""
-    intact = (work / "mine.txt").is_file() and (work / "mine.txt").read_text() == "the user's file\n" and \
+    intact = all((work / name).is_file() and (work / name).read_text() == content
+                 for name, content in USER_FILES.items()) and \
         sorted(p.name for p in user.iterdir()) == ["notes.txt"] and \
         (user / "notes.txt").read_text() == "the user's notes\n"
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning:")]

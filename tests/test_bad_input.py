@@ -22,11 +22,19 @@ except ImportError:  # pragma: no cover
     pass
 
 M = "--model {model}"
+#: The files of the user's in every case's working folder (checked byte for byte after each case): outputs the
+#: cases name by these relative paths must be refused, never written over.
+USER_FILES = {"mine.txt": "the user's file\n", "take.wav": "the user's recording\n",
+              "piece.score.json": '{"the user\'s": "score"}\n', "pad.sfz": "// the user's own SFZ\n",
+              "mine.sf2": "the user's SoundFont\n"}
 # (command, arguments, what the one-line error must say). {model} a tiny model, {comps} its components,
 # {junk} a garbage file, {file} an existing plain file, {dir} an existing folder, {user} a folder of the user's
 # own files, {nanmodel} a model holding a NaN weight, {hugemodel} a crafted config (fmap_base=1e9), {midi} a
 # MIDI file, {data} a missing dataset folder, {devnull} a named pipe standing in for /dev/null (a special file:
-# the real /dev/null is never used, so code that replaced it would break only the test's copy).
+# the real /dev/null is never used, so code that replaced it would break only the test's copy), {asset} the
+# installed package's bundled components (never written: its bytes are checked), {zerocomps} a components file
+# holding 0 components, {bigz} latents of 1e30; the USER_FILES by name (relative to the working folder).
+EXISTS = r"already exists; add --overwrite to replace it"
 CASES = [
     ("init", "--seed -1 --out {t}/m.safetensors", r"--seed.*not in the range"),
     ("init", "--out {dir}", r"is a folder"),
@@ -157,6 +165,47 @@ CASES = [
     ("demo", "--out {file}", r"exists and is not a folder"),
     ("demo", "--model {model}", r"also give --components"),
     ("demo", "--device tpu", r"unknown device"),
+    # a single-file output never replaces a user's file, the command's own input or the package's files
+    ("midi", M + " --seed 1 {midi} {midi}", r"song\.mid is also this command's input"),
+    ("midi", M + " --seed 1 --overwrite {midi} {midi}", r"song\.mid is also this command's input"),
+    ("midi", M + " --seed 1 {midi} take.wav", r"take\.wav " + EXISTS),
+    ("hallucinate", M + " --seed 1 --out mine.txt", r"mine\.txt " + EXISTS),
+    ("hallucinate", M + " --seed 1 --out piece.wav", r"piece\.score\.json " + EXISTS),
+    ("hallucinate", M + " --from piece.score.json --out piece.wav", r"piece\.score\.json is also this"),
+    ("edit", M + " --components {comps} --coeffs 1 --out take.wav", r"take\.wav " + EXISTS),
+    ("edit", M + " --components {comps} --coeffs 1 --overwrite --out {comps}", r"comps\.npz is also this command"),
+    ("edit", M + " --components {comps} --coeffs 1 --overwrite --out {asset}", r"inside the installed ganspacesynth"),
+    ("export-pca", "{comps} --out mine.txt", r"mine\.txt " + EXISTS),
+    ("export-pca", "{comps} --overwrite --out {comps}", r"is also this command's input"),
+    ("describe", "--components {asset} --top 10000 --report {t}/r", r"inside the installed ganspacesynth package"),
+    ("describe", "--components {asset} --overwrite --report {t}/r", r"inside the installed ganspacesynth package"),
+    ("describe", M + " --components {comps} --top 10000 --out {t}/c.npz", r"--top 10000: .* holds 4 components"),
+    ("describe", M + " --components {comps}", r"comps\.npz already exists; without --out, describe writes"),
+    ("describe", M + " --components {comps} --out mine.txt", r"mine\.txt " + EXISTS),
+    ("ganspace", M + " --random-z-count 64 --out mine.txt", r"mine\.txt " + EXISTS),
+    ("ganspace", M + " --random-z-count 64 --checkpoint mine.txt --out {t}/c.npz", r"mine\.txt already exists"),
+    ("init", "--out mine.txt", r"mine\.txt " + EXISTS),
+    ("calibrate", "{model} --data {data}", r"already exists; without --out, calibrate rewrites it in place"),
+    ("calibrate", "{model} --data {data} --out mine.txt", r"mine\.txt " + EXISTS),
+    ("import-pca", "{junk} --trust-pickle --out mine.txt", r"mine\.txt " + EXISTS),
+    ("import-magenta", "{dir} --out mine.txt", r"mine\.txt " + EXISTS),
+    ("train-classifier", "--data {data} --out mine.txt", r"mine\.txt " + EXISTS),
+    # misleading messages, each said as it is
+    ("edit", M + " --components {zerocomps} --coeffs 1 --out {t}/x.wav", r"holds no components"),
+    ("describe", M + " --components {zerocomps} --out {t}/c.npz", r"holds no components"),
+    ("info", "--model {devnull}", r"null is a device, pipe or socket, not a model file"),
+    ("generate", "--model {devnull} --pitch 60 --out {t}/o", r"is a device, pipe or socket, not a model file"),
+    ("generate", M + " --pitch 60 --z {devnull} --out {t}/o", r"null is a device, pipe or socket, not a file"),
+    ("dataset chop", "{file} {t}/clips", r"plain\.txt is a file, not a folder"),
+    ("generate", M + " --pitch 60 --out {file}/notes", r"plain\.txt is a file, not a folder"),
+    ("hallucinate", M + " --out {file}/p.wav", r"plain\.txt is a file, not a folder"),
+    ("train", "--data {data} --out {user} --preset tiny", r"holds other files \(notes\.txt\), not a training run"),
+    ("train", "--out {user} --resume", r"not a training run: it has no config\.json \(it holds notes\.txt\)"),
+    ("train", "--data {data} --out {file} --preset tiny", r"plain\.txt is a file, not a folder"),
+    ("edit", M + " --components {comps} --coeffs 1,,2 --out {t}/x.wav", r"--coeffs has an empty entry \(number 2"),
+    ("midi", M + " --components {comps} --coeffs 1,2, {midi} {t}/s.wav", r"--coeffs has an empty entry"),
+    ("generate", M + " --pitch 60 --z {bigz} --out {t}/o", r"latents must lie within ±1000"),
+    ("edit", M + " --components {comps} --coeffs 1 --mode offset --z {bigz} --out {t}/x.wav", r"within ±1000"),
 ]
 if not CUDA:
     CASES += [(cmd, M + " --pitch 60 --device cuda --out {t}/o", r"CUDA is not available") for cmd in ("generate",)]
@@ -174,6 +223,10 @@ OPTIONAL = [
     ("instrument", M + " --components {comps} --coefficients 1e30 --out {t}/i.sf2", r"."),
     ("instrument", M + " --every 0 --out {t}/i.sf2", r"."),
     ("instrument", M + " --device tpu --out {t}/i.sf2", r"unknown device"),
+    ("instrument", M + " --out mine.sf2", r"mine\.sf2 " + EXISTS),
+    ("instrument", M + " --sfz --out pad.sf2", r"pad\.sfz " + EXISTS),
+    ("instrument", M + " --sfz --overwrite --out {t}/i.sf2 --z {bigz}", r"within ±1000"),
+    ("instrument", M + " --overwrite --out {asset}.sf2", r"inside the installed ganspacesynth package"),
 ]
 
 #: Options any command may have, with a value that must be refused (for commands without a row above,
@@ -244,14 +297,38 @@ def files(tmp_path_factory, tiny_model_path):
     os.mkfifo(root / "null")
     return {"devnull": root / "null", "model": tiny_model_path, "comps": root / "comps.npz", "junk": junk, "file": plain,
             "dir": root / "afolder", "nanmodel": root / "nan.safetensors", "hugemodel": root / "huge.safetensors",
-            "midi": root / "song.mid", "data": root / "no-dataset", "_np": np}
+            "midi": root / "song.mid", "data": root / "no-dataset", "_np": np, **more_inputs(root, comps)}
+
+
+def more_inputs(root, comps) -> dict:
+    """{asset}, {zerocomps} and {bigz} (scripts/sweep_bad_input.py makes its inputs with this too)."""
+    import json
+
+    import numpy as np
+
+    from ganspacesynth.assets import DEFAULT_COMPONENTS
+
+    zero = {"comp": np.zeros((0, comps.dim), np.float32), "stdev": np.zeros(0, np.float32),
+            "var_ratio": np.zeros(0, np.float32), "mean": comps.mean}
+    meta = {"format": "ganspacesynth-components", "format_version": 1, "layer": comps.layer,
+            "layer_shape": list(comps.layer_shape), "n_components": 0, "descriptions": None}
+    np.savez(root / "zero.npz", **zero, meta=np.array(json.dumps(meta)))
+    latent = comps.meta.get("latent_size") or 32
+    np.save(root / "big-z.npy", np.full((1, latent), 1e30, np.float32))
+    return {"asset": DEFAULT_COMPONENTS, "zerocomps": root / "zero.npz", "bigz": root / "big-z.npy"}
+
+
+def user_files_intact(work) -> bool:
+    """Every file of USER_FILES still in `work`, byte for byte."""
+    return all((work / name).is_file() and (work / name).read_text() == text for name, text in USER_FILES.items())
 
 
 def run_case(files, tmp_path, monkeypatch, command, args):
     """Run one case in a working folder with a file of the user's and a folder of the user's own files."""
     work = tmp_path / "work"
     work.mkdir()
-    (work / "mine.txt").write_text("the user's file\n")
+    for name, text in USER_FILES.items():
+        (work / name).write_text(text)
     user = tmp_path / "users-folder"
     user.mkdir()
     (user / "notes.txt").write_text("the user's notes\n")
@@ -259,7 +336,7 @@ def run_case(files, tmp_path, monkeypatch, command, args):
     text = args.format(t=tmp_path, user=user, **values)
     monkeypatch.chdir(work)
     result = CliRunner().invoke(main, command.split() + text.split(), prog_name="ganspacesynth")
-    intact = (work / "mine.txt").read_text() == "the user's file\n" and \
+    intact = user_files_intact(work) and \
         (user / "notes.txt").read_text() == "the user's notes\n" and sorted(p.name for p in user.iterdir()) == ["notes.txt"]
     return result, intact
 
@@ -300,3 +377,23 @@ def test_read_only_file_system_is_one_line(files, tmp_path, monkeypatch):
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
         assert result.stderr.count("\n") == 1 and "Read-only file system" in result.stderr, result.stderr
         assert intact
+
+
+def test_a_read_only_file_system_is_said_before_any_work(files, tmp_path, monkeypatch):
+    """A read-only mount is named as such (not "permission denied", which os.access also answers there), before
+    any work, for file and folder outputs alike."""
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly())
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: not mode & os.W_OK)  # as root on such a mount
+    for command, args in [("instrument", M + " --out {t}/i.sf2"),
+                          ("edit", M + " --components {comps} --coeffs 1 --out {t}/x.wav"),
+                          ("generate", M + " --pitch 60 --out {t}/notes"),
+                          ("train", "--data {data} --out {t}/run --preset tiny")]:
+        case_dir = tmp_path / command
+        case_dir.mkdir()
+        result, intact = run_case(files, case_dir, monkeypatch, command, args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert result.stderr.count("\n") == 1 and "Read-only file system" in result.stderr, result.stderr
+        assert "permission denied" not in result.stderr and intact

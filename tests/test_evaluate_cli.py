@@ -90,7 +90,7 @@ def test_train_classifier_evaluate_and_describe(dataset_dir, tiny_model_path, tm
               "--out", comps_path)
     assert res.exit_code == 0, res.output
     res = run("describe", "--model", tiny_model_path, "--components", comps_path, "--top", 2, "--latents", 1,
-              "--pitch", 60, "--values", "-2,0,2", "--report", tmp_path / "describe")
+              "--pitch", 60, "--values", "-2,0,2", "--overwrite", "--report", tmp_path / "describe")
     assert res.exit_code == 0, res.output
     comps = Components.load(comps_path)
     assert len(comps.descriptions) == 2

@@ -75,3 +75,14 @@ def test_labels_need_monotone_and_audible_changes():
     assert label_direction({"centroid_hz": s_tiny})[0] == ""
     down = direction_stats(values, up[:, ::-1], "centroid_hz")
     assert label_direction({"centroid_hz": down})[0] == "darker"
+
+
+def test_pitch_drift_counts_the_notes_a_direction_moves():
+    """Direction 0 transposes (2 semitones per unit), direction 1 brightens: pYIN against the unedited note."""
+    def render(coeffs: np.ndarray) -> np.ndarray:
+        return np.stack([toy_note(57 + int(round(2 * c[0])), -2.0 + 0.5 * c[1], 6.0, 3) for c in coeffs])
+
+    transpose, bright = describe_directions([render], 2, SR, values=(-2, -1, 0, 1, 2))
+    assert transpose["pitch_drift"] == {"changed": 1.0, "median_semitones": pytest.approx(3.0, abs=0.3), "notes": 4}
+    assert bright["pitch_drift"] == {"changed": 0.0, "median_semitones": 0.0, "notes": 4}
+    assert transpose["description_version"] == 2

@@ -62,12 +62,13 @@ def test_ganspace_options(tiny_model_path, tmp_path, tiny_synth):
     comps = Components.load(out)
     assert comps.n_components == 8 and comps.z_comp is None and comps.meta["pitches"] == [30, 31]
     assert comps.meta["estimator"] == "ipca"
-    bad = invoke("ganspace", "--model", tiny_model_path, "--random-z-count", 300, "--pitch", 3, "--out", out, ok=False)
+    bad = invoke("ganspace", "--model", tiny_model_path, "--random-z-count", 300, "--pitch", 3, "--out", out,
+                 "--overwrite", ok=False)
     assert bad.exit_code == 1 and "outside this model's range" in bad.output
     bad = invoke("ganspace", "--model", tiny_model_path, "--regression-samples", 50, "--random-z-count", 100,
                  "--out", tmp_path / "x.npz", ok=False)
     assert bad.exit_code == 1 and "at least 10000" in bad.output and not (tmp_path / "x.npz").exists()
-    bad = invoke("ganspace", "--model", tiny_model_path, "--layer", "conv9", "--out", out, ok=False)
+    bad = invoke("ganspace", "--model", tiny_model_path, "--layer", "conv9", "--out", out, "--overwrite", ok=False)
     assert bad.exit_code == 1 and "unknown layer" in bad.output
     out = tmp_path / "all.npz"
     invoke("ganspace", "--model", tiny_model_path, "--random-z-count", 600, "--components", "all",

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ganspacesynth.errors import UserError
+from ganspacesynth.ganspace.centring import conditional_mean
 from ganspacesynth.ganspace.edits import layer_offsets, synthesize, synthesize_specgrams
 from ganspacesynth.ganspace.estimators import Decomposition
 from ganspacesynth.ganspace.fit import fit_components
@@ -26,8 +27,8 @@ def test_offset_mode_with_zero_coefficients_is_plain_generation(tiny_synth, comp
     assert np.abs(plain).max() > 1e-3  # not a trivially silent comparison
 
 
-def test_noz_mode_with_zero_coefficients_runs_from_the_mean(tiny_synth, comps):
-    mean_act = torch.from_numpy(comps.mean).reshape(1, *comps.layer_shape)
+def test_noz_mode_with_zero_coefficients_runs_from_the_conditional_mean(tiny_synth, comps):
+    mean_act = torch.from_numpy(conditional_mean(tiny_synth, "conv0", 60).copy()).reshape(1, *comps.layer_shape)
     ref = tiny_synth.generate(None, pitch=60, start_at="conv0", start_activation=mean_act)
     np.testing.assert_allclose(synthesize(tiny_synth, comps, [0.0, 0.0], 60, mode="noz"), ref, atol=1e-6)
 
@@ -39,7 +40,7 @@ def test_nonzero_coefficients_follow_the_definitions(tiny_synth, comps):
     torch.testing.assert_close(layer_offsets(comps, c).reshape(-1), torch.from_numpy(expected_offset.astype(np.float32)),
                                rtol=1e-5, atol=1e-6)
     offset = torch.from_numpy(expected_offset).float().reshape(1, *comps.layer_shape)
-    act = torch.from_numpy(comps.mean).reshape(offset.shape) + offset
+    act = torch.from_numpy(conditional_mean(tiny_synth, "conv0", 60).copy()).reshape(offset.shape) + offset
     noz = synthesize_specgrams(tiny_synth, comps, c, 60, mode="noz")
     ref = tiny_synth.generate_specgrams(None, 60, start_at="conv0", start_activation=act)
     torch.testing.assert_close(noz, ref, rtol=1e-4, atol=1e-5)

@@ -127,7 +127,7 @@ def test_cli_resume_and_cleanup(tiny_model_path, tmp_path, monkeypatch):
     ckpt = tmp_path / "comps.ckpt.npz"
     assert ckpt.is_file() and not out.exists()
     res = CliRunner().invoke(main, args)
-    assert res.exit_code == 1 and "add --resume" in res.output
+    assert res.exit_code == 1 and "--resume continues" in res.output
     res = CliRunner().invoke(main, args + ["--resume"])
     assert res.exit_code == 0, res.output
     assert "300 of 700 samples already in" in res.output and "512 components" in res.output

@@ -522,7 +522,7 @@ def test_unwritable_outputs_are_refused_before_generating(tiny_synth, tmp_path, 
     (tmp_path / "a file").write_text("not a folder")
     calls = []
     monkeypatch.setattr(I.export, "render_notes", lambda *a, **k: calls.append(1))
-    for out, message in [(tmp_path / "a file" / "x.sf2", "is not a folder"), (tmp_path / "x.wav", "must be a .sf2"),
+    for out, message in [(tmp_path / "a file" / "x.sf2", "is a file, not a folder"), (tmp_path / "x.wav", "must be a .sf2"),
                          (tmp_path, "must be a .sf2")]:
         with pytest.raises(UserError, match=message):
             I.export_instrument(tiny_synth, out)

@@ -73,7 +73,7 @@ def test_cli_refuses_components_of_another_model(tiny_synth, tiny_model_path, tm
 
 def test_cli_refuses_an_unwritable_output(tiny_model_path, tmp_path):
     (tmp_path / "file").write_text("x")
-    for out, message in [(tmp_path / "file" / "x.sf2", "is not a folder"), (tmp_path / "x.wav", "must be a .sf2")]:
+    for out, message in [(tmp_path / "file" / "x.sf2", "is a file, not a folder"), (tmp_path / "x.wav", "must be a .sf2")]:
         res = CliRunner().invoke(main, ["instrument", "--model", str(tiny_model_path), "--out", str(out)])
         assert res.exit_code == 1 and message in res.output and len(res.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

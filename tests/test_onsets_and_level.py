@@ -317,7 +317,7 @@ def test_hallucinate_and_midi_level_options(tiny_model_path, tmp_path):
              (("--gain", "-60"), lambda a: 0.001 < np.abs(a).max() < 0.5)]
     for extra, check in cases:
         result = runner.invoke(main, ["midi", "--model", str(tiny_model_path), "--seed", "1", "--no-progress", *extra,
-                                      str(tmp_path / "song.mid"), str(tmp_path / "song.wav")])
+                                      "--overwrite", str(tmp_path / "song.mid"), str(tmp_path / "song.wav")])
         assert result.exit_code == 0, result.output
         assert check(sf.read(tmp_path / "song.wav", dtype="float32")[0])
 
@@ -385,7 +385,7 @@ def long_dataset(tmp_path_factory):
 
 def test_calibrate_refuses_a_dataset_of_another_note_length(tiny_model_path, long_dataset):
     before = tiny_model_path.read_bytes()  # the tiny model makes 1.024 s notes
-    result = CliRunner().invoke(main, ["calibrate", str(tiny_model_path), "--data", str(long_dataset)])
+    result = CliRunner().invoke(main, ["calibrate", str(tiny_model_path), "--data", str(long_dataset), "--overwrite"])
     assert result.exit_code == 1 and "64000-sample notes" in result.stderr
     assert tiny_model_path.read_bytes() == before
 

@@ -116,6 +116,134 @@ def test_pad_fills_the_folder_chop_filled_and_overwrite_keeps_the_other(tmp_path
     assert (clips / "chop.json").is_file() and (clips / "pad.json").is_file()
 
 
+# -- 1b. a single-file output never replaces a user's file -------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_comps(tmp_path_factory, tiny_model_path):
+    from ganspacesynth.ganspace.fit import fit_components
+    from ganspacesynth.synth import Synth
+
+    path = tmp_path_factory.mktemp("comps") / "comps.npz"
+    fit_components(Synth.load(tiny_model_path, device="cpu"), "conv0", count=256, n_components=4,
+                   pitches=[60]).save(path)
+    return path
+
+
+def _write_midi(path: Path) -> Path:
+    import mido
+
+    mid = mido.MidiFile()
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track += [mido.Message("note_on", note=60, velocity=100, time=0), mido.Message("note_off", note=60, time=240)]
+    mid.save(str(path))
+    return path
+
+
+M_ = ["--model", "{model}"]
+#: (id, arguments, the user's files the command would write over: the output, or a side file it did not name)
+SINGLE_FILE_OUTPUTS = [
+    ("init", ["init", "--out", "mine.safetensors"], ["mine.safetensors"]),
+    ("edit", ["edit", *M_, "--components", "{comps}", "--coeffs", "1", "--out", "take.wav"], ["take.wav"]),
+    ("hallucinate over a text file", ["hallucinate", *M_, "--seed", "1", "--notes", "2", "--steps", "0", "--out",
+                                      "README-mine.txt"], ["README-mine.txt"]),
+    ("hallucinate's score", ["hallucinate", *M_, "--seed", "1", "--notes", "2", "--steps", "0", "--out", "piece.wav"],
+     ["piece.score.json"]),
+    ("midi", ["midi", *M_, "--seed", "1", "{midi}", "take.wav"], ["take.wav"]),
+    ("export-pca", ["export-pca", "{comps}", "--out", "README-mine.txt"], ["README-mine.txt"]),
+    ("ganspace", ["ganspace", *M_, "--random-z-count", "64", "--components", "2", "--regression-samples", "0",
+                  "--quiet", "--out", "mine.npz"], ["mine.npz"]),
+    ("describe --out", ["describe", *M_, "--components", "{comps}", "--top", "1", "--latents", "1", "--pitch", "60",
+                        "--values=-1,0,1", "--out", "mine.npz"], ["mine.npz"]),
+    ("instrument", ["instrument", *M_, "--pitches", "60", "--out", "mine.sf2"], ["mine.sf2"]),
+    ("instrument's sfz", ["instrument", *M_, "--pitches", "60", "--sfz", "--out", "pad.sf2"], ["pad.sfz"]),
+]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("args, names", [c[1:] for c in SINGLE_FILE_OUTPUTS], ids=[c[0] for c in SINGLE_FILE_OUTPUTS])
+def test_single_file_outputs_replace_a_users_file_only_with_overwrite(tiny_model_path, small_comps, tmp_path,
+                                                                      monkeypatch, args, names):
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in names:
+        (work / name).write_bytes(f"the user's {name}, not GANSpaceSynth's\n".encode())
+    values = {"model": tiny_model_path, "comps": small_comps, "midi": _write_midi(tmp_path / "song.mid")}
+    argv = [a.format(**values) for a in args]
+    monkeypatch.chdir(work)
+    before = _snapshot(work)
+    res = cli(*argv)
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert res.stderr.count("\n") == 1 and f"{names[0]} already exists; add --overwrite" in res.stderr, res.stderr
+    assert _snapshot(work) == before, "a refused command changed or added files"  # byte for byte, nothing new
+    res = cli(*argv, "--overwrite")
+    assert res.exit_code == 0, res.output
+    for name in names:
+        assert (work / name).read_bytes() != before[name][0], f"--overwrite left {name} as it was"
+
+
+def test_describe_writes_into_a_components_file_only_with_overwrite(tiny_model_path, small_comps, tmp_path):
+    from ganspacesynth.ganspace.components import Components
+
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(small_comps.read_bytes())
+    before = _snapshot(tmp_path)
+    args = ["describe", "--model", tiny_model_path, "--components", mine, "--top", "1", "--latents", "1", "--pitch",
+            "60", "--values=-1,0,1"]
+    for extra in ([], ["--out", mine]):  # in place, spelled either way
+        res = cli(*args, *extra)
+        assert res.exit_code == 1 and "mine.npz already exists; without --out, describe writes" in res.stderr
+        assert _snapshot(tmp_path) == before
+    res = cli(*args, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert Components.load(mine).descriptions is not None
+    res = cli("describe", "--model", tiny_model_path, "--components", mine, "--top", "5", "--out", tmp_path / "o.npz")
+    # more than the file holds: refused, not quietly fewer
+    assert res.exit_code == 1 and "--top 5" in res.stderr and "holds 4 components" in res.stderr
+
+
+def test_the_commands_own_input_is_never_an_output(tiny_model_path, small_comps, tmp_path):
+    song = _write_midi(tmp_path / "song.mid")
+    score = tmp_path / "piece.score.json"  # re-rendering a score beside itself would replace it
+    score.write_text('{"steps": []}')
+    link = tmp_path / "link.npz"
+    os.link(small_comps, link)  # the same file under another name
+    before = {p: p.read_bytes() for p in (song, small_comps, score)}
+    for args in (["midi", "--model", tiny_model_path, "--seed", "1", "--overwrite", song, song],
+                 ["export-pca", small_comps, "--overwrite", "--out", link],
+                 ["edit", "--model", tiny_model_path, "--components", small_comps, "--coeffs", "1", "--overwrite",
+                  "--out", small_comps],
+                 ["hallucinate", "--model", tiny_model_path, "--from", score, "--overwrite", "--out",
+                  score.parent / "piece.wav"]):
+        res = cli(*args)
+        assert res.exit_code == 1 and "is also this command's input" in res.stderr, (args, res.output)
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_the_packages_bundled_files_are_never_written(tiny_model_path, tmp_path):
+    from ganspacesynth.assets import ASSETS, DEFAULT_COMPONENTS, DEFAULT_MODEL
+
+    if not DEFAULT_COMPONENTS.is_file():
+        pytest.skip("no bundled components installed")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(ASSETS.iterdir()) if p.is_file()}
+    cases = [["describe", "--components", DEFAULT_COMPONENTS, "--top", "10000", "--report", tmp_path / "r"],
+             ["describe", "--components", DEFAULT_COMPONENTS, "--overwrite", "--out", DEFAULT_COMPONENTS],
+             ["edit", "--coeffs", "1", "--overwrite", "--out", DEFAULT_COMPONENTS],
+             ["init", "--overwrite", "--out", ASSETS / "new.safetensors"],
+             ["generate", "--model", tiny_model_path, "--pitch", "60", "--out", ASSETS / "notes"]]
+    if DEFAULT_MODEL.is_file():
+        cases.append(["calibrate", DEFAULT_MODEL, "--data", tmp_path / "data", "--overwrite"])
+    for args in cases:
+        res = cli(*args)
+        assert res.exit_code == 1 and "inside the installed ganspacesynth package" in res.stderr, (args, res.output)
+        assert res.stderr.count("\n") == 1
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(ASSETS.iterdir()) if p.is_file()}
+    assert after == before and not (ASSETS / "notes").exists()
+
+
 # -- 2. non-finite models and outputs ----------------------------------------------------------------------------
 def _model_with(tiny_model_path, tmp_path, change):
     from safetensors import safe_open

@@ -68,6 +68,8 @@ def list_audio_files(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     """
     root = Path(root)
     if not root.is_dir():
+        if root.exists():
+            raise UserError(f"{root} is a file, not a folder: give the folder that holds the audio files")
         raise UserError(f"input folder not found: {root}")
     readable, broken = [], []
     for path in sorted(root.rglob("*")):

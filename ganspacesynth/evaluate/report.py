@@ -157,6 +157,14 @@ def timbre_markdown(timbre: dict | None) -> list[str]:
     return lines
 
 
+def _drift_cell(drift: dict | None) -> str:
+    if not drift:
+        return "–"
+    median = drift.get("median_semitones")
+    return f"{100 * drift['changed']:.0f} % of {drift['notes']}" + ("" if not drift["changed"] or median is None
+                                                                   else f", median {median:.1f} st")
+
+
 def write_describe_report(out_dir: Path, descriptions: Sequence[dict], var_ratio: np.ndarray, header: dict) -> None:
     """descriptions.json, describe.md, variance_explained.png and descriptor_curves.png into `out_dir`."""
     data = _clean({**header, "descriptions": list(descriptions)})
@@ -171,13 +179,17 @@ def write_describe_report(out_dir: Path, descriptions: Sequence[dict], var_ratio
              f"- sweep {descriptions[0]['values']} × stdev, mode {header.get('mode')}, contexts: {contexts}",
              "", "A descriptor is listed when it changes monotonically (mean Spearman ρ) and audibly (effect ≥ 1: "
              "at least its minimum audible change over the sweep).", "",
-             "| component | variance | label | changes (ρ, effect) | most monotone descriptor (ρ, effect) |",
-             "|---|---|---|---|---|"]
+             "Pitch drift: the share of the direction's notes (coefficient ≠ 0) whose pYIN pitch moved by half a "
+             "semitone or more from the same context's unedited note (or lost or gained its voicing), and the median "
+             "size of those changes.", "",
+             "| component | variance | label | changes (ρ, effect) | most monotone descriptor (ρ, effect) | pitch drift |",
+             "|---|---|---|---|---|---|"]
     for i, d in enumerate(descriptions):
         changes = "; ".join(f"{c['descriptor']} ({c['rho']:+.2f}, {c['effect']:+.1f})" for c in d["changes"]) or "–"
         finite = {k: v for k, v in d["stats"].items() if v["rho"] is not None and math.isfinite(v["rho"])}
         best = max(finite, key=lambda k: abs(finite[k]["rho"]), default=None)
         trend = f"{best} ({finite[best]['rho']:+.2f}, {finite[best]['effect']:+.2f})" if best else "–"
-        lines.append(f"| {i} | {var_ratio[i]:.4f} | {d['label'] or '(no clear change)'} | {changes} | {trend} |")
+        lines.append(f"| {i} | {var_ratio[i]:.4f} | {d['label'] or '(no clear change)'} | {changes} | {trend} | "
+                     f"{_drift_cell(d.get('pitch_drift'))} |")
     lines += ["", "![variance explained](variance_explained.png)", "", "![descriptor curves](descriptor_curves.png)", ""]
     (out_dir / "describe.md").write_text("\n".join(lines), encoding="utf-8")

@@ -93,6 +93,9 @@ class Components:
         if self.comp.ndim != 2:
             raise UserError(f"components must be a [K, D] array, got shape {list(self.comp.shape)}")
         k, d = self.comp.shape
+        if k == 0:
+            raise UserError(f"{self.path or 'these components'} holds no components (0 directions); make a "
+                            f"components file with `ganspacesynth ganspace`")
         if d != int(np.prod(self.layer_shape)):
             raise UserError(f"components have {d} values each but layer {self.layer} {self.layer_shape} has "
                             f"{int(np.prod(self.layer_shape))}")

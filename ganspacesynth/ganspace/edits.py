@@ -5,7 +5,8 @@
     waves = synthesize(synth, comps, coeffs, 60, mode="latent", z=z)
 
 `coeffs` is one vector `[k]` or a batch `[B, k]` with k ≤ K (missing trailing coefficients are zero). Modes:
-- `noz`: layer activation = mean + Σ cᵢ·stdevᵢ·compᵢ, then the rest of the generator (no z).
+- `noz`: layer activation = the conditional mean of the note's pitch and conditions (centring.py) +
+  Σ cᵢ·stdevᵢ·compᵢ, then the rest of the generator (no z).
 - `offset`: Σ cᵢ·stdevᵢ·compᵢ is added to the layer activation of latent z.
 - `latent`: the latent z + Σ cᵢ·z_compᵢ goes through the whole generator (needs regression directions).
 `z` is `[L]`, `[1, L]` (shared by all rows) or `[B, L]`; `pitch` one value or one per row. Returns float32 `[B, N]`.
@@ -20,6 +21,7 @@ import torch
 
 from .. import choices
 from ..errors import UserError
+from .centring import centring_of, conditional_means
 from .coefficients import check_coefficients
 from .components import Components
 
@@ -81,7 +83,10 @@ def synthesize_specgrams(synth, components: Components, coeffs, pitch=None, mode
             c = np.repeat(c, zb.shape[0], axis=0)
             rows = zb.shape[0]
     if mode == "noz":
-        act = torch.from_numpy(components.mean).reshape(1, *components.layer_shape) + _layer_offsets(components, c)
+        centring = centring_of(components)
+        base = conditional_means(synth, components.layer, pitch, conditions, rows, latents=centring.latents,
+                                 seed=centring.seed)
+        act = base + _layer_offsets(components, c)
         return synth.generate_specgrams(None, pitch, conditions, batch_size=batch_size,
                                         start_at=components.layer, start_activation=act)
     zb = _broadcast_z(synth, z, rows)

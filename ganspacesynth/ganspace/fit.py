@@ -9,10 +9,15 @@ statistics are all-reduced, process 0 solves and broadcasts, so every process re
 Long fits checkpoint the estimator's state (`checkpoint=PATH`, every `checkpoint_every` seconds, atomically)
 and continue from it with `resume=True`; the result equals an uninterrupted run (see checkpoint.py). The
 estimator is used through its protocol alone (protocol.py): what it can do, it declares.
+
+By default every sample is centred on the conditional mean of its own pitch and conditions (centring.py), so the
+components describe how notes vary at one pitch rather than how pitches differ; `centring="none"` fits the raw
+activations (as fits before it did).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .centring import CENTRE_LATENTS, CENTRE_SEED, NO_CENTRING, PER_CONDITION, Centring, check_centring, group_means
 from .components import Components
 from ..training.distributed import DistInfo, current
 from .estimators import Decomposition, capable, get_estimator
@@ -118,6 +124,7 @@ def fit_components(
     resume: bool = False,
     solver: str = "auto",
     timings: dict | None = None,
+    centring: str = PER_CONDITION,
 ) -> Components:
     """Fit GANSpace components of `layer` from `count` seeded samples. `regression_samples=0` skips the latent
     regression (no z_comp). `log(str)` receives one-line reports (solver, orthonormality, regression fit).
@@ -131,12 +138,14 @@ def fit_components(
     continues from it (it must exist and match this fit). The caller removes it once the components are saved
     (`checkpoint.remove_checkpoint` on `checkpoint.checkpoint_file(path, rank, size)`; the CLI does). `solver`:
     "auto", "iterative" or "lapack" (cov: eigen.choose_solver). `timings`, a dict, receives the seconds spent
-    sampling + accumulating, solving and regressing."""
+    sampling + accumulating, solving and regressing. `centring`: "per-condition" (each sample minus the conditional
+    mean of its pitch and conditions, centring.py; recorded in the file's metadata) or "none"."""
     from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint
 
     world = world or current()
     log = log or (lambda msg: None)
     pitch_list = resolve_pitches(synth, pitches)
+    centre = Centring(check_centring(centring), CENTRE_LATENTS, CENTRE_SEED)
     if batch_size is None:
         batch_size = auto_batch_size(int(np.prod(synth.generator.layer_shape(layer))))
     sampler = ActivationSampler(synth, layer, pitch_list, seed=seed, batch_size=batch_size, conditions=conditions)
@@ -174,6 +183,8 @@ def fit_components(
                "conditions": {str(a): str(b) for a, b in (conditions or {}).items()},
                "count": int(count), "batch_size": int(batch_size), "rank": world.rank, "processes": world.world_size,
                "shard": [start, stop], "estimator": est.config(dim)}
+        if centre.method != NO_CENTRING:  # uncentred fits keep the run identity of earlier versions
+            run["centring"] = centre.meta()
         ckpt = checkpoint_file(checkpoint, world.rank, world.world_size)
         have = _processes_with(world, ckpt.is_file(), synth.device if synth.device.type == "cuda" else "cpu")
         if resume and have < world.world_size:
@@ -192,6 +203,10 @@ def fit_components(
             resumed = True
             if world.is_main:
                 log(f"resuming from {ckpt}: {position - start:,} of {stop - start:,} samples already in")
+    centres = None
+    if centre.method == PER_CONDITION:  # every request checked: now the means of the sample groups
+        centres = group_means(synth, layer, pitch_list, conditions, centre).to(synth.device)
+        sampler = dataclasses.replace(sampler, centres=centres)
     if est.shifted and not resumed:
         _, pilot = sampler.batch(0, min(count, SHIFT_SAMPLES))
         est.set_shift(pilot.double().mean(0).cpu().numpy())
@@ -220,6 +235,9 @@ def fit_components(
 
     err, checked = orthonormality_error(dec.comp)
     if world.is_main:
+        if centres is not None:
+            log(f"centred on the conditional means of {len(centres)} pitch/condition group"
+                f"{'s' if len(centres) > 1 else ''} ({centre.latents} latents each)")
         if dec.info:
             log(_describe_solver(dec.info, k, dim))
         log(f"orthonormality check: max |C·Cᵀ - I| = {err:.2e} over the first {checked} components")
@@ -235,6 +253,7 @@ def fit_components(
         "latent_size": synth.latent_size,
         "processes": world.world_size,
         "orthonormality_error": err,
+        **centre.meta(),
     }
     if dec.info:
         meta["solver"] = _json_clean(dec.info)
@@ -247,7 +266,7 @@ def fit_components(
                             f"(GANSpace's minimum), got {regression_samples}; use 0 to skip it")
         reg = RegressionAccumulator(dec, synth.latent_size, device=synth.device)
         rsampler = ActivationSampler(synth, layer, pitch_list, seed=seed, batch_size=batch_size,
-                                     conditions=conditions, stream=STREAM_REGRESSION)
+                                     conditions=conditions, stream=STREAM_REGRESSION, centres=centres)
         start, stop = world.shard(regression_samples)
         bar = _progress(stop - start, "latent regression", progress and world.is_main)
         for z, x in rsampler.iterate(start, stop, bar):
@@ -269,8 +288,18 @@ def fit_components(
             world.broadcast(t)
             z_comp, z_mean = (v.cpu().numpy() for v in t)
     timings["regression_s"] = time.perf_counter() - t0
-    return Components(comp=dec.comp, stdev=dec.stdev, var_ratio=dec.var_ratio, mean=dec.mean, layer=layer,
+    mean = dec.mean if centres is None else _global_mean(dec, centres, count)
+    return Components(comp=dec.comp, stdev=dec.stdev, var_ratio=dec.var_ratio, mean=mean, layer=layer,
                       layer_shape=sampler.shape, z_comp=z_comp, z_mean=z_mean, meta=meta)
+
+
+def _global_mean(dec: Decomposition, centres: torch.Tensor, count: int) -> np.ndarray:
+    """The mean of the raw samples of a centred fit: their centred mean plus the group means, weighted by the
+    samples of each group (sample i is in group i % n). Components files keep it as `mean`: what older readers
+    start noz notes from."""
+    n = centres.shape[0]
+    weights = np.array([count // n + (j < count % n) for j in range(n)], np.float64) / count
+    return (dec.mean.astype(np.float64) + weights @ centres.cpu().numpy().astype(np.float64)).astype(np.float32)
 
 
 def _names(names: Sequence[str]) -> str:

@@ -3,6 +3,9 @@
 Latent row i depends only on (seed, stream, i): rows come in fixed blocks of `BLOCK` rows, block b drawn from
 `numpy.random.default_rng([seed, stream, b])`. Any batch size, any split across processes, gives the same
 latents, and nothing larger than one batch (plus one block) is ever held in memory.
+
+A sampler may centre its activations per condition (`centres`: one conditional mean per pitch, centring.py):
+sample i then gives its activation minus the mean of its own pitch and conditions.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ BLOCK = 1024
 #: Independent random streams: PCA samples and regression samples never share latents.
 STREAM_PCA = 0
 STREAM_REGRESSION = 1
+#: The latents of the conditional means (centring.py): shared by every fit and every noz note.
+STREAM_CENTRE = 2
 
 
 def latent_rows(start: int, stop: int, latent_size: int, seed: int, stream: int = STREAM_PCA) -> np.ndarray:
@@ -62,6 +67,8 @@ class ActivationSampler:
     """Streams `(z, activations)` for sample index ranges of one layer at given pitches/conditions.
 
     Sample i is played at `pitches[i % len(pitches)]`, so the mix of pitches does not depend on batching either.
+    `centres` (optional, `[max(1, len(pitches)), D]`): sample i's activation is returned minus
+    `centres[i % len(pitches)]`, the conditional mean of its pitch (and the sampler's conditions).
     """
 
     synth: object
@@ -71,11 +78,16 @@ class ActivationSampler:
     batch_size: int = 256
     conditions: Mapping[str, object] | None = None
     stream: int = STREAM_PCA
+    centres: torch.Tensor | None = None
 
     def __post_init__(self):
         self.shape = tuple(self.synth.generator.layer_shape(self.layer))  # validates the name
         if self.batch_size < 1:
             raise UserError("--batch-size must be at least 1")
+        if self.centres is not None:
+            groups = max(1, len(self.pitches))
+            if tuple(self.centres.shape) != (groups, self.dim):
+                raise ValueError(f"centres must be [{groups}, {self.dim}], got {list(self.centres.shape)}")
 
     @property
     def dim(self) -> int:
@@ -86,7 +98,11 @@ class ActivationSampler:
         z = latent_rows(start, stop, self.synth.latent_size, self.seed, self.stream)
         pitch = [self.pitches[i % len(self.pitches)] for i in range(start, stop)] if self.pitches else None
         act = self.synth.activations(z, pitch, self.layer, self.conditions, batch_size=stop - start)
-        return z, act.reshape(stop - start, -1).float()
+        act = act.reshape(stop - start, -1).float()
+        if self.centres is not None:
+            groups = torch.arange(start, stop, device=act.device) % self.centres.shape[0]
+            act = act - self.centres.to(act.device)[groups]
+        return z, act
 
     def iterate(self, start: int, stop: int, progress=None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """Batches covering [start, stop); `progress` (a tqdm bar or None) is advanced by each batch size."""

@@ -8,8 +8,8 @@ import click
 
 from ..choices import GANSPACE_MODES, LATENT_MODE, Z_EDIT_MODES
 from ..errors import UserError
-from .options import (SEED, apply_level, device_option, level_options, load_synth, model_option, parse_coeffs,
-                      precision_option)
+from .options import (SEED, apply_level, device_option, level_options, load_synth, model_file, model_option,
+                      overwrite_option, parse_coeffs, precision_option)
 
 #: hallucinate options that describe the composition (refused with --from, which re-renders exactly).
 _COMPOSITION = ("notes", "steps", "spacing", "start_trim", "attack", "sustain", "release", "pitch", "seed", "mode")
@@ -108,10 +108,11 @@ def _load_components(path: Path | None, synth):
 @precision_option
 @no_progress_option
 @level_options(mix=True)
+@overwrite_option("the WAV file and its score")
 @click.pass_context
 def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, sustain, release, pitch, seed,
                     from_score, components, steps_score, mode, batch_size, max_notes, max_seconds, device,
-                    precision, no_progress, gain_db, normalize) -> None:
+                    precision, no_progress, gain_db, normalize, overwrite) -> None:
     """Compose a piece that wanders between key points: n random timbres with m slerp steps between each
     pair (n + (n-1)*m notes), each note enveloped, placed --spacing seconds apart and mixed.
 
@@ -131,8 +132,9 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
 
     from ..fileio import check_output_file
 
-    check_output_file(out)  # a folder, /dev/null, …: refused before any work
-    check_output_file(H.score_path_for(out))
+    inputs = [model_file(model), from_score, steps_score, components]
+    for path in (out, H.score_path_for(out)):  # the WAV and its score: refused before any work
+        check_output_file(path, overwrite=overwrite, inputs=inputs)
     limits = H.Limits(max_notes=max_notes, max_seconds=max_seconds)
     given = {"spacing": spacing, "attack": attack, "sustain": sustain, "release": release, "pitch": pitch}
 
@@ -217,8 +219,9 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
 @precision_option
 @no_progress_option
 @level_options(mix=True)
+@overwrite_option("OUT")
 def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeffs, mode, include_drums, batch_size,
-             max_notes, max_seconds, device, precision, no_progress, gain_db, normalize) -> None:
+             max_notes, max_seconds, device, precision, no_progress, gain_db, normalize, overwrite) -> None:
     """Play a MIDI file with a model (Magenta GANSynth's MIDI mode) into a WAV file.
 
     A random timbre every --secs-per-instrument seconds; each note gets the slerp of the timbres around
@@ -235,7 +238,7 @@ def midi_cmd(model, midi_file, out, secs_per_instrument, seed, components, coeff
 
     from ..fileio import check_output_file
 
-    check_output_file(out)  # a folder, /dev/null, …: refused before any work
+    check_output_file(out, overwrite=overwrite, inputs=[midi_file, model_file(model), components])  # before any work
     if (components is None) != (coeffs is None):
         raise UserError("--components and --coeffs go together")
     coeff_values = parse_coeffs(coeffs) if coeffs is not None else None

@@ -10,7 +10,7 @@ import numpy as np
 from ..choices import PRESET_NAMES
 from ..errors import UserError
 from .options import (SEED, apply_level, batch_size_option, device_option, level_options, load_synth, model_option,
-                      parse_conditions, precision_option, progress_bar, seed_option)
+                      overwrite_option, parse_conditions, precision_option, progress_bar, seed_option)
 
 
 def note_names(pitches, count: int) -> list[str]:
@@ -35,15 +35,19 @@ def write_notes(synth, waves: np.ndarray, out_dir: Path, names: list[str]) -> li
               show_default=True, help="Architecture preset.")
 @seed_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Model file to write.")
-def init_cmd(preset_name: str, seed: int, out: Path) -> None:
+@overwrite_option("the model file")
+def init_cmd(preset_name: str, seed: int, out: Path, overwrite: bool) -> None:
     """Write an untrained model (random weights) to try the pipeline before any training.
 
     Example: ganspacesynth init --preset tiny --seed 0 --out tiny.safetensors
     """
     import torch
 
+    from ..fileio import check_output_file
     from ..model.config import preset
     from ..model.files import save_model
+
+    check_output_file(out, overwrite=overwrite)
     from ..model.generator import Generator
 
     cfg = preset(preset_name)
@@ -180,22 +184,31 @@ def interpolate_cmd(model, pitch, seed_a, seed_b, steps, method, conditions, dev
 @device_option
 @precision_option
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Model file to write (default: MODEL itself, rewritten atomically).")
-def calibrate_cmd(model, data, count, seed, batch_size, device, precision, out) -> None:
+              help="Model file to write (default: MODEL itself, rewritten atomically: needs --overwrite).")
+@overwrite_option(help="Replace an existing --out file, or without --out rewrite MODEL in place (never the "
+                       "package's bundled model).")
+def calibrate_cmd(model, data, count, seed, batch_size, device, precision, out, overwrite) -> None:
     """Measure the gain that brings a model's notes to its training data's level and store it in the model file.
 
     Gain = median RMS (dBFS) of the dataset's notes minus that of `--count` generated notes (random latents,
     labels drawn from the dataset). Every command then plays the model at that level; only the file's metadata
     changes (same weights, same fingerprint, GANSpace components still fit). A training run's next export
-    overwrites RUN/model.safetensors: calibrate the exported file you keep.
+    overwrites RUN/model.safetensors: calibrate the exported file you keep. Rewriting MODEL itself (no --out)
+    takes --overwrite; the bundled model is never rewritten.
     Example: ganspacesynth calibrate runs/gm/model.safetensors --data data/gm --out gm.safetensors
     """
     from ..calibration import calibrate_model_file
-    from ..fileio import check_output_file
-    from ..model.files import resolve_model_path
+    from ..fileio import check_format, check_output_file, same_file
+    from ..model.files import MODEL_FORMAT, MODEL_FORMAT_VERSION, read_metadata, resolve_model_path
 
-    target = out if out is not None else resolve_model_path(model)
-    check_output_file(target)  # a folder, /dev/null, …: refused before any work
+    source = resolve_model_path(model)
+    check_format(read_metadata(source), MODEL_FORMAT, MODEL_FORMAT_VERSION, "GANSpaceSynth model file", source)
+    if out is None or same_file(out, source):
+        # in place: the input is the output, so only with --overwrite (and never inside the package)
+        check_output_file(source, overwrite=overwrite,
+                          hint="without --out, calibrate rewrites it in place: add --overwrite to allow that, or give --out")
+    else:
+        check_output_file(out, overwrite=overwrite, inputs=[source])  # before any work
     written, result = calibrate_model_file(model, data, out, count=count, seed=seed, device=device or "cpu",
                                            precision=precision, batch_size=batch_size)
     click.echo(f"wrote {written}: output gain {result['output_gain_db']:+.2f} dB (dataset median RMS "

@@ -8,8 +8,8 @@ import click
 
 from ..choices import GANSPACE_MODES
 from ..errors import UserError
-from .options import (MAX_COEFFICIENT, device_option, load_synth, model_option, parse_floats, precision_option,
-                      seed_option)
+from .options import (MAX_COEFFICIENT, device_option, load_synth, model_file, model_option, overwrite_option,
+                      parse_floats, precision_option, seed_option)
 
 
 def _load_split(data: Path, split: str):
@@ -28,7 +28,8 @@ def _load_split(data: Path, split: str):
 @seed_option
 @device_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Classifier file to write (.safetensors).")
-def train_classifier_cmd(data, heads, steps, batch_size, lr, seed, device, out) -> None:
+@overwrite_option("the classifier file")
+def train_classifier_cmd(data, heads, steps, batch_size, lr, seed, device, out, overwrite) -> None:
     """Train the spectrogram classifier that `evaluate` uses (pitch and instrument-family heads) and report its
     accuracy on the dataset's held-out split.
 
@@ -38,8 +39,10 @@ def train_classifier_cmd(data, heads, steps, batch_size, lr, seed, device, out) 
     import torch
 
     from ..evaluate.classifier import ClassifierConfig, heads_for_dataset, save_classifier, train_classifier
+    from ..fileio import check_output_file
     from ..synth import default_device
 
+    check_output_file(out, overwrite=overwrite)  # before any work
     train, valid = _load_split(data, "train"), _load_split(data, "valid")
     if not heads:
         heads = ["pitch"] + [n for n in ("instrument_family",)
@@ -129,7 +132,8 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
 @click.command("describe")
 @model_option
 @click.option("--components", type=click.Path(path_type=Path), required=True, help="Components file from `ganspace`.")
-@click.option("--top", type=click.IntRange(1, 10000), default=16, show_default=True, help="Directions to describe.")
+@click.option("--top", type=click.IntRange(1, 10000), default=None,
+              help="Directions to describe, at most the file's count [default: 16, or all when fewer].")
 @click.option("--values", default="-2,-1,0,1,2", show_default=True, help="Coefficients to sweep (× stdev).")
 @click.option("--pitch", "pitches", type=int, multiple=True, help="Pitch to sweep at; repeat (default: three).")
 @click.option("--latents", type=click.IntRange(1, 100), default=2, show_default=True,
@@ -142,12 +146,16 @@ def evaluate_cmd(model, data, classifier, count, reference_count, ndb_bins, no_f
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Also write plots and a Markdown table to this folder.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Components file to write with the descriptions (default: update --components in place).")
+              help="Components file to write with the descriptions (default: update --components in place, which "
+                   "takes --overwrite).")
+@overwrite_option(help="Replace an existing --out file, or without --out write the descriptions into the "
+                       "--components file itself (never the package's bundled components).")
 def describe_cmd(model, components, top, values, pitches, latents, mode, seed, batch_size, device, precision,
-                 report_dir, out) -> None:
+                 report_dir, out, overwrite) -> None:
     """Label GANSpace directions by what they do to the sound ("brighter", "longer sustain", "noisier"):
     sweep each coefficient at several pitches and latents, measure audio descriptors, keep those that change
-    monotonically and audibly. Stores the labels in the components file for the CLI, Pd and the web page.
+    monotonically and audibly, and how often each moves the pitch (pYIN against the unedited note). Stores the
+    labels in the components file for the CLI, Pd and the web page.
 
     Example: ganspacesynth describe --model model.safetensors --components comps.npz --top 16 --report describe/
     """
@@ -157,19 +165,28 @@ def describe_cmd(model, components, top, values, pitches, latents, mode, seed, b
     vals = parse_floats(values, "--values", limit=MAX_COEFFICIENT)
     if len(vals) < 3 or len(set(vals)) < 3:
         raise UserError("--values needs at least 3 different coefficients")
-    from ..fileio import check_output_file, check_output_folder
+    from ..fileio import check_output_file, check_output_folder, same_file
 
-    if out is not None:
-        check_output_file(out)  # a folder, /dev/null, …: refused before any work
     if report_dir is not None:
         check_output_folder(report_dir, owner="describe", overwrite=True)  # before any work
+    if out is None or same_file(out, components):
+        # in place: the input is the output, so only with --overwrite (never the package's bundled components)
+        check_output_file(components, overwrite=overwrite,
+                          hint="without --out, describe writes the descriptions into it: add --overwrite to allow "
+                               "that, or give --out")
+    else:
+        check_output_file(out, overwrite=overwrite, inputs=[components, model_file(model)])  # before any work
     synth = load_synth(model, device, precision)
     comps = Components.load(components, synth=synth)
     for p in pitches:
         synth.check_pitch(p)
     if mode == "latent" and comps.z_comp is None:
         raise UserError("mode latent needs components with latent directions (z_comp)")
-    top = min(top, comps.n_components)
+    if top is None:
+        top = min(16, comps.n_components)
+    elif top > comps.n_components:
+        raise UserError(f"--top {top}: {components} holds {comps.n_components} components; give at most "
+                        f"{comps.n_components}")
     contexts = (len(pitches) or 3) * (1 if mode == "noz" else latents)
     click.echo(f"describing {top} directions: {len(vals)} values × {contexts} contexts = {top * len(vals) * contexts} notes")
     descriptions = describe_components(synth, comps, top=top, values=vals, pitches=list(pitches) or None,
@@ -181,8 +198,10 @@ def describe_cmd(model, components, top, values, pitches, latents, mode, seed, b
     merged = descriptions + old[len(descriptions):]  # keep earlier descriptions of components beyond --top
     target = out or comps.path
     comps.with_descriptions(merged).save(target)
+    from ..evaluate.describe import drift_text
+
     for i, d in enumerate(descriptions):
-        click.echo(f"{i:3d}  {d['label'] or '(no clear change)'}")
+        click.echo(f"{i:3d}  {d['label'] or '(no clear change)'}; {drift_text(d.get('pitch_drift'))}")
     if report_dir is not None:
         from ..evaluate.report import write_describe_report
         from ..fileio import atomic_directory

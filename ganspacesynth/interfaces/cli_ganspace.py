@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import numpy as np
 from ..choices import ESTIMATOR_NAMES, GANSPACE_MODES
 from ..errors import UserError
 from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, apply_level, device_option, level_options, load_synth,
-                      model_option, parse_coeffs, parse_conditions, parse_floats, precision_option)
+                      model_file, model_option, overwrite_option, parse_coeffs, parse_conditions, parse_floats,
+                      precision_option)
 
 components_option = click.option(
     "--components", "components_path", type=click.Path(path_type=Path), default=None,
@@ -19,7 +21,8 @@ components_option = click.option(
 )
 mode_option = click.option(
     "--mode", type=click.Choice(GANSPACE_MODES), default="noz", show_default=True,
-    help="noz: mean activation + components; offset: add to the activation of a latent; latent: move the latent.",
+    help="noz: the pitch's mean activation + components; offset: add to the activation of a latent; latent: move "
+         "the latent.",
 )
 
 
@@ -95,9 +98,10 @@ def _load(model, components_path, device, precision):
               help="Seconds between checkpoints; 0 writes none.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted fit from its checkpoint (same options).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Components file to write (.npz).")
+@overwrite_option("the components file (and a checkpoint file that is not resumed)")
 def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_components, pitch, pitches_text, conditions,
                  batch_size, regression_samples, seed, device, precision, quiet, checkpoint_path, checkpoint_every,
-                 resume, out) -> None:
+                 resume, out, overwrite) -> None:
     """Find GANSpace directions: PCA of a layer's activations over many random latents.
 
     Run it under torchrun to split the sampling over processes (cov estimator).
@@ -123,13 +127,19 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
         raise UserError("--out is required (or use --list-layers)")
     from ..fileio import check_output_file
 
-    check_output_file(out)  # a folder, /dev/null, …: refused before any work
+    check_output_file(out, overwrite=overwrite, inputs=[model_file(model), checkpoint_path])  # before any work
     if pitch is not None and pitches_text is not None:
         raise UserError("give --pitch or --pitches, not both")
     if estimator != "cov" and (resume or checkpoint_path is not None):
         raise UserError("--checkpoint and --resume work with the cov estimator")
     if estimator == "cov" and checkpoint_path is None:
         checkpoint_path = default_checkpoint_path(out)
+    if checkpoint_path is not None and not resume and checkpoint_every > 0:  # every process's file, on each
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        for rank in range(size):
+            check_output_file(checkpoint_file(checkpoint_path, rank, size), overwrite=overwrite,
+                              inputs=[model_file(model)], hint="add --overwrite to replace it (--resume continues "
+                                                                "a fit from its own checkpoint)")
     world = distributed.setup(device)
     try:
         synth = load_synth(model, str(world.device), precision)
@@ -182,8 +192,9 @@ def synthesis_options(fn):
 @synthesis_options
 @level_options()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
+@overwrite_option("the WAV file")
 def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index, conditions, device, precision,
-             gain_db, normalize, out) -> None:
+             gain_db, normalize, out, overwrite) -> None:
     """Synthesise one note from component coefficients (GANSpaceSynth's sliders).
 
     \b
@@ -197,7 +208,7 @@ def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index,
 
     from ..fileio import check_output_file
 
-    check_output_file(out)  # a folder, /dev/null, …: refused before any work
+    check_output_file(out, overwrite=overwrite, inputs=[model_file(model), components_path, z_path])  # before any work
     values = parse_coeffs(coeffs)
     if not values:
         raise UserError("--coeffs needs at least one number")

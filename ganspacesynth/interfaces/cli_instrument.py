@@ -8,8 +8,8 @@ import click
 
 from ..choices import GANSPACE_MODES, INSTRUMENT_LOOPS as LOOP_CHOICES
 from ..errors import UserError
-from .options import (SEED, batch_size_option, device_option, load_synth, model_option, parse_coeffs,
-                      parse_conditions, precision_option)
+from .options import (SEED, batch_size_option, device_option, load_synth, model_file, model_option,
+                      overwrite_option, parse_coeffs, parse_conditions, precision_option)
 
 
 @click.command("instrument")
@@ -38,8 +38,9 @@ from .options import (SEED, batch_size_option, device_option, load_synth, model_
 @batch_size_option(8, "Notes per forward pass.")
 @device_option
 @precision_option
+@overwrite_option("NAME.sf2 (and NAME.sfz)")
 def instrument_cmd(model, out, seed, z_path, z_index, components_path, coefficients, mode, conditions, pitches,
-                   every, velocity_layers, loop, sfz, name, batch_size, device, precision) -> None:
+                   every, velocity_layers, loop, sfz, name, batch_size, device, precision, overwrite) -> None:
     """Export one timbre as a playable instrument: a SoundFont 2 (one preset, one instrument, a note per root
     key with sustain loops or one-shots, loudness matched) for FluidSynth, MuseScore, DAWs, trackers and
     hardware samplers; --sfz adds an SFZ with its WAVs. The file's metadata names the model (fingerprint), the
@@ -58,8 +59,12 @@ def instrument_cmd(model, out, seed, z_path, z_index, components_path, coefficie
         raise UserError("give either --seed or --z, not both")
     if coefficients is not None and components_path is None:
         raise UserError("--coefficients need --components")
-    # refuse what can be refused before loading the model
-    check_output(out)
+    # refuse what can be refused before loading the model: the files (and, with --sfz, NAME-samples/)
+    check_output(out, overwrite=overwrite, sfz=sfz, inputs=[model_file(model), z_path, components_path])
+    if sfz:
+        from ..compose.instrument.files import check_sfz_output
+
+        check_sfz_output(out)
     options = InstrumentOptions(mode=mode, pitches=pitches, every=every, velocity_layers=velocity_layers, loop=loop,
                                 sfz=sfz, name=name, batch_size=batch_size)
     coeffs = parse_coeffs(coefficients, "--coefficients") if coefficients is not None else None

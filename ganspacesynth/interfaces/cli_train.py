@@ -82,6 +82,8 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
     overrides = parse_overrides(settings)
     thread_count = _parse_threads(threads)
     names = [c.strip() for c in conditions.split(",") if c.strip()]
+    if out is not None and (resume or not dry_run):
+        _check_run_folder(out, resume)  # before reading the data: a file, another folder's files, read-only, …
     if resume:
         if out is None:
             raise UserError("--resume needs --out RUN")
@@ -146,6 +148,37 @@ def _parse_threads(text: str) -> int | None:
     if not 1 <= value <= 1024:
         raise UserError(f"--threads must be auto or a whole number from 1 to 1024, not {text!r}")
     return value
+
+
+def _check_run_folder(out: Path, resume: bool) -> None:
+    """The run folder --out names, checked before any work with the message that fits what is there: a new run
+    needs a missing or empty folder (a run already there: --resume; anything else: another folder, never
+    --resume), and --resume needs a run."""
+    from ..fileio import check_not_in_package, check_output_parent
+    from ..training.loop import CONFIG_FILE
+
+    check_not_in_package(out)
+    check_output_parent(out)
+    if not (out.exists() or out.is_symlink()):
+        if resume:
+            raise UserError(f"{out} is not a training run: it does not exist (drop --resume to start one there)")
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} is a file, not a folder; give --out a folder for the run")
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as exc:
+        raise UserError(f"cannot read {out}: {exc.strerror or exc}") from None
+    is_run = CONFIG_FILE in entries
+    if resume and not is_run:
+        others = f" (it holds {', '.join(entries[:3])}{' …' if len(entries) > 3 else ''})" if entries else ""
+        raise UserError(f"{out} is not a training run: it has no {CONFIG_FILE}{others}; give --out the run's "
+                        f"folder" + ("" if entries else ", or drop --resume to start one there"))
+    if not resume and entries:
+        if is_run:
+            raise UserError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+        raise UserError(f"{out} already holds other files ({', '.join(entries[:3])}"
+                        f"{' …' if len(entries) > 3 else ''}), not a training run; give --out a new or empty folder")
 
 
 def _run_conditions(run: Path) -> list[str]:

@@ -42,6 +42,23 @@ precision_option = click.option(
 seed_option = click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
 
 
+def overwrite_option(what: str = "the output file", help: str | None = None):
+    """`--overwrite`: the one way a command replaces an existing file (fileio.check_output_file refuses it
+    otherwise, and always refuses the command's own inputs and the package's bundled files)."""
+    return click.option("--overwrite", is_flag=True,
+                        help=help or f"Replace {what} if already there (never the command's own input or the "
+                                     f"package's bundled files).")
+
+
+def model_file(model) -> Path | None:
+    """The model file `--model` names (a run folder: its export), to keep outputs off it; None for the bundled
+    one (inside the package: refused as an output anyway)."""
+    if model is None:
+        return None
+    path = Path(model)
+    return path / "model.safetensors" if path.is_dir() else path
+
+
 def batch_size_option(default: int, help: str | None = None):
     return click.option("--batch-size", type=BATCH_SIZE, default=default, show_default=True, help=help)
 
@@ -126,8 +143,14 @@ def parse_floats(text: str, what: str = "values", limit: float | None = None) ->
     """Comma-separated finite numbers (within ±limit when given)."""
     import math
 
+    parts = [v.strip() for v in text.split(",")]
+    if all(v == "" for v in parts):
+        return []
+    if "" in parts:  # '1,,2' would move the 2 onto the wrong component (or pitch)
+        raise UserError(f"{what} has an empty entry (number {parts.index('') + 1} in {text!r}); give a number for "
+                        f"each (0 leaves a component unchanged)")
     try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+        values = [float(v) for v in parts]
     except ValueError:
         raise UserError(f"{what} must be comma-separated numbers, got {text!r}") from None
     if not all(math.isfinite(v) for v in values):

@@ -124,7 +124,9 @@ class Session:
         return self.synth.check_pitch(value)
 
     def _as_z(self, values, what: str = "z") -> np.ndarray:
-        arr = finite(values, what, limit=1e4).astype(np.float32)
+        from ..synth import MAX_LATENT
+
+        arr = finite(values, what, limit=MAX_LATENT).astype(np.float32)
         if arr.shape != (self.synth.latent_size,):
             raise UserError(f"{what} needs {self.synth.latent_size} values, got {arr.size}")
         return arr

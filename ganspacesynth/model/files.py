@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
-from ..fileio import atomic_path, check_format
+from ..fileio import atomic_path, check_format, check_input_file
 from .config import ModelConfig
 
 MODEL_FORMAT = "ganspacesynth-model"
@@ -104,9 +104,7 @@ def resolve_model_path(path: str | os.PathLike | None) -> Path:
         if candidate.is_file():
             return candidate
         raise UserError(f"{p} is a folder without {MODEL_FILENAME} (is it a training run that has not exported yet?)")
-    if not p.is_file():
-        raise UserError(f"model file not found: {p}")
-    return p
+    return check_input_file(p, "model file")  # missing, or a device or pipe (/dev/zero): said as it is
 
 
 def read_metadata(path: Path) -> dict:

@@ -15,19 +15,16 @@ INSTRUMENT_FORMAT = "ganspacesynth-instrument"
 INSTRUMENT_FORMAT_VERSION = 1
 
 
-def check_output(out: str | os.PathLike) -> Path:
-    """The .sf2 path to write, refused before any generation if it cannot be written."""
+def check_output(out: str | os.PathLike, *, overwrite: bool = True, sfz: bool = False, inputs=()) -> Path:
+    """The .sf2 path to write (with `sfz`, also NAME.sfz), refused before any generation if it cannot be written
+    (fileio.check_output_file: not a folder, device or pipe, a folder that can hold it, not in the package, not
+    one of `inputs`; an existing file only with `overwrite`: the CLI's --overwrite, True for the live session,
+    which replaces its own exports by name)."""
     out = Path(out)
     if out.suffix.lower() != ".sf2":
         raise UserError(f"the output must be a .sf2 file, not {out}")
-    check_output_file(out)  # not a folder, a device, a pipe or a socket
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"cannot write {out}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {out}: permission denied in {parent}")
+    for path in (out, sfz_paths(out)[0]) if sfz else (out,):
+        check_output_file(path, overwrite=overwrite, inputs=inputs)
     return out
 
 
