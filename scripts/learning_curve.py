@@ -96,7 +96,8 @@ def plot(curve: dict, out: Path) -> None:
         for ax, (key, title, ylim) in zip(row, metrics):
             for name, points in curve["runs"].items():
                 points = sorted((p for p in points.values() if p.get(key) is not None), key=lambda p: p["minutes"])
-                ax.plot([p["minutes"] for p in points], [p[key] for p in points], marker="o", label=name)
+                start = curve.get("offsets", {}).get(name, 0.0)  # a run started from another's checkpoint
+                ax.plot([start + p["minutes"] for p in points], [p[key] for p in points], marker="o", label=name)
             real = curve.get("real", {}).get(key)
             if real is not None:
                 ax.axhline(real, color="gray", linestyle="--", label="real held-out notes")
@@ -114,7 +115,9 @@ def plot(curve: dict, out: Path) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR")
+    ap.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR[@MINUTES]",
+                    help="a run; @MINUTES plots it from that minute (a run started with --init-from another's "
+                         "checkpoint taken at that time)")
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--classifier", required=True, type=Path)
     ap.add_argument("--count", type=int, default=200)
@@ -131,6 +134,9 @@ def main(argv=None) -> None:
     train_ds, valid_ds = SpectrogramDataset(args.data, "train"), SpectrogramDataset(args.data, "valid")
     for item in args.run:
         name, _, run = item.partition("=")
+        run, _, start = run.partition("@")
+        if start:
+            curve.setdefault("offsets", {})[name] = float(start)
         points = curve["runs"].setdefault(name, {})
         for path in checkpoint_paths(run):
             cached = points.get(str(int(path.stem.split("-")[-1])))

@@ -401,3 +401,28 @@ def test_magenta_import_gets_a_gain_only_with_a_dataset(magenta_fixture_dir, lon
     assert calibrated.output_gain_db == pytest.approx(calibration["target_rms_dbfs"] - calibration["raw_rms_dbfs"],
                                                       abs=0.02)
     assert calibrated.fingerprint == plain.fingerprint and calibrated.info["source"] == "magenta"
+
+
+def test_live_notes_and_hallucinations_start_clean_at_the_calibrated_level(bundled, tmp_path):
+    """What OSC and the web page play (interfaces/session.py requests): notes in every mode and a hallucination start
+    clean, and a note comes out exactly as `Synth.generate` finishes it (the calibrated gain; the level over many
+    latents is held by test_bundled_model_plays_at_its_training_sets_level)."""
+    from ganspacesynth.ganspace.components import Components
+    from ganspacesynth.interfaces.session import Session
+
+    session = Session(bundled, components=Components.load(None, bundled), out_dir=tmp_path / "out", queue_size=1)
+    try:
+        z = session.z.copy()
+        plain = session.note_request("z", pitch=60.0).run().wave
+        notes = []
+        for i, pitch in enumerate((36.0, 48.0, 60.0, 72.0)):
+            for mode in ("z", "offset", "latent", "noz"):
+                notes.append(session.note_request(mode, pitch=pitch, coeffs=[0.5 * (i - 1.5), 0.5]).run().wave)
+        piece = session.hallucination_request("noz", pitch=48.0).run().wave
+    finally:
+        session.close()
+    waves = np.stack(notes)
+    assert_clean_onsets(waves)
+    assert_clean_onsets(piece[None])
+    np.testing.assert_allclose(plain, bundled.generate(z, pitch=60)[0], rtol=0, atol=1e-6)
+    assert bundled.output_gain_db > 10  # the bundled file's calibration (+11.95 dB) is what both applied
