@@ -197,3 +197,26 @@ def test_init_from_a_run_or_a_model_file(tmp_path, data):
     with pytest.raises(UserError, match="architecture"):
         train(tmp_path / "other", data, sharp, ["pitch"], options=stopped, init_from=tmp_path / "glo")
     assert not (tmp_path / "other").exists()
+
+
+def test_a_critic_at_a_lower_resolution_judges_pooled_notes(tmp_path, data):
+    """critic_num_blocks=1: the discriminator sees every note average-pooled to the first block's resolution, so
+    only its first block (and heads) learn while the generator grows; the run resumes exactly."""
+    base = {"objective": "glo+gan", "batch_size_schedule": [8], "log_every_steps": 1, "save_summaries_num_images": 0,
+            "train_time_limit": None, "stable_stage_num_images": 32, "transition_stage_num_images": 32,
+            "total_num_images": 96, "latent_code_label": "instrument", "critic_num_blocks": 1}
+    cfg = resolve_config("tiny", base)
+    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
+    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
+                                                                        max_steps=7))
+    train(tmp_path / "split", data, None, resume=True, options=QUIET)
+    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    assert a.position.stage_id == 2 and "loss/d" in read_stats(tmp_path / "straight")[-1]
+    train(tmp_path / "initial", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False,
+                                                                          threads=1, max_steps=0))
+    initial = latest_checkpoint(tmp_path / "initial").module_state("discriminator")
+    trained = a.module_state("discriminator")
+    assert not torch.equal(trained["blocks.0.conv0.weight"], initial["blocks.0.conv0.weight"])
+    assert torch.equal(trained["blocks.1.conv0.weight"], initial["blocks.1.conv0.weight"])  # never used
+    for name, value in a.module_state("discriminator").items():
+        torch.testing.assert_close(b.module_state("discriminator")[name], value, rtol=1e-4, atol=1e-6)

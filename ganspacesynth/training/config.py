@@ -43,8 +43,14 @@ class GanSettings:
     # time-averaged spectrogram against the mean of real notes with the same labels. A dense,
     # non-adversarial signal for where the harmonics of a pitch lie; 0 turns it off.
     profile_loss_weight: float = 0.0
+    # Not Magenta: the critic judges every note at this many blocks' resolution (average-pooled down from the
+    # stage's own; 0: the stage's). A critic at 16 × 512 costs a quarter of one at 32 × 1024 per note and judges
+    # envelope and brightness, which a CPU-sized adversarial stage can afford more steps of.
+    critic_num_blocks: int = 0
 
     def validate(self) -> None:
+        if self.critic_num_blocks < 0:
+            raise UserError("critic_num_blocks must be 0 (the stage's resolution) or a number of blocks")
         if self.gradient_penalty_interval < 1:
             raise UserError("gradient_penalty_interval must be at least 1 (1: every step, as Magenta)")
         if self.profile_loss_weight < 0:

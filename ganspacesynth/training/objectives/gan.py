@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ...model.discriminator import Discriminator
+from ...model.layers import downscale
 from .. import distributed
 from ..config import GanSettings
 from ..draws import GAN_STEP, real_rows, seeded
@@ -65,15 +66,25 @@ class Critic:
         return draw_gan(ctx.cfg.seed, clock.step, clock.images, clock.point.batch_size, len(ctx.data),
                         ctx.model_cfg.latent_vector_size).local(local)
 
+    def view(self, x: torch.Tensor, point: StagePoint) -> tuple[torch.Tensor, int, float]:
+        """What the critic judges of stage-resolution spectrograms `x`: (x average-pooled to `critic_num_blocks`'
+        resolution when that is lower, the critic's blocks, its fade-in alpha)."""
+        k = self.settings.critic_num_blocks
+        if k <= 0 or k >= point.num_blocks:
+            return x, point.num_blocks, point.alpha
+        return downscale(x, self.ctx.model_cfg.scale_base ** (point.num_blocks - k)), k, 1.0
+
     def update(self, real: torch.Tensor, real_labels: dict, draws: GanDraws, point: StagePoint,
                penalize: bool) -> dict[str, torch.Tensor]:
         """One discriminator update: critic + gradient penalty (unless `penalize` is False) + drift + AC on real."""
-        ctx, G, D, k, a = self.ctx, self.ctx.generator, self.D, point.num_blocks, point.alpha
+        ctx, G, D = self.ctx, self.ctx.generator, self.D
         cond = ctx.conditions.encode(ctx.data.labels_of(draws.fake_rows_d), batch=len(draws.z_d), device=ctx.device)
         D.requires_grad_(True)
         with ctx.amp:
             with torch.no_grad():
-                fake = G(draws.z_d.to(ctx.device), cond, num_blocks=k, alpha=a).contiguous(memory_format=ctx.memory_format)
+                fake = G(draws.z_d.to(ctx.device), cond, num_blocks=point.num_blocks, alpha=point.alpha)
+                fake, _, _ = self.view(fake.contiguous(memory_format=ctx.memory_format), point)
+            real, k, a = self.view(real, point)
             real_scores, real_logits = D(real, k, a)
             fake_scores, _ = D(fake, k, a)
             gp = gradient_penalty(lambda x: D(x, k, a)[0], real, fake, draws.eps.to(ctx.device),
@@ -89,14 +100,15 @@ class Critic:
 
     def generator_loss(self, draws: GanDraws, point: StagePoint) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The generator's adversarial loss on new fakes (critic + AC on their labels, + profile if weighted)."""
-        ctx, k, a = self.ctx, point.num_blocks, point.alpha
+        ctx = self.ctx
         labels = ctx.data.labels_of(draws.fake_rows_g)
         cond = ctx.conditions.encode(labels, batch=len(draws.z_g), device=ctx.device)
         self.D.requires_grad_(False)
         with ctx.amp:
-            fake = ctx.generator(draws.z_g.to(ctx.device), cond, num_blocks=k, alpha=a).contiguous(
+            fake = ctx.generator(draws.z_g.to(ctx.device), cond, num_blocks=point.num_blocks, alpha=point.alpha).contiguous(
                 memory_format=ctx.memory_format)
-            fake_scores, fake_logits = self.D(fake, k, a)
+            judged, k, a = self.view(fake, point)
+            fake_scores, fake_logits = self.D(judged, k, a)
             ac_fake, acc_fake = auxiliary_losses(ctx.model_cfg.conditions, fake_logits, labels)
             profile = None
             if self.profiles is not None:
