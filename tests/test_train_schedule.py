@@ -205,3 +205,13 @@ def test_a_multilabel_condition_trains(tmp_path):
                                                                             ("qualities", "multilabel")]
     last = read_stats(tmp_path / "run")[-1]
     assert 0.0 <= last["accuracy/real_qualities"] <= 1.0 and np.isfinite(last["loss/ac_real"])
+
+
+def test_a_config_with_unknown_block_settings_is_refused_in_one_line():
+    from ganspacesynth.errors import UserError
+    from ganspacesynth.training.config import ResolvedConfig
+
+    data = resolve_config("tiny").to_dict()
+    data["train"]["gan"]["from_the_future"] = 1
+    with pytest.raises(UserError, match=r"gan\.from_the_future"):
+        ResolvedConfig.from_dict(data)

@@ -233,8 +233,12 @@ class TrainConfig:
                     blocks[BLOCK_OF_KEY[key]][key] = value
             data.update(blocks)
         unknown = set(data) - set(TRAIN_KEYS)
+        for block, settings in SETTINGS_BLOCKS.items():
+            if isinstance(data.get(block), Mapping):
+                names = {f.name for f in dataclasses.fields(settings)}
+                unknown |= {f"{block}.{k}" for k in data[block] if k not in names}
         if unknown:
-            raise UserError(f"unknown training config keys: {sorted(unknown)}")
+            raise UserError(f"unknown training config keys: {sorted(unknown)} (written by a newer GANSpaceSynth?)")
         data.setdefault("gan", None)  # a version-2 file names every block its objective reads
         return cls(**data)
 
