@@ -138,3 +138,34 @@ def test_cli_resume_and_cleanup(tiny_model_path, tmp_path, monkeypatch):
     a, b = Components.load(out), Components.load(straight)
     np.testing.assert_array_equal(a.comp, b.comp)
     np.testing.assert_array_equal(a.stdev, b.stdev)
+
+
+def test_ctrl_c_checkpoints_the_batches_sampled_and_resume_finishes(tiny_synth, tmp_path, monkeypatch):
+    """Ctrl-C (SIGINT) during sampling, long before the first periodic checkpoint: the batches already in the sums
+    are saved, KeyboardInterrupt follows, and --resume ends where an uninterrupted fit does."""
+    import os
+    import signal
+
+    straight = fit_components(tiny_synth, "conv0", COUNT, **COMMON)
+    ckpt = tmp_path / "fit.ckpt.npz"
+    real = ActivationSampler.batch
+    seen = {"n": 0}
+
+    def batch(self, start, stop):
+        seen["n"] += 1
+        if seen["n"] == 5:  # the pilot batch, then 4 batches: Ctrl-C arrives while the 4th is computed
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, start, stop)
+
+    logs = []
+    with monkeypatch.context() as m:
+        m.setattr(ActivationSampler, "batch", batch)
+        with pytest.raises(KeyboardInterrupt):
+            fit_components(tiny_synth, "conv0", COUNT, checkpoint=ckpt, checkpoint_every=3600, log=logs.append, **COMMON)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+    with np.load(ckpt) as data:
+        assert json.loads(str(data["meta"]))["next_index"] == 4 * BATCH
+    assert any("interrupted: 256 of 1,000 samples saved" in line for line in logs), logs
+    resumed = fit_components(tiny_synth, "conv0", COUNT, checkpoint=ckpt, checkpoint_every=3600, resume=True, **COMMON)
+    for name, value in arrays(straight).items():
+        np.testing.assert_array_equal(getattr(resumed, name), value, err_msg=name)

@@ -186,3 +186,22 @@ def test_a_finished_timed_run_continued_with_a_longer_limit_stays_in_its_last_st
     # Laid over 3 s, stage 10 would start at 2.73 s: steps from 2 s on would go back to stages 8-9.
     after = [s for s in read_stats(tmp_path / "run") if s["step"] > steps_before]
     assert after and {s["stage"] for s in after} == {10} and all(s["num_blocks"] == 6 for s in after)
+
+
+def test_a_damaged_newest_checkpoint_is_named_and_the_one_before_it_used(tmp_path, data, capsys):
+    cfg = resolve_config("tiny", {**SETTINGS, "checkpoint_every_images": 32, "keep_checkpoints": 3})
+    train(tmp_path / "run", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
+                                                                      max_steps=10))
+    paths = checkpoint_paths(tmp_path / "run")
+    assert [load_checkpoint(p).position.step for p in paths] == [4, 8, 10]
+    paths[-1].write_bytes(paths[-1].read_bytes()[:1000])  # cut short, as a full disk would leave it
+    assert latest_checkpoint(tmp_path / "run").position.step == 8
+    capsys.readouterr()
+    resumed = train(tmp_path / "run", data, None, resume=True, options=QUIET)
+    out = capsys.readouterr().out
+    assert "skipped" in out and paths[-1].name in out and "resuming from ckpt-000000008" in out
+    assert resumed.finished and resumed.position.step == 16
+    for path in checkpoint_paths(tmp_path / "run"):  # no readable checkpoint at all: the newest one's error
+        path.write_bytes(b"junk")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        latest_checkpoint(tmp_path / "run")

@@ -17,7 +17,10 @@ activations (as fits before it did).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -102,6 +105,28 @@ def _broadcast_decomposition(dec: Decomposition | None, k: int, dim: int, world:
     world.broadcast(tensors)
     comp, stdev, var_ratio, mean, count = (t.cpu().numpy() for t in tensors)
     return Decomposition(comp, stdev, var_ratio, mean, int(count[0]))
+
+
+@contextlib.contextmanager
+def _interrupt_after_batch(active: bool):
+    """While sampling with checkpoints: the first Ctrl-C (SIGINT) sets the yielded event, so the loop checkpoints
+    after the batch in hand and stops; a second one interrupts at once. Elsewhere (no checkpoint, not the main
+    thread) Ctrl-C interrupts as usual."""
+    event = threading.Event()
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handle(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def fit_components(
@@ -213,13 +238,21 @@ def fit_components(
 
     bar = _progress(stop - start, f"{layer} activations", progress and world.is_main, initial=position - start)
     last_save, saved = time.monotonic(), False
-    for _, x in sampler.iterate(position, stop, bar):
-        est.fit_partial(x)
-        position += len(x)
-        if (ckpt is not None and checkpoint_every > 0 and position < stop
-                and time.monotonic() - last_save >= checkpoint_every):
-            save_checkpoint(ckpt, est, run, position)
-            last_save, saved = time.monotonic(), True
+    with _interrupt_after_batch(ckpt is not None and checkpoint_every > 0) as interrupted:
+        for _, x in sampler.iterate(position, stop, bar):
+            est.fit_partial(x)
+            position += len(x)
+            if interrupted.is_set():  # Ctrl-C: keep what was sampled (a batch is never half in the sums)
+                save_checkpoint(ckpt, est, run, position)
+                if bar is not None:
+                    bar.close()
+                log(f"interrupted: {position - start:,} of {stop - start:,} samples saved in {ckpt}; "
+                    f"--resume continues")
+                raise KeyboardInterrupt
+            if (ckpt is not None and checkpoint_every > 0 and position < stop
+                    and time.monotonic() - last_save >= checkpoint_every):
+                save_checkpoint(ckpt, est, run, position)
+                last_save, saved = time.monotonic(), True
     if bar is not None:
         bar.close()
     long_run = saved or resumed or time.perf_counter() - t_start >= checkpoint_every

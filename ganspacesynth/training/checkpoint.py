@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -113,6 +113,7 @@ class Checkpoint:
     optimizer_groups: dict[str, list]
     version: int = CHECKPOINT_VERSION
     objective: str = ""
+    skipped: list = field(default_factory=list)  # newer checkpoints that could not be read (latest_checkpoint)
 
     def module_state(self, prefix: str) -> dict[str, torch.Tensor]:
         n = len(prefix) + 1
@@ -183,8 +184,24 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
+    """The newest readable checkpoint (None if the run has none). A damaged newer one (a disk filled up, a copy
+    cut short) is passed over for the one before it, and named in the result's `skipped`; if none is readable,
+    the newest one's error is raised."""
     paths = checkpoint_paths(run_dir)
-    return load_checkpoint(paths[-1]) if paths else None
+    skipped: list[str] = []
+    first_error: UserError | None = None
+    for path in reversed(paths):
+        try:
+            ckpt = load_checkpoint(path)
+        except UserError as exc:
+            first_error = first_error or exc
+            skipped.append(str(exc))
+            continue
+        ckpt.skipped = skipped
+        return ckpt
+    if first_error is not None:
+        raise first_error
+    return None
 
 
 def export_model(run_dir: str | Path, config: ModelConfig, ema, info: dict, half: bool = False) -> Path:

@@ -220,6 +220,9 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
             raise UserError(f"{run_dir} has no checkpoint to resume from")
+        for reason in ckpt.skipped:
+            if info.is_main:
+                print(f"warning: skipped {reason}; resuming from {ckpt.path.name}", flush=True)
         ckpt.restore(modules, optimizers, objective.legacy_slots)
         position = ckpt.position
         if info.is_main:
