@@ -92,3 +92,28 @@ def test_user_errors_are_one_line(tmp_path, tiny_model_path, args, message):
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_ctrl_c_inside_compiled_code_is_an_interruption_not_a_traceback():
+    """numba turns a KeyboardInterrupt inside a jitted function (pYIN's Viterbi in `dataset chop --pitch auto`) into a
+    SystemError chained to it: the CLI reports it as `interrupted`, exit 130; other SystemErrors stay errors."""
+    import click
+
+    from ganspacesynth.interfaces.cli import main
+
+    @click.command("raise-chained")
+    @click.option("--cause", default="interrupt")
+    def raise_chained(cause):
+        try:
+            raise KeyboardInterrupt if cause == "interrupt" else ValueError("x")
+        except BaseException as exc:
+            raise SystemError("CPUDispatcher(<function _viterbi>) returned a result with an exception set") from exc
+
+    main.add_command(raise_chained)
+    try:
+        result = CliRunner().invoke(main, ["raise-chained"])
+        assert result.exit_code == 130 and "interrupted" in result.output and "Traceback" not in result.output
+        result = CliRunner().invoke(main, ["raise-chained", "--cause", "other"])
+        assert result.exit_code != 130 and isinstance(result.exception, SystemError)
+    finally:
+        main.commands.pop("raise-chained")

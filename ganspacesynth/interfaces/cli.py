@@ -54,6 +54,13 @@ class Group(click.Group):
             notes = "; ".join(getattr(exc, "__notes__", None) or [])
             click.echo(f"interrupted{'; ' + notes if notes else ''}", err=True)
             ctx.exit(130)
+        except SystemError as exc:
+            # Ctrl-C inside a compiled function (numba: pYIN's Viterbi) surfaces as "… returned a result with an
+            # exception set", chained to the KeyboardInterrupt: still an interruption, not a crash.
+            if not isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+                raise
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
