@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import datetime as _dt
 import json
 import os
@@ -40,3 +42,13 @@ def write_result(name: str, result: dict, out: str | None = None) -> Path:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def run(main) -> None:
+    """Run a benchmark's `main`: Ctrl-C ends it with one line and exit status 130 instead of a traceback (results
+    are written once, at the end, by `write_result`, so nothing half-written is left)."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -690,3 +690,23 @@ def test_readme_api_example_matches_the_bundled_model():
     shape = re.search(r"numpy \((\d+), (\d+)\)", block)
     assert shape, "the README states the shape"
     assert scope["waves"].shape == (int(shape.group(1)), int(shape.group(2)))
+
+
+def test_benchmarks_end_on_ctrl_c_with_one_line(capsys):
+    """Every benchmark's `__main__` goes through `_common.run`: Ctrl-C ends it with `interrupted`, exit 130."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from _common import run
+    finally:
+        sys.path.pop(0)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exc:
+        run(interrupted)
+    assert exc.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+    for script in sorted((REPO / "benchmarks").glob("*.py")):
+        text = script.read_text()
+        if script.name != "_common.py" and "__main__" in text:
+            assert "run(main)" in text, script.name
