@@ -43,10 +43,14 @@ TF_SECONDS_PER_STEP = 22.0  # Magenta TF, batch 8, final stage, this 2-core mach
 
 def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch: int | None, precision: str,
                  channels_last: bool, max_blocks: int | None, stages: list[int] | None = None,
-                 gp_interval: int = 1) -> list[dict]:
+                 gp_interval: int = 1, overrides: dict | None = None, variant: str = "") -> list[dict]:
     """Seconds per training step at each stage. With `gp_interval` k > 1 (lazy gradient penalty) the timed steps
-    cycle through one penalised and k-1 plain steps, and the mean over whole cycles is reported."""
-    cfg = resolve_config(name, {"gradient_penalty_interval": gp_interval} if gp_interval > 1 else None)
+    cycle through one penalised and k-1 plain steps, and the mean over whole cycles is reported. `overrides`:
+    settings as `--set` takes them (e.g. another objective), the rows tagged with `variant`."""
+    overrides = dict(overrides or {})
+    if gp_interval > 1:
+        overrides["gradient_penalty_interval"] = gp_interval
+    cfg = resolve_config(name, overrides or None)
     model = cfg.model.replace(conditions=(pitch_condition(),))
     n = 32
     g = torch.Generator().manual_seed(0)
@@ -86,9 +90,9 @@ def bench_preset(name: str, device: torch.device, steps: int, warmup: int, batch
         per_step = sorted(times)[len(times) // 2] if gp_interval == 1 else sum(times) / len(times)
         h, w = model.resolution(k)
         cpu = sorted(cpu_times)[len(cpu_times) // 2]
-        rows.append({"preset": name, "num_blocks": k, "resolution": f"{h}x{w}", "batch_size": bs,
+        rows.append({"preset": name, "variant": variant, "num_blocks": k, "resolution": f"{h}x{w}", "batch_size": bs,
                      "gradient_penalty_interval": gp_interval, "step_seconds": times, "seconds_per_step": per_step, "images_per_s": bs / per_step, "cpu_seconds_per_step": cpu})
-        print(f"{name:15s} {k}  {h:4d}x{w:<5d} batch {bs:4d}  {per_step * 1000:9.1f} ms/step  {bs / per_step:9.1f} img/s  (process CPU {cpu:.2f} s)",
+        print(f"{name + (' ' + variant if variant else ''):15s} {k}  {h:4d}x{w:<5d} batch {bs:4d}  {per_step * 1000:9.1f} ms/step  {bs / per_step:9.1f} img/s  (process CPU {cpu:.2f} s)",
               flush=True)
     return rows
 
@@ -228,6 +232,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--gradient-penalty-interval", type=int, default=1,
                     help="lazy gradient penalty every k steps (1: Magenta, every step)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                    help="step mode: time the preset again with these settings (e.g. 'critic:objective=glo+gan'); "
+                         "repeatable, each variant measured after the plain preset, ratios in the summary")
     ap.add_argument("--out", default="bench-out/train_speed.json")
     args = ap.parse_args()
     if args.mode == "loop":
@@ -237,12 +244,26 @@ def main() -> None:
     device = torch.device(args.device)
     precision = args.precision or ("bfloat16" if device.type == "cuda" else "float32")
     channels_last = args.channels_last if args.channels_last is not None else device.type == "cuda"
+    from ganspacesynth.training.config import parse_overrides
+
+    variants = [("", {})]
+    for item in args.variant:
+        label, _, settings = item.partition(":")
+        variants.append((label, parse_overrides([kv for kv in settings.split(",") if kv])))
     results = []
     for name in args.presets.split(","):
-        results += bench_preset(name, device, args.steps, args.warmup, args.batch, precision, channels_last,
-                                args.max_blocks, [int(s) for s in args.stages.split(",")] if args.stages else None,
-                                args.gradient_penalty_interval)
+        for label, overrides in variants:
+            results += bench_preset(name, device, args.steps, args.warmup, args.batch, precision, channels_last,
+                                    args.max_blocks, [int(s) for s in args.stages.split(",")] if args.stages else None,
+                                    args.gradient_penalty_interval, overrides, label)
     summary = {}
+    for row in results:  # each variant's step time against the plain preset's at the same stage
+        plain = [r for r in results if r["preset"] == row["preset"] and r["num_blocks"] == row["num_blocks"]
+                 and not r["variant"]]
+        if row["variant"] and plain:
+            ratio = row["seconds_per_step"] / plain[0]["seconds_per_step"]
+            summary[f"{row['preset']}/{row['variant']}/{row['num_blocks']}_blocks_step_ratio"] = round(ratio, 3)
+            print(f"{row['preset']} {row['variant']} at {row['num_blocks']} blocks: {ratio:.2f}x the plain step")
     final = [r for r in results if r["preset"] == "mel_prog_hires" and r["num_blocks"] == 7 and r["batch_size"] == 8]
     if final:
         summary["mel_prog_hires_final_stage_seconds_per_step"] = final[0]["seconds_per_step"]
@@ -257,7 +278,7 @@ def main() -> None:
                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     "load_average": os.getloadavg()},
         "settings": {"precision": precision, "channels_last": channels_last, "steps": args.steps,
-                     "gradient_penalty_interval": args.gradient_penalty_interval},
+                     "gradient_penalty_interval": args.gradient_penalty_interval, "variants": args.variant},
         "reference": {"tensorflow_seconds_per_step_final_stage_batch8": TF_SECONDS_PER_STEP},
         "summary": summary,
         "results": results,
