@@ -35,6 +35,17 @@ def _change_text(change) -> str:
     return f"{change.get('descriptor', '?')}: rho {change.get('rho', 0.0):+.2f}, effect {change.get('effect', 0.0):+.1f}"
 
 
+def _strongest_below_threshold(description: dict) -> str:
+    """For an unlabelled direction: its strongest monotone change (|rho| >= 0.8), which stayed under the audibility
+    threshold (effect < 1), or that none is monotone."""
+    stats = [(name, s) for name, s in (description.get("stats") or {}).items()
+             if isinstance(s, dict) and name not in ("pitch_midi", "f0_std_cents") and abs(s.get("rho") or 0) >= 0.8]
+    if not stats:
+        return "no descriptor changes monotonically"
+    name, s = max(stats, key=lambda item: abs(item[1].get("effect") or 0))
+    return f"under the audibility threshold: {_change_text({'descriptor': name, **s})}"
+
+
 def direction_lines(components, top: int = 8) -> list[str]:
     """One line per direction: its measured label and what changes, or how to get descriptions."""
     lines = []
@@ -43,7 +54,7 @@ def direction_lines(components, top: int = 8) -> list[str]:
         head = f"direction {i}: {100 * float(components.var_ratio[i]):.1f}% of the variance at {components.layer}"
         if i < len(descriptions) and descriptions[i]:
             d = descriptions[i]
-            changes = ", ".join(_change_text(c) for c in d.get("changes", [])) or "no descriptor changes monotonically"
+            changes = ", ".join(_change_text(c) for c in d.get("changes", [])) or _strongest_below_threshold(d)
             lines.append(f"{head}: {d.get('label') or 'no clear change'} ({changes})")
         else:
             lines.append(f"{head}: not described yet (run `ganspacesynth describe`)")
