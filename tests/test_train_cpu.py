@@ -138,7 +138,15 @@ def test_cpu_preset_keeps_gansynth_layers_and_frequency_resolution_for_one_secon
     g = Generator(cfg.model)
     assert g.layer_names()[:2] == ["conv0", "conv1"] and g.layer_shape("conv0") == (32, 1, 32)
     train = cfg.train
-    assert train.train_time_limit <= 150 * 60 and train.objective == "glo" and train.train_time_stage_multiplier > 1
+    assert train.train_time_limit <= 150 * 60 and train.objective == "glo+gan" and train.train_time_stage_multiplier > 1
+    # The critic joins in the last stage (on a generator the reconstruction has taken to full resolution),
+    # early enough to have 40 minutes.
+    from ganspacesynth.training.schedule import Schedule
+
+    schedule = Schedule(train, cfg.model)
+    start = train.adversarial.adversarial_start
+    assert schedule.at(0, start).stage_id == schedule.num_stages - 1 and schedule.ends[-2] < start
+    assert train.train_time_limit - start >= 40 * 60
 
 
 def test_omp_num_threads_fixes_the_count(monkeypatch):

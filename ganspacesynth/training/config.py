@@ -261,28 +261,32 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         checkpoint_every_seconds=120.0,
         log_every_steps=50,
     ),
-    # A model that plays in tune from two CPU cores in two hours (docs/reports/training-history.md has the curves
-    # that chose it): the reconstruction objective (training/objectives/reconstruction.py) instead of the GAN, a timed schedule
-    # laid over 90 minutes giving each stage 1.4x the time of the one before (the 1x32 and 2x64 stages get
-    # 7 %), then 30 more minutes at full resolution, where pitch accuracy was still rising; checkpoints every
-    # 5 minutes (all kept, for learning curves).
+    # A model with a range of timbres from one CPU core in 140 minutes (docs/reports/timbre-recipe/ has the
+    # curves that chose it). First the reconstruction objective (training/objectives/reconstruction.py) with a
+    # Gaussian code per instrument, over a timed progressive schedule laid over 90 minutes (each stage 1.4x the
+    # time of the one before; the last starts at 63.6 min), where it learns pitch and a rough timbre per code;
+    # from 100 minutes a critic joins (`glo+gan`) for the last 40, judging notes at 16 x 512: random latents must
+    # then make notes it cannot tell from real ones, which is what widens their timbre. The profile loss keeps
+    # their harmonics on their pitch meanwhile. Checkpoints every 5 minutes, all kept (learning curves).
     "cpu": TrainConfig(
-        objective="glo",
-        gan=None,
+        objective="glo+gan",
         reconstruction=ReconstructionSettings(latent_code_learning_rate=1e-2, latent_code_label="instrument",
-                                              latent_code_dropout=0.2),
+                                              latent_code_dropout=0.0, latent_code_kl_weight=3e-4),
+        gan=GanSettings(discriminator_learning_rate=2e-3, gradient_penalty_interval=4, critic_num_blocks=5,
+                        profile_loss_weight=1.0),
+        adversarial=AdversarialSettings(adversarial_weight=0.5, adversarial_start=6000.0),
         stable_stage_num_images=8_000,
         transition_stage_num_images=8_000,
         total_num_images=96_000,
         batch_size_schedule=(32, 32, 32, 32, 16, 16),
-        train_time_limit=7200.0,
+        train_time_limit=8400.0,
         train_time_schedule=5400.0,
         train_time_stage_multiplier=1.4,
         generator_learning_rate=2e-3,
         ema_decay=0.99,
         save_summaries_num_images=50_000,
         checkpoint_every_seconds=300.0,
-        keep_checkpoints=30,
+        keep_checkpoints=40,
     ),
     # Trying the pipeline on a CPU in minutes (and the tests).
     "tiny": TrainConfig(

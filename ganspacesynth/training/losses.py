@@ -69,15 +69,11 @@ def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, gp:
     return loss, {k: v.detach() for k, v in parts.items() if v is not None}
 
 
-def generator_loss(fake_scores: torch.Tensor, ac_fake: torch.Tensor, cfg,
-                   profile: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """−mean critic score of the fakes + auxiliary loss on the fakes' labels (+ the profile loss, if given)."""
+def generator_loss(fake_scores: torch.Tensor, ac_fake: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """−mean critic score of the fakes + auxiliary loss on the fakes' labels."""
     adversarial = -fake_scores.float().mean()
     loss = adversarial + cfg.generator_ac_loss_weight * ac_fake
     parts = {"g_adversarial": adversarial, "ac_fake": ac_fake}
-    if profile is not None:
-        loss = loss + cfg.profile_loss_weight * profile
-        parts["profile"] = profile
     return loss, {"g_loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
 
 

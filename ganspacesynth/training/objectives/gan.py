@@ -98,8 +98,10 @@ class Critic:
         stats.update({f"acc_real/{n}": v for n, v in acc_real.items()})
         return stats
 
-    def generator_loss(self, draws: GanDraws, point: StagePoint) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The generator's adversarial loss on new fakes (critic + AC on their labels, + profile if weighted)."""
+    def generator_loss(self, draws: GanDraws, point: StagePoint
+                       ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+        """The generator's adversarial loss on new fakes (critic + AC on their labels) and, when
+        `profile_loss_weight` > 0, their profile loss (unweighted; each objective decides how it adds it)."""
         ctx = self.ctx
         labels = ctx.data.labels_of(draws.fake_rows_g)
         cond = ctx.conditions.encode(labels, batch=len(draws.z_g), device=ctx.device)
@@ -115,9 +117,11 @@ class Critic:
                 rows = draws.fake_rows_g.to(self.profiles.device)
                 target = profile_at_stage(self.profiles.index_select(0, rows).to(ctx.device), ctx.model_cfg, point)
                 profile = profile_loss(fake, target)
-            loss, stats = generator_loss(fake_scores, ac_fake, self.settings, profile)
+            loss, stats = generator_loss(fake_scores, ac_fake, self.settings)
+        if profile is not None:
+            stats["profile"] = profile.detach()
         stats.update({f"acc_fake/{n}": v for n, v in acc_fake.items()})
-        return loss, stats
+        return loss, profile, stats
 
 
 class GanObjective(Objective):
@@ -140,6 +144,9 @@ class GanObjective(Objective):
         real, labels = self.ctx.real(draws.real_rows, clock.point)
         penalize = clock.step % self.ctx.cfg.gan.gradient_penalty_interval == 0
         stats = self.critic.update(real, labels, draws, clock.point, penalize)
-        loss, g_stats = self.critic.generator_loss(draws, clock.point)
+        loss, profile, g_stats = self.critic.generator_loss(draws, clock.point)
+        if profile is not None:
+            loss = loss + self.ctx.cfg.gan.profile_loss_weight * profile
+            g_stats["g_loss"] = loss.detach()
         self.apply(loss, (self.opt_g, self.ctx.generator))
         return {**stats, **g_stats}

@@ -198,8 +198,13 @@ class ReconstructionGanObjective(ReconstructionObjective):
         penalize = clock.step % ctx.cfg.gan.gradient_penalty_interval == 0
         stats = self.critic.update(real, labels, draws, clock.point, penalize)
         loss, rec_stats = rec.loss(rec.draws(clock, local), clock.point)
-        adversarial, g_stats = self.critic.generator_loss(draws, clock.point)
+        adversarial, profile, g_stats = self.critic.generator_loss(draws, clock.point)
         weight = ctx.cfg.adversarial.adversarial_weight * self.adaptive_weight(loss, adversarial, clock.point)
+        # The profile loss joins the reconstruction's side, outside the adaptive weight: it is a dense term that
+        # keeps random latents' harmonics where their pitch puts them while the critic reshapes their timbre
+        # (inside, it would be scaled down with the critic's gradient, to ~1e-3 in the pilots).
+        if profile is not None:
+            loss = loss + ctx.cfg.gan.profile_loss_weight * profile
         self.apply(loss + weight * adversarial, (self.opt_g, ctx.generator), (rec.opt, rec.codes))
         return {**rec_stats, **stats, **g_stats, "adversarial_weight": weight.detach()}
 
