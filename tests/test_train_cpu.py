@@ -89,6 +89,20 @@ def test_fine_structure_removes_smooth_envelopes_and_keeps_combs():
     assert profile_loss(shifted, comb.expand(1, 2, 256)) > 0.05
 
 
+
+def test_profile_loss_on_the_if_channel_ignores_how_loud_each_harmonic_is():
+    """`channels="if"`: harmonics of other loudness in the magnitude channel cost nothing; a moved harmonic in the
+    instantaneous-frequency channel still does."""
+    comb = torch.zeros(1, 1, 256)
+    comb[..., ::16] = 1.0
+    louder_odd = comb.clone()
+    louder_odd[..., 16::32] = 3.0  # another timbre: every other harmonic louder
+    target = torch.cat([comb, comb], dim=1)
+    fake = torch.cat([louder_odd, comb], dim=1).unsqueeze(2).expand(1, 2, 8, 256)
+    assert profile_loss(fake, target, "all") > 0.05 and profile_loss(fake, target, "if") < 1e-6
+    moved = torch.cat([comb, torch.roll(comb, 5, dims=-1)], dim=1).unsqueeze(2).expand(1, 2, 8, 256)
+    assert profile_loss(moved, target, "if") > 0.05
+
 def test_profile_at_stage_is_the_time_average_of_the_stage_images():
     model = PRESETS["tiny"]
     specs = torch.randn(3, 2, *model.output_shape)

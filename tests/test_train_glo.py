@@ -220,3 +220,21 @@ def test_a_critic_at_a_lower_resolution_judges_pooled_notes(tmp_path, data):
     assert torch.equal(trained["blocks.1.conv0.weight"], initial["blocks.1.conv0.weight"])  # never used
     for name, value in a.module_state("discriminator").items():
         torch.testing.assert_close(b.module_state("discriminator")[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_glo_gan_adds_the_profile_loss_at_full_weight(tmp_path, data):
+    """The profile loss joins the reconstruction side of `glo+gan`, outside the adaptive weight that scales the
+    critic's loss: with `adversarial_weight=0` it still moves the generator, and it is logged."""
+    base = {"objective": "glo+gan", "batch_size_schedule": [8], "log_every_steps": 1, "save_summaries_num_images": 0,
+            "train_time_limit": None, "stable_stage_num_images": 16, "transition_stage_num_images": 16,
+            "total_num_images": 32, "train_progressive": False, "latent_code_label": "instrument",
+            "adversarial_weight": 0.0}
+    runs = {}
+    for weight in (0.0, 1.0):
+        cfg = resolve_config("tiny", {**base, "profile_loss_weight": weight})
+        train(tmp_path / str(weight), data, cfg, CONDITIONS, options=QUIET)
+        runs[weight] = latest_checkpoint(tmp_path / str(weight)).module_state("generator")
+    stats = read_stats(tmp_path / "1.0")
+    assert all(s["loss/profile"] > 0 for s in stats) and "loss/profile" not in read_stats(tmp_path / "0.0")[-1]
+    changed = max((runs[1.0][k].float() - runs[0.0][k].float()).abs().max().item() for k in runs[0.0])
+    assert changed > 1e-4

@@ -43,6 +43,9 @@ class GanSettings:
     # time-averaged spectrogram against the mean of real notes with the same labels. A dense,
     # non-adversarial signal for where the harmonics of a pitch lie; 0 turns it off.
     profile_loss_weight: float = 0.0
+    # Which channels the profile loss compares: "all" (log magnitude and instantaneous frequency) or "if" (only
+    # the instantaneous frequency: where the harmonics are, not how loud each is, so timbre stays free).
+    profile_loss_channels: str = "all"
     # Not Magenta: the critic judges every note at this many blocks' resolution (average-pooled down from the
     # stage's own; 0: the stage's). A critic at 16 × 512 costs a quarter of one at 32 × 1024 per note and judges
     # envelope and brightness, which a CPU-sized adversarial stage can afford more steps of.
@@ -55,6 +58,8 @@ class GanSettings:
             raise UserError("gradient_penalty_interval must be at least 1 (1: every step, as Magenta)")
         if self.profile_loss_weight < 0:
             raise UserError("profile_loss_weight must be non-negative (0 turns the profile loss off)")
+        if self.profile_loss_channels not in ("all", "if"):
+            raise UserError(f"profile_loss_channels must be 'all' or 'if', not {self.profile_loss_channels!r}")
         if self.discriminator_learning_rate < 0:
             raise UserError("discriminator_learning_rate must be non-negative")
 

@@ -93,11 +93,20 @@ def fine_structure(profile: torch.Tensor, bins: int = PROFILE_SMOOTHING_BINS) ->
     return profile - smooth
 
 
-def profile_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+#: Which spectrogram channels the profile loss compares: both, or only the instantaneous frequency (channel 1).
+PROFILE_CHANNELS = {"all": slice(0, 2), "if": slice(1, 2)}
+
+
+def profile_loss(fake: torch.Tensor, target: torch.Tensor, channels: str = "all") -> torch.Tensor:
     """L1 distance between the fine structure of the fakes' time-averaged spectrograms `[B, 2, T, W]` and
     that of the targets `[B, 2, W]` (the mean profile of real notes with the same labels).
 
     Pitch lives in that fine structure (where the harmonics sit, and their instantaneous frequency);
-    the smooth envelope and everything over time are left to the critic, so timbre can still vary.
+    the smooth envelope and everything over time are left to the critic, so timbre can still vary. The
+    magnitude's fine structure also holds how loud each harmonic is against its neighbours, which is timbre:
+    `channels="if"` compares only the instantaneous frequency, where a harmonic's position is and its
+    loudness is not.
     """
+    pick = PROFILE_CHANNELS[channels]
+    fake, target = fake[:, pick], target[:, pick]
     return (fine_structure(fake.float().mean(dim=2)) - fine_structure(target.float())).abs().mean()

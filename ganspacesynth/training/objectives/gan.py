@@ -116,7 +116,7 @@ class Critic:
             if self.profiles is not None:
                 rows = draws.fake_rows_g.to(self.profiles.device)
                 target = profile_at_stage(self.profiles.index_select(0, rows).to(ctx.device), ctx.model_cfg, point)
-                profile = profile_loss(fake, target)
+                profile = profile_loss(fake, target, self.settings.profile_loss_channels)
             loss, stats = generator_loss(fake_scores, ac_fake, self.settings)
         if profile is not None:
             stats["profile"] = profile.detach()
