@@ -12,26 +12,25 @@ outcome is one of
     exit-0      exit status 0 although the input is bad
     deleted     a file of the user's was changed or deleted (counted whatever the exit)
 
-The cases are those of tests/test_bad_input.py (every subcommand) plus the ones below. The OSC and HTTP
-parts send hostile messages and requests to servers in this process and count replies, 500s and files read
-outside the allowed folders. The counts are recorded in docs/reliability.md.
+The cases are data in tests/bad_input_cases.py: the table tests/test_bad_input.py runs in-process (every
+subcommand) plus EXTRA (cases that need a real process or file system). The OSC and HTTP parts send that module's
+hostile messages and requests to servers in this process and count replies, 500s and files read outside the
+allowed folders. The counts are recorded in docs/reliability.md.
 
     python scripts/sweep_bad_input.py                       # all parts, summary on stdout
     python scripts/sweep_bad_input.py --json sweep.json     # plus every case's outcome
+    python scripts/sweep_bad_input.py --only cli --match '^info '   # a few CLI cases
     PYTHONPATH=/path/to/older/checkout python scripts/sweep_bad_input.py   # the same sweep on other code
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.util
 import json
 import os
 import re
 import shlex
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -39,97 +38,24 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the cases and the request builders the tests use
 
-#: Cases the table test does not run in-process (they need a real process, a signal or a real file system).
-EXTRA = [
-    ("generate", "--model {model} --pitch 60 --count 3 --out {user}/..", r"current folder|not empty"),
-    ("generate", "--model {model} --pitch 60 --out {work}", r"current folder"),
-    ("hallucinate", "--model {model} --out {ro}/p.wav", r"Read-only file system"),
-    ("generate", "--model {model} --pitch 60 --out {ro}/notes", r"Read-only file system"),
-    ("init", "--out {ro}/m.safetensors", r"Read-only file system"),
-    ("instrument", "--model {model} --out {ro}/i.sf2", r"Read-only file system"),
-    ("train", "--data {t}/nope --out {ro}/run --preset tiny", r"Read-only file system"),
-    ("edit", "--model {model} --components {comps} --coeffs 1 --out {user}", r"is a folder"),
-    ("generate", "--model {model} --pitch 60 --precision bfloat16 --out {t}/bf", r"bfloat16|wrote"),
-    ("hallucinate", "--model {model} --components {comps} --score {zsteps} --out {t}/z.wav", r"components"),
-    ("hallucinate", "--model {model} --score {csteps} --out {t}/c.wav", r"coefficient steps.*--components"),
-    ("import-pca", "{model} --trust-pickle --out {t}/c.npz", r"refused|pickle"),
-    ("generate", "--model {model} --pitch 60 --z {npz} --out {t}/o", r"not a \.npy array file"),
-    ("edit", "--model {model} --components {model} --coeffs 1 --out {t}/x.wav", r"not a readable components file"),
-    ("dataset make", "{t} {t}/ds2 --preset bogus", r"--preset"),
-    ("describe", "--model {model} --components {comps} --out {devnull}", r"not a regular file"),
-    ("grid", "--model {model} --components {comps} --out {devnull}", r"not a folder"),
-    ("ganspace", "--model {model} --out {devnull} --random-z-count 64", r"not a regular file"),
-    ("train", "--data {t}/nope --out {t}/run --preset tiny --device tpu", r"device|not found"),
-]
-
-
-@functools.lru_cache(maxsize=None)
-def table_module():
-    """tests/test_bad_input.py: its case table, the user's files every case runs beside, the extra inputs."""
-    spec = importlib.util.spec_from_file_location("bad_input_table", REPO / "tests" / "test_bad_input.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_table():
-    module = table_module()
-    return module.CASES + module.generic_cases()
-
-
-#: The user's files in every case's working folder (the table's; checked byte for byte after each case).
-USER_FILES = table_module().USER_FILES
+import bad_input_cases as cases  # noqa: E402
+from helpers import call, osc_message  # noqa: E402
 
 
 def make_inputs(root: Path) -> dict:
-    """The files the cases name: a tiny model and its components, garbage, a NaN model, a crafted config …"""
-    import mido
+    """A tiny model and the files the cases name beside it (bad_input_cases.make_inputs)."""
     import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
 
-    from ganspacesynth.ganspace.fit import fit_components
     from ganspacesynth.model.config import preset
     from ganspacesynth.model.files import save_model
     from ganspacesynth.model.generator import Generator
-    from ganspacesynth.synth import Synth
 
     torch.manual_seed(0)
     cfg = preset("tiny")
     model = save_model(root / "tiny.safetensors", cfg, Generator(cfg).state_dict())
-    comps = fit_components(Synth.load(model, device="cpu"), "conv0", count=256, n_components=4, pitches=[60])
-    comps.save(root / "comps.npz")
-    junk = root / "junk.bin"
-    junk.write_bytes(b"\x00garbage, not any format\n" * 8)
-    (root / "afolder").mkdir()
-    (root / "plain.txt").write_text("a plain file\n")
-    state = load_file(str(model))
-    with safe_open(str(model), framework="pt") as f:
-        meta = f.metadata()
-    name = sorted(state)[0]
-    state[name] = state[name].clone()
-    state[name].view(-1)[0] = float("nan")
-    save_file(state, str(root / "nan.safetensors"), metadata=meta)
-    config = json.loads(meta["config"])
-    config.update(fmap_base=10**9, fmap_max=10**6)
-    save_file({"generator.x": torch.zeros(1)}, str(root / "huge.safetensors"),
-              metadata={**meta, "config": json.dumps(config)})
-    mid = mido.MidiFile()
-    track = mido.MidiTrack()
-    mid.tracks.append(track)
-    track += [mido.Message("note_on", note=60, velocity=100, time=0), mido.Message("note_off", note=60, time=240)]
-    mid.save(str(root / "song.mid"))
-    (root / "zsteps.json").write_text(json.dumps({"steps": [{"z": [0.0] * 32}, {"z": [1.0] * 32}]}))
-    (root / "csteps.json").write_text(json.dumps({"steps": [{"coeffs": [1.0]}, {"coeffs": [0.0]}]}))
-    import numpy as np
-
-    np.savez(root / "arrays.npz", a=np.zeros(3))
-    os.mkfifo(root / "null")  # stands in for /dev/null: older code replaced the real one when run as root
-    return {"devnull": root / "null", "model": model, "comps": root / "comps.npz", "junk": junk, "file": root / "plain.txt",
-            "dir": root / "afolder", "nanmodel": root / "nan.safetensors", "hugemodel": root / "huge.safetensors",
-            "midi": root / "song.mid", "data": root / "no-dataset", "zsteps": root / "zsteps.json",
-            "csteps": root / "csteps.json", "npz": root / "arrays.npz", **table_module().more_inputs(root, comps)}
+    return cases.make_inputs(root, model)
 
 
 def read_only_folder(root: Path) -> Path | None:
@@ -143,12 +69,9 @@ def read_only_folder(root: Path) -> Path | None:
 def run_cli_case(command: str, args: str, expect: str, files: dict, root: Path, index: int, env: dict,
                  timeout: float) -> dict:
     case = root / f"case{index:03d}"
-    work, user, t = case / "work", case / "users-folder", case / "t"
-    for d in (work, user, t):
-        d.mkdir(parents=True)
-    for name, content in USER_FILES.items():
-        (work / name).write_text(content)
-    (user / "notes.txt").write_text("the user's notes\n")
+    work, user = cases.case_folders(case)
+    t = case / "t"
+    t.mkdir()
     values = {k: str(v) for k, v in files.items()}
     text = args.format(t=t, user=user, work=work, **values)
     argv = [sys.executable, "-m", "ganspacesynth", *command.split(), *shlex.split(text)]
@@ -159,10 +82,7 @@ def run_cli_case(command: str, args: str, expect: str, files: dict, root: Path, 
         rc, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         rc, out, err = None, exc.stdout or "", (exc.stderr or "") if isinstance(exc.stderr, str) else ""
-    intact = all((work / name).is_file() and (work / name).read_text() == content
-                 for name, content in USER_FILES.items()) and \
-        sorted(p.name for p in user.iterdir()) == ["notes.txt"] and \
-        (user / "notes.txt").read_text() == "the user's notes\n"
+    intact = cases.untouched(work, user)
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning:")]
     if not intact:
         outcome = "deleted"
@@ -186,46 +106,14 @@ def osc_part(files: dict, root: Path) -> dict:
     """Hostile OSC datagrams: every one must get exactly one reply (an /error for the bad ones) and the server
     must still answer afterwards; nothing may be read outside the allowed folders."""
     from pythonosc.osc_message import OscMessage
-    from pythonosc.osc_message_builder import OscMessageBuilder
 
     from ganspacesynth.interfaces.osc import OSCServer
     from ganspacesynth.interfaces.session import Session
     from ganspacesynth.synth import Synth
 
-    def msg(address, *args):
-        b = OscMessageBuilder(address)
-        for a in args:  # floats beyond float32 go as OSC doubles ('d')
-            b.add_arg(a, "d" if isinstance(a, float) and abs(a) > 3e38 and a == a and abs(a) != float("inf") else None)
-        return b.build().dgram
-
-    bundle = b"#bundle\x00" + b"\x00" * 7 + b"\x01"
     secret = root / "secret.txt"
     secret.write_text("outside the allowed folders")
-    hostile = [b"", b"\x00" * 8, b"garbage", b"/ping\x00", b"/ping\x00\x00\x00,q\x00\x00", b"#bundle",
-               bundle[:12], bundle + struct.pack(">i", -4), bundle + struct.pack(">i", 8) + b"garbage!",
-               bundle + struct.pack(">i", 100) + b"/x\x00\x00,\x00\x00\x00", bundle + struct.pack(">i", 3) + b"/x\x00",
-               bundle + struct.pack(">i", 0), b"#bundle\x00" * 20,
-               msg("/nope"), msg("/pitch"), msg("/pitch", "x"), msg("/pitch", float("nan")), msg("/pitch", 1e30),
-               msg("/pitch", -1), msg("/pitch", 60.5), msg("/pitch", 1, 2), msg("/randomize_z", -1),
-               msg("/randomize_z", 1.5), msg("/randomize_z", 1e300), msg("/set_z", 1.0), msg("/set_z", *[1e30] * 32),
-               msg("/set_z", *[float("inf")] * 32), msg("/slerp_z", 0.5, -1, 2), msg("/slerp_z", "a", 1, 2),
-               msg("/slerp_z", 1e9, 1, 2), msg("/coefficients", 1.0), msg("/coefficient", 0, 1.0),
-               msg("/synthesize", 500.0), msg("/synthesize", 60.0, 1.0, 2.0), msg("/synthesize_z", 60.0, 1.0),
-               msg("/synthesize_noz", 60.0), msg("/synthesize_latent"), msg("/hallucinate", 1.0),
-               msg("/hallucinate", 10000.0), msg("/hallucinate", 4.0, -1.0), msg("/hallucinate", 4.0, 1.0, 500.0),
-               msg("/hallucinate_noz"), msg("/hallucinate_offset", "x"), msg("/step", 5.0), msg("/step", -1.0),
-               msg("/add_step", 1.0), msg("/interp_steps", 1e9), msg("/interp_steps", 2.5),
-               msg("/sample_spacing", -1.0), msg("/sample_spacing", 61.0), msg("/attack", float("nan")),
-               msg("/release", "x"), msg("/save"), msg("/save", ""), msg("/save", "../x"), msg("/save", "a/b"),
-               msg("/save", ".hidden"), msg("/save", "a\tb"), msg("/save", "x" * 300), msg("/save", "é" * 200),
-               msg("/save", "ok", "nope"), msg("/load"), msg("/load", 1.0), msg("/load_ganspace_components", 1.0),
-               msg("/ping", "id"), msg("/ping", "id", 1, 2), msg("/info", 1.0), msg("/get_step", 1.0),
-               msg("/sustain", 1e300), msg("/start_trim", -0.0001)]
-    traversal = ["/etc/passwd", "../../../../etc/passwd", str(secret), f"{root}/../{root.name}/secret.txt",
-                 "~/.bashrc", "/proc/self/environ", "\x00", "a" * 5000, "/dev/zero", "/dev/null", ".",
-                 "..", "/", f"{files['model'].parent}/../secret.txt", "file:///etc/passwd",
-                 "%2e%2e/%2e%2e/etc/passwd", "....//....//etc/passwd"]
-    hostile += [msg("/load", p) for p in traversal] + [msg("/load_ganspace_components", p) for p in traversal]
+    hostile = cases.hostile_datagrams(secret, files["model"].parent)
     synth = Synth.load(files["model"], device="cpu")
     session = Session(synth, allowed_dirs=[files["model"].parent / "allowed"], out_dir=root / "osc-out", queue_size=4)
     (files["model"].parent / "allowed").mkdir(exist_ok=True)
@@ -262,7 +150,7 @@ def osc_part(files: dict, root: Path) -> dict:
             except socket.timeout:
                 break
         sock.settimeout(30)
-    sock.sendto(msg("/ping", "id", 99), server.address)
+    sock.sendto(osc_message("/ping", "id", 99), server.address)
     try:
         counts["alive_after"] = OscMessage(sock.recvfrom(65535)[0]).address == "/pong"
     except socket.timeout:
@@ -275,9 +163,6 @@ def osc_part(files: dict, root: Path) -> dict:
 
 def http_part(files: dict, root: Path) -> dict:
     """Hostile HTTP requests to the web API: no 500s, refused requests change no state, no file outside."""
-    import urllib.error
-    import urllib.request
-
     from ganspacesynth.interfaces.session import Session
     from ganspacesynth.interfaces.web.app import WebServer
     from ganspacesynth.synth import Synth
@@ -289,56 +174,27 @@ def http_part(files: dict, root: Path) -> dict:
     session = Session(synth, allowed_dirs=[], out_dir=root / "web-out", queue_size=4)
     server = WebServer(session, "127.0.0.1", 0).start()
 
-    def call(path, body=None, method=None):
-        req = urllib.request.Request(server.url.rstrip("/") + path, data=body,
-                                     method=method or ("GET" if body is None else "POST"),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=120) as res:
-                return res.status, res.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    state = lambda: json.loads(call("/api/state")[1])  # noqa: E731
-    posts = [("/api/z", {"seed": -1}), ("/api/z", {"seed": 1.5}), ("/api/z", {"seed": 2**70}),
-             ("/api/z", {"seed": "x"}), ("/api/z", {"t": "x"}), ("/api/z", {"t": 0.5, "a": -1}),
-             ("/api/z", {"t": 1e30, "a": 1, "b": 2}), ("/api/synthesize", {"pitch": 72, "mode": "bogus"}),
-             ("/api/synthesize", {"pitch": 500}), ("/api/synthesize", {"pitch": 72, "coefficients": "lots"}),
-             ("/api/synthesize", {"pitch": 72, "coefficients": [1.0] * 3}), ("/api/synthesize", {"mode": None}),
-             ("/api/hallucinate", {"mode": "z", "pitch": 72, "count": 10**9}),
-             ("/api/hallucinate", {"mode": "z", "pitch": 72, "count": 3, "seed": -1}),
-             ("/api/hallucinate", {"mode": "z", "pitch": 72, "settings": {"sample_spacing": 60, "interp_steps": 64}}),
-             ("/api/hallucinate", {"mode": "noz", "pitch": 72, "steps": "x"}),
-             ("/api/hallucinate", {"mode": "z", "settings": {"bogus": 1}}),
-             ("/api/hallucinate", {"mode": "z", "settings": []})]
-    raw = [b"[" * 100_000 + b"]" * 100_000, b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, b"\xff\xfe", b"NaN",
-           b"", b"[]", b"null", b"1e999", b'{"seed": 1e999}']
-    traversal = ["/audio/../../etc/passwd", "/audio/..%2f..%2fetc%2fpasswd", "/download/%2e%2e%2fsecret",
-                 "/static/../../../etc/passwd", "/static/..%2f..%2f..%2fetc/passwd", "/spectrogram/../x.png",
-                 "/audio/note-000001.wav%00.txt", "/static/%2e%2e/%2e%2e/README.md", "/audio/" + "a" * 5000,
-                 "/download/note-999999.wav", "/static//etc/passwd", "/static/\\..\\..\\etc\\passwd",
-                 "/audio/note-1.wav", "/spectrogram/note-000001.wav.png", "/static/index.html/../../app.py",
-                 "/download/../web/app.py", "/static/%252e%252e/app.py"]
+    state = lambda: json.loads(call(server, "/api/state")[1])  # noqa: E731
     counts = {"requests": 0, "status_500": 0, "state_changed_by_refusal": 0, "refused": 0, "read_outside": 0}
-    for path, data in posts:
+    for path, data in cases.HOSTILE_POSTS:
         before = state()
-        status, body = call(path, json.dumps(data).encode())
+        status, body = call(server, path, data)
         counts["requests"] += 1
         counts["status_500"] += status >= 500
         if status >= 400:
             counts["refused"] += 1
             counts["state_changed_by_refusal"] += state() != before
-    for body in raw:
-        status, _ = call("/api/z", body)
+    for body in cases.HOSTILE_RAW:
+        status, _ = call(server, "/api/z", raw=body)
         counts["requests"] += 1
         counts["status_500"] += status >= 500
         counts["refused"] += status >= 400
-    for path in traversal:
-        status, body = call(path)
+    for path in cases.TRAVERSAL_URLS:
+        status, body = call(server, path)
         counts["requests"] += 1
         counts["status_500"] += status >= 500
         counts["read_outside"] += status == 200 and (b"root:" in body or b"import" in body)
-    counts["next_request_ok"] = call("/api/hallucinate", json.dumps({"mode": "z", "count": 2}).encode())[0] == 200
+    counts["next_request_ok"] = call(server, "/api/hallucinate", {"mode": "z", "count": 2})[0] == 200
     server.shutdown()
     session.close()
     return counts
@@ -349,6 +205,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="Also write every case's outcome here.")
     parser.add_argument("--only", choices=["cli", "osc", "http"], default=None)
     parser.add_argument("--timeout", type=float, default=180.0, help="Seconds per CLI case.")
+    parser.add_argument("--match", default=None, metavar="REGEX",
+                        help="Only the CLI cases whose command line (command and arguments) matches this.")
     args = parser.parse_args()
     import ganspacesynth
 
@@ -369,11 +227,12 @@ def sweep(args, root: Path, live_before: set, code: str) -> int:
     if args.only in (None, "cli"):
         ro = read_only_folder(root)
         files_ro = {**files, "ro": ro or root / "no-read-only-mount"}
-        cases = load_table() + [c for c in EXTRA if ro is not None or "{ro}" not in c[1]]
+        rows = cases.CASES + cases.generic_cases() + [c for c in cases.EXTRA if ro is not None or "{ro}" not in c[1]]
+        rows = [c for c in rows if args.match is None or re.search(args.match, f"{c[0]} {c[1]}")]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
         results = []
         try:
-            for i, (command, case_args, expect) in enumerate(cases):
+            for i, (command, case_args, expect) in enumerate(rows):
                 r = run_cli_case(command, case_args, expect, files_ro, root, i, env, args.timeout)
                 results.append(r)
                 print(f"{r['outcome']:<11} {r['command']}", flush=True)

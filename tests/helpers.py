@@ -2,17 +2,23 @@
 
 - dataset notes: synthetic tones, note folders, and TFRecords written with tools independent of ganspacesynth
   (protobuf's runtime and TensorBoard's RecordWriter);
-- `Client`: a plain UDP OSC client;
-- Pure Data: `Patch` (writes test patches), `watchdog`, `run_pd`.
+- requests: `osc_message` (one OSC datagram), `Client` (a plain UDP OSC client), `call` (one HTTP request to a
+  test web server);
+- Pure Data: `Patch` (writes test patches), `watchdog`, `run_pd`;
+- live instruments: `family_model` (a tiny model with an instrument family), `chromium` (a headless browser,
+  optionally with a script run before each page), `wait_for`.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import signal
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +34,39 @@ SR = SPECTRAL.sample_rate
 N = SPECTRAL.audio_length
 
 
-def tone(pitch: float, n: int = N, sr: int = SR, amp: float = 0.3, seed: int = 0, decay: float = 1.5) -> np.ndarray:
-    """A decaying harmonic tone at a MIDI pitch (a little noise so no two notes are identical)."""
+def tone(pitch: float, n: int = N, sr: int = SR, *, seconds: float | None = None, amp: float = 0.3, partials=None,
+         phase: float = 0.0, top: float = 0.5, decay: float = 1.5, lead: float = 0.0, attack: float = 0.01,
+         release: float = 0.0, tremolo: float = 0.0, normalize: bool = True, noise: float = 1e-3, seed: int = 0,
+         dtype=np.float32) -> np.ndarray:
+    """A harmonic tone at a MIDI pitch: every test's synthetic note.
+
+    The defaults make a dataset note: harmonics 1, 1/2, 1/3, a 10 ms fade-in, an exponential decay (1.5 per
+    second), the peak scaled to `amp`, and a little seeded noise so no two notes are identical. The keywords:
+    `seconds` (the length, instead of `n` samples); `partials` (the amplitudes of harmonics 1, 2, …); `phase`
+    (harmonic k starts at k·phase radians); `top` (harmonics at or above top·sr are left out); `decay` (per second,
+    0: none); `lead` (seconds of silence before the attack); `attack` (a linear fade-in, seconds, 0: none);
+    `release` (a fast exponential fall, 60 per second, over the last `release` seconds); `tremolo` (the depth of a
+    0.5 Hz amplitude tremolo); `normalize` (False: `amp` scales the partials as given, the peak is not set);
+    `noise` (its standard deviation, 0: none); `dtype` (None keeps float64).
+    """
+    if seconds is not None:
+        n = int(seconds * sr)
     t = np.arange(n) / sr
     f0 = 440.0 * 2 ** ((pitch - 69) / 12)
-    wave = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 4) if f0 * k < sr / 2)
-    wave = wave * np.exp(-decay * t) * np.minimum(1.0, t / 0.01)
-    noise = np.random.default_rng(seed).normal(0, 1e-3, n)
-    return (amp * wave / np.max(np.abs(wave)) + noise).astype(np.float32)
+    weights = partials if partials is not None else (1.0, 1 / 2, 1 / 3)
+    wave = sum(w * np.sin(2 * np.pi * f0 * k * t + k * phase) for k, w in enumerate(weights, 1) if f0 * k < top * sr)
+    wave = wave * np.exp(-decay * t)
+    if attack:
+        wave = wave * np.clip((t - lead) / attack, 0, 1)
+    if release:
+        end = n / sr - release
+        wave = wave * np.where(t > end, np.exp(-(t - end) * 60), 1.0)
+    if tremolo:
+        wave = wave * (1 - tremolo + tremolo * np.cos(2 * np.pi * 0.5 * t))
+    wave = amp * wave / np.max(np.abs(wave)) if normalize else amp * wave
+    if noise:
+        wave = wave + np.random.default_rng(seed).normal(0, noise, n)
+    return wave if dtype is None else wave.astype(dtype)
 
 
 def write_note_folder(root: Path, instruments=("flute", "horn", "bell"), pitches=(48, 55, 60)) -> list[Path]:
@@ -125,7 +156,31 @@ def nsynth_example(note_str: str, pitch: int, audio: np.ndarray, family: int, so
     }
 
 
-# -- OSC -------------------------------------------------------------------------------------------------------------
+# -- OSC and HTTP requests -------------------------------------------------------------------------------------------
+def osc_message(address: str, *args) -> bytes:
+    """One OSC message as a datagram; floats beyond float32's range go as OSC doubles ('d')."""
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a, "d" if isinstance(a, float) and abs(a) > 3e38 and a == a and abs(a) != float("inf") else None)
+    return b.build().dgram
+
+
+def call(server, path: str, data=None, *, raw: bytes | None = None, host: str | None = None,
+         headers: bool = False) -> tuple:
+    """One request to a test web server (`server.url`): `data` POSTed as JSON, or the `raw` bytes as they are;
+    neither: a GET. `host` sets the Host header. Returns (status, body bytes), with `headers=True` (status, body,
+    {header: value})."""
+    body = raw if raw is not None else (None if data is None else json.dumps(data).encode())
+    req = urllib.request.Request(server.url.rstrip("/") + path, method="GET" if body is None else "POST", data=body,
+                                 headers={"Content-Type": "application/json", **({"Host": host} if host else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as res:
+            reply = res.status, res.read(), dict(res.headers)
+    except urllib.error.HTTPError as exc:
+        reply = exc.code, exc.read(), dict(exc.headers)
+    return reply if headers else reply[:2]
+
+
 class Client:
     """A plain UDP OSC client that reads replies on its own socket (as Pd's [netsend -u -b] does)."""
 
@@ -135,10 +190,7 @@ class Client:
         self.sock.settimeout(10)
 
     def send(self, address, *args):
-        b = OscMessageBuilder(address)
-        for a in args:
-            b.add_arg(a)
-        self.sock.sendto(b.build().dgram, self.address)
+        self.sock.sendto(osc_message(address, *args), self.address)
 
     def recv(self):
         data, sender = self.sock.recvfrom(65535)
@@ -204,3 +256,55 @@ def default_sigint() -> None:
     KeyboardInterrupt even when the test run ignores SIGINT (as a background job of a shell does, and children
     inherit that)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# -- live instruments: a model with conditions, a headless browser ----------------------------------------------------
+FAMILIES = ("bass", "guitar", "organ")
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def family_model(path: Path) -> Path:
+    """An untrained `tiny` model (seed 0) conditioned on pitch and an instrument family (`FAMILIES`)."""
+    import torch
+
+    from ganspacesynth.conditions import ConditionSpec
+    from ganspacesynth.model.config import pitch_condition, preset
+    from ganspacesynth.model.files import save_model
+    from ganspacesynth.model.generator import Generator
+
+    torch.manual_seed(0)
+    cfg = preset("tiny", conditions=(pitch_condition(), ConditionSpec("instrument_family", "categorical", FAMILIES)))
+    return save_model(path, cfg, Generator(cfg).state_dict(), info={"untrained": True})
+
+
+def chromium(profile: Path, before_page: str | None = None, size: tuple[int, int] = (1200, 1400)):
+    """Headless Chromium driven by Selenium (Debian's chromium + chromium-driver), or None when one of them is
+    missing. Sound plays without a click; `before_page` is JavaScript run in every page before its own scripts
+    (Chrome DevTools' Page.addScriptToEvaluateOnNewDocument: stubs such as a fake Web MIDI input)."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        return None
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required", f"--window-size={size[0]},{size[1]}",
+                 f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_script_timeout(60)
+    if before_page:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": before_page})
+    return driver
+
+
+def wait_for(driver, script: str, timeout: float = 60):
+    """Poll a JavaScript expression (a `return …` statement) until it is truthy; returns its value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: d.execute_script(script))

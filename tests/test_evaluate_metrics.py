@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import tone
 
 from ganspacesynth.evaluate.metrics import NDB, accuracy, fid, frechet_distance, \
     inception_score, mean_entropy, pooled_logmag
@@ -91,21 +92,20 @@ def test_pooled_logmag_shape_and_values():
     np.testing.assert_allclose(out, np.arange(3)[:, None] * np.ones((1, 32)))
 
 
-def _tone(midi: float, sr: int = 16000, n: int = 16384) -> np.ndarray:
-    t = np.arange(n) / sr
-    f0 = 440.0 * 2 ** ((midi - 69) / 12)
-    return sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 6) if f0 * h < sr / 2).astype(np.float32) * 0.2
+#: Steady tones (helpers.tone): five harmonics at 1/h, scaled by 0.2, no envelope and no noise.
+STEADY = dict(n=16384, sr=16000, partials=(1, 1 / 2, 1 / 3, 1 / 4, 1 / 5), amp=0.2, decay=0.0, attack=0.0,
+              normalize=False, noise=0.0)
 
 
 def test_f0_pitch_check_on_known_tones():
     pitches = np.array([24, 36, 48, 60, 72, 84])
-    waves = np.stack([_tone(p) for p in pitches])
+    waves = np.stack([tone(p, **STEADY) for p in pitches])
     res = track_f0(waves, 16000)
     np.testing.assert_array_equal(res.midi, pitches)
     assert np.all(res.voiced_fraction > 0.8)
     assert pitch_check(res.midi, pitches) == {"f0_accuracy": 1.0, "octave_errors": 0.0, "unvoiced": 0.0, "count": 6}
     # Asking for an octave lower, a semitone off, and silence: octave error, plain miss, unvoiced.
-    odd = track_f0(np.stack([_tone(60), _tone(61), np.zeros(16384, np.float32)]), 16000, F0Settings())
+    odd = track_f0(np.stack([tone(60, **STEADY), tone(61, **STEADY), np.zeros(16384, np.float32)]), 16000, F0Settings())
     check = pitch_check(odd.midi, np.array([48, 60, 60]))
     assert check["f0_accuracy"] == 0.0
     assert check["octave_errors"] == pytest.approx(1 / 3) and check["unvoiced"] == pytest.approx(1 / 3)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers import SPECTRAL
+from helpers import SPECTRAL, tone
 
 from ganspacesynth.conditions import ConditionSpec
 from ganspacesynth.data.dataset import SpectrogramDataset
@@ -26,24 +26,17 @@ N = 16384
 FAMILIES = ("bass", "flute")
 
 
-def harmonic_tone(pitch: float, amps, decay: float = 2.0, amp: float = 0.3, n: int = N) -> np.ndarray:
-    """A tone with harmonic amplitudes `amps`, a 10 ms fade-in and an exponential decay."""
-    t = np.arange(n) / SR
-    f0 = 440.0 * 2 ** ((pitch - 69) / 12)
-    wave = sum(a * np.sin(2 * np.pi * f0 * (k + 1) * t) for k, a in enumerate(amps) if f0 * (k + 1) < SR / 2)
-    wave = wave * np.exp(-decay * t) * np.minimum(1.0, t / 0.01)
-    return (amp * wave / np.max(np.abs(wave))).astype(np.float32)
-
-
-def instrument_amps(i: int) -> np.ndarray:
-    """Each instrument's harmonic envelope: a different slope and a few boosted harmonics."""
+def instrument(i: int, decay: float = 2.0) -> dict:
+    """helpers.tone's keywords for instrument i's notes: its harmonic envelope (a different slope and a few boosted
+    harmonics), a 10 ms fade-in, an exponential decay, no noise."""
     rng = np.random.default_rng(100 + i)
-    return (np.arange(1, 13) ** -(0.3 + 0.25 * i)) * rng.uniform(0.2, 1.0, 12)
+    amps = (np.arange(1, 13) ** -(0.3 + 0.25 * i)) * rng.uniform(0.2, 1.0, 12)
+    return dict(n=N, sr=SR, partials=amps, decay=decay, noise=0.0)
 
 
 # -- distances -------------------------------------------------------------------------------------------------------
 def test_log_mel_shape_and_level_independence():
-    wave = harmonic_tone(60, instrument_amps(0))
+    wave = tone(60, **instrument(0))
     mels = log_mel_db(np.stack([wave, 0.1 * wave]), SR)
     assert mels.shape == (2, 80, N // 256 + 1)
     assert mels.max() == pytest.approx(0.0) and mels.min() >= -80.0 - 1e-4  # ref=np.max, top_db=80, per note
@@ -51,9 +44,9 @@ def test_log_mel_shape_and_level_independence():
 
 
 def test_diversity_of_identical_notes_is_zero_and_of_distinct_tones_is_large():
-    same = np.stack([harmonic_tone(60, instrument_amps(0))] * 30)
+    same = np.stack([tone(60, **instrument(0))] * 30)
     assert mean_pairwise_distance(log_mel_db(same, SR)) < 1e-4  # 0 up to rounding
-    distinct = np.stack([harmonic_tone(60, instrument_amps(i), decay=1.0 + 0.2 * i) for i in range(30)])
+    distinct = np.stack([tone(60, **instrument(i, decay=1.0 + 0.2 * i)) for i in range(30)])
     assert mean_pairwise_distance(log_mel_db(distinct, SR)) > 5.0
     assert math.isnan(mean_pairwise_distance(log_mel_db(same[:1], SR)))
 
@@ -76,7 +69,7 @@ def test_level_of_a_sine_and_of_silence():
 
 def test_start_click_and_spike():
     t = np.arange(N) / SR
-    faded = harmonic_tone(48, instrument_amps(1))  # 10 ms fade-in
+    faded = tone(48, **instrument(1))  # 10 ms fade-in
     at_peak = (0.8 * np.cos(2 * np.pi * 110 * t) * np.exp(-3 * t)).astype(np.float32)  # starts at its peak, smoothly
     spiked = faded.copy()
     spiked[1] = 0.2  # one sample at 2/3 of the note's peak, in a quiet start
@@ -115,8 +108,8 @@ def test_band_accuracy_and_summary():
     assert band_accuracy(np.array([60]), np.array([60]))["24-35"] == {"accuracy": None, "count": 0}
 
     t = np.arange(N) / SR
-    waves = np.stack([harmonic_tone(48, instrument_amps(0)), (0.8 * np.cos(2 * np.pi * 110 * t)).astype(np.float32),
-                      1e-4 * harmonic_tone(48, instrument_amps(0))])
+    waves = np.stack([tone(48, **instrument(0)), (0.8 * np.cos(2 * np.pi * 110 * t)).astype(np.float32),
+                      1e-4 * tone(48, **instrument(0))])
     s = summarise_notes(note_measures(waves, SR), tracked[:3], requested[:3])
     assert s["count"] == 3 and s["click_over_threshold"] == 1 and s["start_spikes"] == 0 and s["quiet_notes"] == 1
     assert s["f0_band_accuracy"]["24-35"] == {"accuracy": 0.5, "count": 2}
@@ -139,7 +132,7 @@ def dataset(tmp_path_factory):
     """10 instruments (2 families) × pitches 48, 60; held-out split: whole instruments."""
     notes = [Note(id=f"inst{i}-{p}", instrument=f"inst{i}", pitch=p, velocity=100, instrument_family=FAMILIES[i % 2],
                   instrument_source="acoustic", qualities=[],
-                  source=("array", harmonic_tone(p, instrument_amps(i), decay=1.0 + 0.3 * i)))
+                  source=("array", tone(p, **instrument(i, decay=1.0 + 0.3 * i))))
              for i in range(INSTRUMENTS) for p in PITCHES]
     out = tmp_path_factory.mktemp("timbre") / "ds"
     build_dataset(out, notes, SPECTRAL, built_from={"kind": "test"}, valid_fraction=0.3, workers=1, progress=False)

@@ -5,7 +5,7 @@ Two kinds of instruments are played here. A synthetic one, made from known harmo
 must hold for any model: notes start at the MIDI onsets, every key (generated or transposed) sounds at its pitch,
 loops do not click, loudness is matched. One from the tiny untrained model checks that the files carry the
 model's own notes at the right root keys, with metadata that makes them again (its notes are noise, so pitch is
-compared with the f0 agreement of the model's own notes, as the issue asks).
+compared with the f0 agreement of the model's own notes).
 
 Players: FluidSynth (Debian `fluidsynth`, headless `-ni -F`), TinySoundFont (the SoundFont reader of
 data/soundfont.py), sf2utils (a third-party SF2 parser) and the project's own SFZ reader/renderer.
@@ -28,6 +28,7 @@ from ganspacesynth.audio.sfz import read_sfz, render_sfz, sfz_comment
 from ganspacesynth.errors import UserError
 from ganspacesynth.compose import instrument as I
 from ganspacesynth.compose.midi import MidiNote, read_midi
+from helpers import tone
 
 FLUIDSYNTH = shutil.which("fluidsynth")
 needs_fluidsynth = pytest.mark.skipif(FLUIDSYNTH is None,
@@ -44,13 +45,10 @@ CLICK_RATIO = 1.5
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
-def tone(pitch: int, level: float = 0.5, seconds: float = 1.024, sr: int = SR) -> np.ndarray:
-    """A harmonic tone: LEAD_S of silence, a 20 ms attack, a steady body and a fast decay in the last 0.15 s."""
-    f = 440.0 * 2 ** ((pitch - 69) / 12)
-    t = np.arange(int(seconds * sr)) / sr
-    x = sum(a * np.sin(2 * np.pi * k * f * t + k) for k, a in ((1, 0.6), (2, 0.25), (3, 0.1)) if k * f < 0.4 * sr)
-    env = np.clip((t - LEAD_S) / 0.02, 0, 1) * np.where(t > seconds - 0.15, np.exp(-(t - (seconds - 0.15)) * 60), 1.0)
-    return level * x * env
+#: The synthetic notes (helpers.tone, at a level `amp`): three harmonics, LEAD_S of silence, a 20 ms attack, a steady
+#: body and a fast decay in the last 0.15 s; float64.
+SYNTHETIC = dict(seconds=1.024, sr=SR, partials=(0.6, 0.25, 0.1), phase=1.0, top=0.4, decay=0.0, lead=LEAD_S,
+                 attack=0.02, release=0.15, normalize=False, noise=0.0, dtype=None)
 
 
 def write_midi(path: Path, notes) -> Path:
@@ -164,7 +162,7 @@ def synthetic(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("synthetic")
     plan = I.key_plan(KEYS, 3)
     levels = np.linspace(0.05, 0.5, len(plan))[[3, 0, 4, 1, 2]]  # 0.05 .. 0.5: 20 dB apart, not in key order
-    waves = np.stack([tone(r, lvl) for (r, _, _), lvl in zip(plan, levels)])
+    waves = np.stack([tone(r, amp=lvl, **SYNTHETIC) for (r, _, _), lvl in zip(plan, levels)])
     inst = I.build_instrument(waves, plan, SR, name="synthetic", metadata={"format": I.INSTRUMENT_FORMAT})
     path = I.write_instrument(inst, tmp / "synthetic.sf2", sfz=True)
     midi = write_midi(tmp / "song.mid", song(held=(58, 64)))
@@ -205,7 +203,7 @@ def test_bad_arguments_get_one_clear_message(call, message):
 
 # -- loops ----------------------------------------------------------------------------------------------------------
 def test_loops_are_found_in_tones_and_refused_in_noise():
-    x = tone(60)[int(LEAD_S * SR):]
+    x = tone(60, amp=0.5, **SYNTHETIC)[int(LEAD_S * SR):]
     env = I.measure_envelope(x, SR)
     loop = I.find_loop(x, SR, env.attack_end, period=SR / 261.63)
     assert loop is not None and loop.match_error < 0.01 and loop.drift_db < 0.5
@@ -223,7 +221,7 @@ def test_loops_are_found_in_tones_and_refused_in_noise():
 
 
 def test_the_seam_measure_sees_a_click():
-    x = tone(60)[int(LEAD_S * SR):]
+    x = tone(60, amp=0.5, **SYNTHETIC)[int(LEAD_S * SR):]
     loop = I.find_loop(x, SR, I.measure_envelope(x, SR).attack_end, period=SR / 261.63)
     y = I.apply_loop(x, loop)
     assert I.seam_step(y, loop.start, loop.end) <= 1.0

@@ -7,8 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from ganspacesynth.compose.instrument import read_metadata
 from ganspacesynth.interfaces.cli import main
 from ganspacesynth.interfaces.osc import OSCServer
 from ganspacesynth.interfaces.session import Session
+from helpers import call
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,26 +187,14 @@ def web(tiny_synth, tmp_path):
     session.close()
 
 
-def call(server, path, data=None):
-    req = urllib.request.Request(server.url.rstrip("/") + path, method="GET" if data is None else "POST",
-                                 data=None if data is None else json.dumps(data).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as res:
-            return res.status, res.read(), dict(res.headers)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), dict(exc.headers)
-
-
 def test_web_api_exports_and_serves_the_sf2(web, tiny_synth):
     session, server = web
     assert call(server, "/api/z", {"seed": 11})[0] == 200
-    status, body, _ = call(server, "/api/instrument", {"name": "web-pad", "mode": "z", "every": 2,
-                                                       "pitches": "48-60"})
+    status, body = call(server, "/api/instrument", {"name": "web-pad", "mode": "z", "every": 2, "pitches": "48-60"})
     assert status == 200, body
     r = json.loads(body)
     assert r["name"] == "web-pad.sf2" and r["download"] == "/instrument/web-pad.sf2" and r["keys"] == [48, 60]
-    status, data, headers = call(server, r["download"])
+    status, data, headers = call(server, r["download"], headers=True)
     assert status == 200 and data[:4] == b"RIFF" and data[8:12] == b"sfbk" and len(data) == r["bytes"]
     assert "attachment" in headers.get("Content-Disposition", "") and "web-pad.sf2" in headers["Content-Disposition"]
     meta = read_metadata(session.out_dir / "instruments" / "web-pad.sf2")
@@ -226,7 +213,7 @@ def test_web_api_exports_and_serves_the_sf2(web, tiny_synth):
 ])
 def test_web_api_refuses_bad_requests(web, path, data, code):
     session, server = web
-    status, body, _ = call(server, path, data)
+    status, body = call(server, path, data)
     assert status == code, body
     if data is not None:
         assert json.loads(body)["error"]
@@ -241,11 +228,11 @@ def test_web_api_applies_the_sliders_only_when_the_export_is_accepted(web, tiny_
                           regression_samples=0).save(tmp_path / "comps.npz")
     session.allowed_dirs.append(tmp_path.resolve())
     session.load_components(str(path))
-    status, body, _ = call(server, "/api/instrument", {"name": "../x", "coefficients": [2.0, -1.0]})
+    status, body = call(server, "/api/instrument", {"name": "../x", "coefficients": [2.0, -1.0]})
     assert status == 400 and "plain file name" in json.loads(body)["error"]
     assert session.coeffs.tolist() == [0.0, 0.0, 0.0]  # a refused request changes nothing
-    status, body, _ = call(server, "/api/instrument", {"name": "edited", "coefficients": [2.0, -1.0],
-                                                       "pitches": "60-62"})
+    status, body = call(server, "/api/instrument", {"name": "edited", "coefficients": [2.0, -1.0],
+                                                    "pitches": "60-62"})
     assert status == 200, body
     assert session.coeffs.tolist() == [2.0, -1.0, 0.0]
     meta = read_metadata(session.out_dir / "instruments" / "edited.sf2")

@@ -56,6 +56,23 @@ class SpectralConfig:
         """Samples of zero padding in front of the audio (Magenta puts all of it at the front)."""
         return self.hop_length * (self.frames - 1) + self.n_fft - self.audio_length
 
+    def frame_seconds(self) -> np.ndarray:
+        """Where each time frame's window is centred, in seconds from the note's first sample (the first frames,
+        centred in the front padding, are negative)."""
+        return (np.arange(self.frames) * self.hop_length + self.n_fft / 2 - self.padding) / self.sample_rate
+
+    def bin_hertz(self) -> np.ndarray:
+        """Each frequency bin's centre in Hz: the weighted mean of the linear frequencies a mel band sums (Magenta's
+        widened low bands included), or the linear bin's own frequency (DC dropped)."""
+        linear = np.linspace(0.0, self.sample_rate / 2.0, self.freq_bins + 1)
+        if not self.mel:
+            return linear[1:]
+        weights = linear_to_mel_matrix(self.freq_bins, self.freq_bins, self.sample_rate)  # [freq, mel]
+        total = weights.sum(0)
+        used = np.flatnonzero(total > 0)  # a band no linear bin falls in: between its neighbours
+        centres = (weights[:, used] * np.linspace(0.0, self.sample_rate / 2.0, self.freq_bins)[:, None]).sum(0)
+        return np.interp(np.arange(self.freq_bins), used, centres / total[used])
+
     def validate(self) -> None:
         if self.n_fft & (self.n_fft - 1):
             raise ValueError(f"n_fft must be a power of two, not {self.n_fft}")

@@ -65,6 +65,8 @@ def info_cmd(model) -> None:
 
     Example: ganspacesynth info --model tiny.safetensors
     """
+    from ..conditions import format_ranges
+
     synth = load_synth(model, device="cpu")
     c = synth.config
     click.echo(f"model: {synth.path}  (fingerprint {synth.fingerprint})")
@@ -72,6 +74,8 @@ def info_cmd(model) -> None:
     click.echo(f"latent size: {c.latent_vector_size}")
     for spec in c.conditions:
         shown = ", ".join(spec.classes[:8]) + (" …" if spec.size > 8 else "")
+        if spec.name == "pitch":
+            shown = format_ranges(synth.pitches)  # the model's whole range: what --pitch and --pitches may be
         click.echo(f"condition {spec.name} ({spec.kind}, {spec.size}): {shown}")
     for name in synth.layer_names():
         click.echo(f"layer {name}: {synth.generator.layer_shape(name)}")

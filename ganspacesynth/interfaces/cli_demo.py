@@ -12,6 +12,9 @@ from ..errors import UserError
 from .options import device_option, model_option, seed_option
 
 DEMO_DIR = Path("ganspacesynth-demo")
+#: The demo's grid: directions 0 (x) and 1 (y) over this range, in standard deviations, GRID_STEPS × GRID_STEPS notes.
+GRID_RANGE = (-2.0, 2.0)
+GRID_STEPS = 5
 
 
 def spread_pitches(pitches: list[int], count: int = 5) -> list[int]:
@@ -61,8 +64,48 @@ def direction_lines(components, top: int = 8) -> list[str]:
     return lines
 
 
+def readme_text(model: str, seed: int, pitches: list[int], mid: int, notes: int, seconds: float, top: int) -> str:
+    """README.txt of the demo folder: what to open first and what every file is."""
+    import textwrap
+
+    lo, hi = (f"{v:+g}" for v in GRID_RANGE)
+    cells = GRID_STEPS * GRID_STEPS
+    rows = [
+        ("hallucination.wav", f"the piece above: {notes} notes at pitch {mid}, gliding between 3 random timbres"),
+        ("hallucination.json", "its score: `ganspacesynth hallucinate --from hallucination.json --out again.wav` "
+                               "plays it again"),
+        ("notes/p<pitch>_000.wav", f"one note (a random timbre each) at each of the pitches "
+                                   f"{', '.join(map(str, pitches))}: across the model's range"),
+        ("grid/grid.png", f"the spectrograms of {cells} notes at pitch {mid}: direction 0 from {lo} to {hi} standard "
+                          f"deviations, left to right, and direction 1 from {lo} (bottom) to {hi} (top). Each tile "
+                          f"shows time in seconds across and frequency in Hz up"),
+        ("grid/wave_<x>,<y>.wav", f"those {cells} notes, x the value of direction 0 and y that of direction 1"),
+        ("grid/grid.json", "the grid's index: each WAV with its two values"),
+        ("directions.txt", f"what each of the first {top} directions changes, as `ganspacesynth describe` measured it"),
+        ("demo.json", "this list, for programs"),
+        ("README.txt", "this file"),
+        (".ganspacesynth-output.json", "marks the folder as the demo's: the next demo replaces it, and nothing else"),
+    ]
+    width = max(len(name) for name, _ in rows) + 4
+    lines = [f"GANSpaceSynth demo: `ganspacesynth demo`, model {model}, seed {seed}.", "",
+             f"Open first: hallucination.wav ({seconds:.1f} s). Then look at grid/grid.png while playing the grid's "
+             f"WAVs, and read directions.txt.", "", "What each file is:"]
+    for name, what in rows:
+        lines += textwrap.wrap(what, 110, initial_indent=f"  {name:<{width - 2}}", subsequent_indent=" " * width,
+                               break_on_hyphens=False, break_long_words=False)
+    lines += ["", "Directions are numbered from 0, everywhere: `ganspacesynth grid --x 0 --y 1`, the first value of "
+                  "`--coeffs`,",
+              "OSC's `/coefficient 0`, the web page's `direction 0`, Pd's `direction_0` and directions.txt.", "",
+              "Next: `ganspacesynth demo --serve` (or `ganspacesynth serve-web`) moves the directions live in a "
+              "browser;",
+              "docs/user-guide.md (in the repository) takes your own recordings to a model, its directions and "
+              "pieces."]
+    return "\n".join(lines) + "\n"
+
+
 def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) -> dict:
-    """Write notes, a 5 × 5 direction grid, a hallucination and direction descriptions into `out_dir`."""
+    """Write notes, a 5 × 5 direction grid, a hallucination, direction descriptions and README.txt (what each file
+    is, what to open first) into `out_dir`."""
     from ..audio.io import write_wav
     from ..fileio import atomic_directory, write_json
     from ..ganspace.grid import render_grid
@@ -85,9 +128,10 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
         t0 = time.perf_counter()
         (tmp / "grid").mkdir()
         base_z = synth.random_z(1, seed + 1)
-        render_grid(synth, components, tmp / "grid", x=0, y=1, lo=-2.0, hi=2.0, steps=5, pitch=mid,
-                    mode="offset", z=base_z)
-        log(f"5 x 5 grid over directions 0 and 1 at pitch {mid}: {time.perf_counter() - t0:.1f} s")
+        render_grid(synth, components, tmp / "grid", x=0, y=1, lo=GRID_RANGE[0], hi=GRID_RANGE[1], steps=GRID_STEPS,
+                    pitch=mid, mode="offset", z=base_z)
+        log(f"{GRID_STEPS} x {GRID_STEPS} grid over directions 0 and 1 at pitch {mid}: "
+            f"{time.perf_counter() - t0:.1f} s")
 
         t0 = time.perf_counter()
         env = demo_envelope(note_seconds)
@@ -100,9 +144,11 @@ def run_demo(synth, components, out_dir: Path, seed: int = 0, log=click.echo) ->
 
         lines = direction_lines(components)
         (tmp / "directions.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (tmp / "README.txt").write_text(readme_text(Path(str(synth.path)).name, seed, pitches, mid, plan.count,
+                                                    len(audio) / synth.sample_rate, len(lines)), encoding="utf-8")
         summary.update({"grid": "grid/grid.png", "hallucination": "hallucination.wav",
-                        "score": "hallucination.json", "directions": "directions.txt",
-                        "model": str(synth.path), "seed": seed})
+                        "score": "hallucination.json", "directions": "directions.txt", "readme": "README.txt",
+                        "open_first": "hallucination.wav", "model": str(synth.path), "seed": seed})
         write_json(tmp / "demo.json", summary)
     return summary
 
@@ -121,9 +167,10 @@ def demo_cmd(model, components, seed, device, out, serve, port) -> None:
     """Hear what GANSpaceSynth does: notes, a grid over two GANSpace directions, a hallucination.
 
     With no options it uses the bundled model and writes into ./ganspacesynth-demo/:
-    notes/ (a few notes across the pitch range), grid/ (5 x 5 WAVs and grid.png over the first two
-    directions), hallucination.wav + hallucination.json (its score), directions.txt (what each direction
-    does). Example: ganspacesynth demo   (or: ganspacesynth demo --serve)
+    hallucination.wav (open it first) + hallucination.json (its score), notes/ (a few notes across the pitch
+    range), grid/ (5 x 5 WAVs and grid.png over directions 0 and 1), directions.txt (what each direction
+    does, numbered from 0) and README.txt (what each file is). Example: ganspacesynth demo   (or: ganspacesynth
+    demo --serve)
     """
     from ..fileio import check_output_folder
     from ..ganspace.components import Components
@@ -132,12 +179,23 @@ def demo_cmd(model, components, seed, device, out, serve, port) -> None:
     if components is None and model is not None:
         raise UserError("with --model, also give --components (the bundled components belong to the bundled model)")
     check_output_folder(out, owner="demo", overwrite=True)  # never a folder of the user's own files
-    t0 = time.perf_counter()
-    synth = load_synth(model, device or "cpu")
-    comps = Components.load(components, synth)
-    summary = run_demo(synth, comps, out, seed)
-    click.echo(f"\nwrote {out}/ in {time.perf_counter() - t0:.1f} s:")
-    for key in ("notes", "grid", "hallucination", "score", "directions"):
+    web_socket = None
+    if serve:
+        from .serving import open_socket
+
+        web_socket = open_socket("127.0.0.1", port, "tcp")  # a busy port is refused before any work
+    try:
+        t0 = time.perf_counter()
+        synth = load_synth(model, device or "cpu")
+        comps = Components.load(components, synth)
+        summary = run_demo(synth, comps, out, seed)
+    except BaseException:
+        if web_socket is not None:
+            web_socket.close()
+        raise
+    click.echo(f"\nwrote {out}/ in {time.perf_counter() - t0:.1f} s (open {out}/{summary['open_first']} first; "
+               f"{out}/README.txt says what each file is):")
+    for key in ("hallucination", "score", "notes", "grid", "directions", "readme"):
         value = summary[key]
         shown = f"{len(value)} files in {out}/notes/" if isinstance(value, list) else f"{out}/{value}"
         click.echo(f"  {key:14s} {shown}")
@@ -152,7 +210,7 @@ def demo_cmd(model, components, seed, device, out, serve, port) -> None:
         with stop_on_signals() as stop:
             session = build_session(options, synth=synth, components=comps)
             try:
-                web = WebServer(session, "127.0.0.1", port)
+                web = WebServer(session, sock=web_socket)
             except BaseException:
                 session.close()
                 raise

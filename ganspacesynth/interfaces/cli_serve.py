@@ -9,7 +9,8 @@ import click
 
 from ..errors import UserError
 from .options import device_option, model_option, precision_option, seed_option
-from .serving import MAX_NOTES, MAX_SECONDS, ServeOptions, build_session, serve_until_stopped, stop_on_signals
+from .serving import (MAX_NOTES, MAX_SECONDS, ServeOptions, build_session, open_socket, serve_until_stopped,
+                      stop_on_signals)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -72,11 +73,17 @@ def serve_osc_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_
     from .osc import OSCServer
 
     with stop_on_signals() as stop:
-        session = build_session(_options(model, components, out_dir, allow_dirs, queue_size, keep, max_notes,
-                                         max_seconds, device, precision, seed))
+        sock = open_socket(host, port, "udp")  # a busy port is refused before the model loads
         try:
-            server = OSCServer(session, host, port, reply_port=reply_port, log=_log)
+            session = build_session(_options(model, components, out_dir, allow_dirs, queue_size, keep, max_notes,
+                                             max_seconds, device, precision, seed))
         except BaseException:
+            sock.close()
+            raise
+        try:
+            server = OSCServer(session, reply_port=reply_port, log=_log, sock=sock)
+        except BaseException:
+            sock.close()
             session.close()
             raise
         if host not in LOOPBACK:
@@ -111,19 +118,30 @@ def serve_web_cmd(model, components, out_dir, allow_dirs, queue_size, keep, max_
         raise UserError(f"serve-web needs the web extra: pip install 'ganspacesynth[web]' ({exc})") from None
 
     with stop_on_signals() as stop:
-        session = build_session(_options(model, components, out_dir, allow_dirs, queue_size, keep, max_notes,
-                                         max_seconds, device, precision, seed))
+        sockets = []  # both ports are checked before the model loads
+        try:
+            sockets.append(open_socket("127.0.0.1", port, "tcp"))
+            if osc_port is not None:
+                sockets.append(open_socket("127.0.0.1", osc_port, "udp", option="--osc-port"))
+            session = build_session(_options(model, components, out_dir, allow_dirs, queue_size, keep, max_notes,
+                                             max_seconds, device, precision, seed))
+        except BaseException:
+            for s in sockets:
+                s.close()
+            raise
         servers = []
         try:
             if osc_port is not None:
                 from .osc import OSCServer
 
-                servers.append(OSCServer(session, "127.0.0.1", osc_port).start())
-            web = WebServer(session, "127.0.0.1", port)
+                servers.append(OSCServer(session, sock=sockets[1]).start())
+            web = WebServer(session, sock=sockets[0])
             servers.append(web.start())
         except BaseException:
             for s in servers:
                 s.shutdown()
+            for s in sockets:
+                s.close()
             session.close()
             raise
         click.echo(f"serving http://127.0.0.1:{web.port}/ (model {session.synth.path}, {session.num_components} "

@@ -3,7 +3,7 @@
     options = ServeOptions(model=path, components=comps_path, out_dir=None)
     session = build_session(options)             # or build_session(options, synth=synth, components=comps)
     with stop_on_signals() as stop:
-        server = WebServer(session, "127.0.0.1", 8000).start()
+        server = WebServer(session, "127.0.0.1", 8000).start()   # or WebServer(session, sock=open_socket(…))
         serve_until_stopped(session, server, stop=stop)
 """
 
@@ -81,6 +81,35 @@ def build_session(options: ServeOptions, *, synth=None, components=None):
         session.close()  # and its temporary folder
         raise
     return session
+
+
+def open_socket(host: str, port: int, protocol: str, option: str = "--port"):
+    """A socket bound to host:port (`protocol` "tcp": listening, SO_REUSEADDR as every HTTP server sets it; "udp"),
+    the one way serve-osc, serve-web and `demo --serve` open theirs, before they load anything. A port in use, an
+    address this machine lacks or a port it may not open is one UserError line naming the address and the option
+    to change (`option`)."""
+    import errno
+    import socket
+
+    kind = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}[protocol]
+    try:
+        family = socket.getaddrinfo(host, port, type=kind)[0][0]
+        if protocol == "tcp":
+            return socket.create_server((host, port), family=family)
+        sock = socket.socket(family, kind)
+        try:
+            sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = (f"{protocol.upper()} port {port} is in use (by another program, or a server still running): "
+                      f"choose another with {option}")
+        else:
+            reason = exc.strerror or str(exc)
+        raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 @contextlib.contextmanager
