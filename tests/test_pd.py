@@ -243,3 +243,75 @@ def test_shipped_hallu_patch_generates_with_its_settings(ganspace_server, tmp_pa
     samples = round(5 * 0.2 * 16000) + 800 + 4800 + 4800
     assert printed(out.stderr, "SOUND") == [samples, 16000]
     assert printed(out.stderr, "PLAYING") == [samples, pytest.approx(samples / 16.0)]
+
+
+@pytest.fixture
+def family_server(tmp_path):
+    from helpers import family_model
+
+    from ganspacesynth.synth import Synth
+
+    synth = Synth.load(family_model(tmp_path / "family.safetensors"))
+    session = Session(synth, allowed_dirs=[tmp_path], out_dir=tmp_path / "out")
+    srv = OSCServer(session, "127.0.0.1", 0).start()
+    yield session, srv.address[1]
+    srv.shutdown()
+    session.close()
+
+
+def keyboard_harness(path: Path) -> Path:
+    """Drive the main patch's keyboard: once the keyboard is loaded play [s gss-note] 60 100, choose the family
+    guitar, and once it is loaded again save the preset pd-test and load it back; print READY, VOICE and PRESET."""
+    p = Patch()
+    watchdog(p, 25000)
+    port, tp, con, scon = p.obj("r harness-port"), p.obj("t b f"), p.msg("list 127.0.0.1 $1"), p.obj("s gss-connect")
+    p.chain(port, tp)
+    p.connect(tp, 1, con)
+    p.connect(con, 0, scon)
+    ready, tr, prr, count, inc, sel = (p.obj("r gss-keyboard-ready"), p.obj("t b a"), p.obj("print READY"),
+                                       p.obj("f"), p.obj("+ 1"), p.obj("sel 1 2"))
+    p.chain(ready, tr)
+    p.connect(tr, 1, prr)
+    p.connect(tr, 0, count)
+    p.connect(count, 0, inc)
+    p.connect(inc, 0, count, 1)
+    p.connect(inc, 0, sel)
+    note, wait, family = p.msg("; gss-note 60 100"), p.obj("delay 100"), p.msg("; gss-family guitar")
+    p.connect(sel, 0, note)
+    p.connect(sel, 0, wait)
+    p.connect(wait, 0, family)
+    p.connect(sel, 1, p.msg("; gss-save-preset pd-test"))
+    rv, pv = p.obj("r gss-voice-note"), p.obj("print VOICE")
+    p.chain(rv, pv)
+    rp, tp2, prp, c2, inc2, sel2 = (p.obj("r gss-preset"), p.obj("t b a"), p.obj("print PRESET"), p.obj("f"),
+                                    p.obj("+ 1"), p.obj("sel 1 2"))
+    p.chain(rp, tp2)
+    p.connect(tp2, 1, prp)
+    p.connect(tp2, 0, c2)
+    p.connect(c2, 0, inc2)
+    p.connect(inc2, 0, c2, 1)
+    p.connect(inc2, 0, sel2)
+    p.connect(sel2, 0, p.msg("; gss-load-preset pd-test"))
+    end, quit0 = p.obj("delay 100"), p.msg("; pd quit 0")
+    p.connect(sel2, 1, end)
+    p.connect(end, 0, quit0)
+    return p.write(path)
+
+
+def test_shipped_main_patch_plays_notes_from_its_keyboard_with_family_and_presets(family_server, tmp_path):
+    session, port = family_server
+    h = keyboard_harness(tmp_path / "harness.pd")
+    out = run_pd("-send", f"harness-port {port}", "-open", str(PD_DIR / "ganspacesynth.pd"), str(h), timeout=60)
+    assert out.returncode == 0, out.stderr
+    ready = re.findall(r"^READY: (.*)$", out.stderr, re.M)
+    assert len(ready) >= 2 and ready[0].split() == ["24", "84", "16384", "16000"], out.stderr
+    played = re.search(r"^VOICE: (.*)$", out.stderr, re.M)
+    assert played, out.stderr
+    voice = [float(v) for v in played.group(1).split()]
+    start = (60 - 24) * 16384  # the note's place in the keyboard file
+    assert voice == [1, start, start + 16384, pytest.approx(1024.0)]
+    presets = re.findall(r"^PRESET: (?:list )?(\S+)", out.stderr, re.M)
+    saved = session.out_dir / "presets" / "pd-test.json"
+    assert presets == [str(saved), str(saved)] and saved.is_file()
+    assert session.state.conditions == {"instrument_family": "guitar"}
+    assert "ganspacesynth-error" not in out.stderr, out.stderr

@@ -7,8 +7,6 @@ import json
 import shutil
 import struct
 import tempfile
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ pytest.importorskip("flask", reason="the web extra is not installed (pip install
 
 from ganspacesynth.interfaces.session import Session  # noqa: E402
 from ganspacesynth.interfaces.web.app import WebServer  # noqa: E402
+from helpers import call  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -39,17 +38,6 @@ def web(tiny_synth, components_path, tmp_path):
     yield session, server
     server.shutdown()
     session.close()
-
-
-def call(server, path, data=None, host=None):
-    req = urllib.request.Request(server.url.rstrip("/") + path, method="GET" if data is None else "POST",
-                                 data=None if data is None else json.dumps(data).encode(),
-                                 headers={"Content-Type": "application/json", **({"Host": host} if host else {})})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as res:
-            return res.status, res.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def test_api_synthesizes_every_mode_and_serves_audio_and_spectrogram(web):
@@ -158,7 +146,7 @@ def test_page_slider_makes_new_audio_and_spectrogram(web, browser):
     browser.get(server.url)
     wait_for(browser, "return document.body.dataset.ready === '1'")
     label = browser.find_element(By.CSS_SELECTOR, "label[for=c0]").text
-    assert "brighter" in label  # the measured description labels the slider
+    assert label == "direction 0: brighter"  # numbered from 0 as everywhere, labelled with its measured description
     results = []
     for key in (Keys.ARROW_RIGHT, Keys.ARROW_LEFT):
         before = browser.execute_script("return window.gss.results")

@@ -161,8 +161,9 @@ def plan_midi(synth, notes: list[MidiNote], params: MidiParams = MidiParams(), l
 
 
 def render_midi(synth, plan: MidiPlan, components=None, coeffs=None, mode: str = "offset", *,
-                batch_size: int = 16, peak: float = 0.99, progress=None) -> np.ndarray:
-    """Generate the notes in batches (optionally GANSpace-edited by `coeffs`), envelope and mix them."""
+                batch_size: int = 16, peak: float = 0.99, progress=None, conditions=None) -> np.ndarray:
+    """Generate the notes in batches (optionally GANSpace-edited by `coeffs`), envelope and mix them.
+    `conditions`: the model's other conditions for every note ({name: value}, as `Synth.generate` takes them)."""
     if coeffs is not None:
         if components is None:
             raise UserError("--coeffs needs --components")
@@ -180,11 +181,11 @@ def render_midi(synth, plan: MidiPlan, components=None, coeffs=None, mode: str =
     for start in range(0, plan.count, batch_size):
         sl = slice(start, min(plan.count, start + batch_size))
         if coeffs is None:
-            waves = synth.generate(plan.z[sl], pitch=plan.pitches[sl], batch_size=batch_size)
+            waves = synth.generate(plan.z[sl], pitch=plan.pitches[sl], conditions=conditions, batch_size=batch_size)
         else:
             n = sl.stop - sl.start
             waves = synthesize(synth, components, np.repeat(coeffs, n, axis=0), plan.pitches[sl], mode=mode,
-                               z=plan.z[sl], batch_size=batch_size)
+                               z=plan.z[sl], conditions=conditions, batch_size=batch_size)
         for i, wave in zip(range(sl.start, sl.stop), waves):
             curve = envelope_curve(plan.attack, int(plan.sustains[i]), plan.release)
             mixer.add(wave, int(plan.onsets[i]), curve, 0, float(plan.gains[i]))

@@ -92,6 +92,12 @@ class _UDPServer(socketserver.UDPServer):
     max_packet_size = MAX_PACKET
     allow_reuse_address = False
 
+    def __init__(self, sock, handler):
+        """On a socket `serving.open_socket` bound (socketserver would bind its own)."""
+        super().__init__(sock.getsockname()[:2], handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket, self.server_address = sock, sock.getsockname()
+
     def handle_error(self, request, client_address):  # never let one datagram stop the loop
         traceback.print_exc(file=sys.stderr)
 
@@ -103,17 +109,17 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 class OSCServer:
-    """Serve a session over OSC/UDP. `start()` runs it in a thread; `serve_forever()` blocks."""
+    """Serve a session over OSC/UDP. `start()` runs it in a thread; `serve_forever()` blocks. `sock`: a UDP socket
+    `serving.open_socket` bound already (host and port are then unused); without it, host:port is bound here."""
 
     def __init__(self, session: Session, host: str = "127.0.0.1", port: int = 9000,
-                 reply_port: int | None = None, log: Callable[[str], None] | None = None):
+                 reply_port: int | None = None, log: Callable[[str], None] | None = None, sock=None):
+        from .serving import open_socket
+
         self.session = session
         self.reply_port = reply_port
         self.log = log or (lambda line: None)
-        try:
-            self._udp = _UDPServer((host, port), _Handler)
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self._udp = _UDPServer(sock if sock is not None else open_socket(host, port, "udp"), _Handler)
         self._udp.owner = self
         self._thread: threading.Thread | None = None
         self.handlers: dict[str, Callable] = {
@@ -141,6 +147,9 @@ class OSCServer:
         }
         for name in SETTING_NAMES:
             self.handlers[f"/{name}"] = lambda a, r, _n=name: self._setting(_n, a, r)
+        from .osc_timbre import timbre_handlers
+
+        self.handlers.update(timbre_handlers(self))  # /condition, /keyboard, /save_preset, /load_preset
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property

@@ -1,5 +1,5 @@
 """A live session's output folder: every result as an atomically written WAV, only the newest `keep` of them,
-client saves in saved/ and exported instruments in instruments/.
+client saves in saved/, exported instruments in instruments/ and timbre presets in presets/.
 
 A temporary folder (the servers' default) is removed on `close()`, except what clients saved or exported there.
 """
@@ -20,7 +20,7 @@ from ..errors import UserError
 INSTRUMENT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 MAX_INSTRUMENT_NAME = 64
 #: Sub-folders that hold what clients asked to keep.
-KEPT_FOLDERS = ("saved", "instruments")
+KEPT_FOLDERS = ("saved", "instruments", "presets")
 
 
 class OutputFolder:
@@ -51,14 +51,21 @@ class OutputFolder:
 
     def instrument_path(self, name) -> Path:
         """`<out_dir>/instruments/<name>.sf2` for a plain name (letters, digits, '_', '-', '.'; no folders)."""
+        return self._named(name, "instrument", "instruments", ".sf2")
+
+    def preset_path(self, name) -> Path:
+        """`<out_dir>/presets/<name>.json` for a plain name (as for instruments)."""
+        return self._named(name, "preset", "presets", ".json")
+
+    def _named(self, name, what: str, folder: str, suffix: str) -> Path:
         if not isinstance(name, str):
-            raise UserError("an instrument needs a name")
-        stem = name[:-4] if name.lower().endswith(".sf2") else name
+            raise UserError(f"a{'n' if what[0] in 'aeiou' else ''} {what} needs a name")
+        stem = name[:-len(suffix)] if name.lower().endswith(suffix) else name
         if not stem or len(stem) > MAX_INSTRUMENT_NAME or stem[0] in ".-" or ".." in stem \
                 or not set(stem) <= INSTRUMENT_NAME_CHARS:
-            raise UserError(f"an instrument name must be a plain file name of at most {MAX_INSTRUMENT_NAME} letters, "
-                            f"digits, '_', '-' or '.' (no folders), not {name[:80]!r}")
-        return self.path / "instruments" / f"{stem}.sf2"
+            raise UserError(f"a{'n' if what[0] in 'aeiou' else ''} {what} name must be a plain file name of at most "
+                            f"{MAX_INSTRUMENT_NAME} letters, digits, '_', '-' or '.' (no folders), not {name[:80]!r}")
+        return self.path / folder / f"{stem}{suffix}"
 
     def save_path(self, name) -> Path:
         """`<out_dir>/saved/<name>.wav` for a plain name: no folders, no control characters, and short enough

@@ -1,4 +1,5 @@
-"""What a performer has set in a live session: pitch, z, coefficients, the Hallu step sequence and its settings.
+"""What a performer has set in a live session: pitch, z, conditions, coefficients, the Hallu step sequence and its
+settings.
 
 `PerformerState` holds values that were already checked (the session validates each request as a whole
 first) and keeps them consistent: the coefficients are always the selected step's. The helpers below check
@@ -99,6 +100,9 @@ class PerformerState:
     steps: list[np.ndarray] = field(default_factory=list)
     step_index: int = 0
     settings: HallucinationSettings = LIVE_SETTINGS
+    #: The model's other conditions (instrument family, …) by name: a class name, or a frozenset of them for a
+    #: multilabel one (interfaces/presets.py `check_conditions`); a condition left out is encoded as zeros.
+    conditions: dict = field(default_factory=dict)
 
     @classmethod
     def start(cls, synth, n_components: int, seed: int = 0,

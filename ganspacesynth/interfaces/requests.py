@@ -112,11 +112,14 @@ class StateChanges:
     coeffs: np.ndarray | None = field(default=None, repr=False)
     steps: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
     settings: HallucinationSettings | None = None
+    conditions: Mapping[str, object] | None = None
 
     def apply(self, state) -> None:
         """Set them on a `PerformerState` (the session holds its lock)."""
         if self.pitch is not None:
             state.pitch = self.pitch
+        if self.conditions is not None:
+            state.conditions = dict(self.conditions)
         if self.settings is not None:
             state.settings = self.settings
         if self.steps is not None:
@@ -187,3 +190,69 @@ class InstrumentRequest(Request):
                                    options=self.options)
         os.chmod(self.path, 0o644)  # like the WAVs: Pd or a sampler may run as another user
         return result
+
+
+#: The most notes one keyboard render may ask for (a MIDI keyboard has 128 keys).
+MAX_KEYBOARD_NOTES = 128
+#: Notes per generator batch in a keyboard render.
+KEYBOARD_BATCH = 64
+
+
+@dataclass
+class Keyboard:
+    """A keyboard render: one note per pitch of the snapshot's timbre, float32 `[len(pitches), samples]`."""
+
+    pitches: tuple[int, ...]
+    waves: np.ndarray = field(repr=False)
+    sample_rate: int
+
+
+@_record
+class KeyboardRequest(Request):
+    """The snapshot's timbre at each of `pitches`, in one batch (the web page's keyboard, Pd's `/keyboard`).
+    `as_file`: one WAV of the notes back to back, a note's length apart, lowest pitch first, with silence for
+    pitches the model lacks (a `Rendered` the session writes); otherwise a `Keyboard`."""
+
+    mode: str
+    pitches: tuple[int, ...]
+    as_file: bool = False
+
+    def run(self):
+        from ..audio.levels import peak_safe
+
+        s, n = self.source, len(self.pitches)
+        z, pitches, batch = np.repeat(s.z[None], n, axis=0), list(self.pitches), min(n, KEYBOARD_BATCH)
+        if self.mode == LATENT_MODE or s.components is None:
+            waves = s.synth.generate(z, pitch=pitches, conditions=s.conditions, batch_size=batch)
+        else:
+            from ..ganspace.edits import synthesize
+
+            waves = synthesize(s.synth, s.components, np.repeat(s.coeffs[None], n, axis=0), pitches,
+                               mode=self.mode, z=None if self.mode == "noz" else z, conditions=s.conditions,
+                               batch_size=batch)
+        waves = np.stack([peak_safe(np.asarray(w, dtype=np.float32)) for w in waves]).astype(np.float32)
+        if not self.as_file:
+            return Keyboard(self.pitches, waves, int(s.synth.sample_rate))
+        lo, length = self.pitches[0], waves.shape[1]
+        out = np.zeros((self.pitches[-1] - lo + 1) * length, dtype=np.float32)
+        for p, wave in zip(self.pitches, waves):
+            out[(p - lo) * length:(p - lo + 1) * length] = wave
+        return Rendered(out, "keyboard", s)
+
+
+@_record
+class MidiRequest(Request):
+    """A MIDI file played through the snapshot's timbre (compose/midi.py, every note with the snapshot's z): the
+    plan was made (and refused) when the request was accepted."""
+
+    mode: str
+    plan: Any  # compose.midi.MidiPlan
+
+    def run(self) -> Rendered:
+        from ..compose.midi import render_midi
+
+        s = self.source
+        use = None if self.mode == LATENT_MODE else s.components
+        wave = render_midi(s.synth, self.plan, use, None if use is None else s.coeffs[None],
+                           self.mode if use is not None else "offset", conditions=s.conditions)
+        return Rendered(np.asarray(wave, dtype=np.float32), "midi", s)

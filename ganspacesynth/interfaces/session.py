@@ -37,6 +37,7 @@ from .performer import (MAX_STEPS, SETTING_NAMES, PerformerState, check_seed, ch
                         settings_dict, whole_in, with_settings)
 from .requests import (NO_COMPONENTS, HallucinationRequest, InstrumentRequest, NoteRequest, Request, Result,
                        Snapshot, StateChanges, allowed_file, coefficients_for, request_coeffs)
+from .timbre import TimbreControls
 from .worker import GenerationWorker, Rendered
 
 #: A server refuses bigger hallucinations before generating anything (one request must not occupy the
@@ -46,8 +47,9 @@ HALLU_LIMITS = Limits(max_notes=MAX_NOTES, max_seconds=MAX_SECONDS)
 __all__ = ["Session", "Result", "HALLU_LIMITS", "MAX_COEFFICIENT", "SETTING_NAMES", "check_seed"]
 
 
-class Session:
-    """State + one generation worker + the output folder. Thread-safe: transports call it from their own threads."""
+class Session(TimbreControls):
+    """State + one generation worker + the output folder. Thread-safe: transports call it from their own threads.
+    Conditions, keyboard renders, MIDI files, presets and morphs: interfaces/timbre.py."""
 
     def __init__(self, synth, *, components=None, allowed_dirs: Sequence[os.PathLike] = (),
                  out_dir: os.PathLike, queue_size: int = 16, keep: int = 200, seed: int = 0,
@@ -98,6 +100,9 @@ class Session:
                 "pitch": state.pitch, "coefficients": state.coeffs.tolist(),
                 "steps": [s.tolist() for s in state.steps], "step": state.step_index,
                 "settings": settings_dict(state.settings), "queue_size": self.worker.queue_size,
+                "variance": [] if self.components is None else
+                [float(v) for v in np.asarray(self.components.var_ratio)[:self.num_components]],
+                **self.timbre_facts(),
             }
 
     def component_descriptions(self) -> list[str]:
@@ -276,10 +281,11 @@ class Session:
     def new_id(self) -> int:
         return next(self._counter)
 
-    def _snapshot(self, mode: str, pitch=None, coeffs=None) -> tuple[Snapshot, np.ndarray | None]:
+    def _snapshot(self, mode: str, pitch=None, coeffs=None, conditions=None) -> tuple[Snapshot, np.ndarray | None]:
         """Validate what every generating request names (mode, pitch, coefficients) and take the `Snapshot` its
         job renders from: (snapshot, the checked coefficients the request carries, None when it carries none).
-        The caller may hold the lock to read more of the state at the same moment."""
+        `conditions`: checked ones the request carries (default: the state's). The caller may hold the lock to
+        read more of the state at the same moment."""
         check_synthesis_mode(mode)
         with self._lock:
             synth, comps = self.synth, self.components
@@ -288,7 +294,8 @@ class Session:
             p = self.state.pitch if pitch is None else self.check_pitch(pitch)
             c = request_coeffs(comps, coeffs, mode)
             use = None if comps is None else (self.state.coeffs.copy() if c is None else c)
-            source = Snapshot(synth, comps, self.state.z.copy(), use, p)
+            cond = dict(self.state.conditions if conditions is None else conditions)
+            source = Snapshot(synth, comps, self.state.z.copy(), use, p, cond or None)
         if p is None:
             raise UserError("this model has no pitch condition")
         return source, c

@@ -21,7 +21,7 @@ from ...errors import UserError
 from ..session import Result, Session
 
 STATIC = Path(__file__).resolve().parent / "static"
-RESULT_NAME = re.compile(r"^(note|hallucination)-\d{6}\.wav$")
+RESULT_NAME = re.compile(r"^(note|hallucination|midi)-\d{6}\.wav$")
 #: How long a request waits for its place in the queue and its generation.
 WAIT_S = 600
 SPECTROGRAM_CACHE = 32
@@ -213,18 +213,28 @@ def create_app(session: Session) -> Flask:
             png = spectrogram_png(session.synth, wave)
         return send_file(io.BytesIO(png), mimetype="image/png", max_age=0)
 
+    from .play import register
+
+    register(app, session, body, finish)  # the instrument: keyboard, conditions, presets, morphs, MIDI files
     return app
 
 
 class WebServer:
-    """The app on a threaded werkzeug server at 127.0.0.1:port (0: any free port)."""
+    """The app on a threaded werkzeug server at 127.0.0.1:port (0: any free port), or on `sock`, a listening socket
+    `serving.open_socket` opened already (host and port are then unused). The socket is always opened there, never
+    by werkzeug, whose refusal of a busy port is two lines and `sys.exit`."""
 
-    def __init__(self, session: Session, host: str = "127.0.0.1", port: int = 8000):
+    def __init__(self, session: Session, host: str = "127.0.0.1", port: int = 8000, sock=None):
+        from ..serving import open_socket
+
+        sock = sock if sock is not None else open_socket(host, port, "tcp")
         try:
-            self._server = make_server(host, port, create_app(session), threaded=True)
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        self.port = self._server.server_port
+            host, port = sock.getsockname()[:2]
+            self.app = create_app(session)
+            self._server = make_server(host, port, self.app, threaded=True, fd=sock.fileno())
+        finally:
+            sock.close()  # werkzeug serves a duplicate of it
+        self.port = self._server.port
         self._thread: threading.Thread | None = None
 
     @property

@@ -51,7 +51,15 @@ function show(r) {
 
 function k() { return gss.info ? Math.min(SHOWN, gss.info.components) : 0; }
 
-function coefficients() { return gss.steps[gss.current].slice(); }
+// The sliders' directions, then any further ones only the XY pad moves (gss.extra: {index: value}).
+function coefficients() {
+  const c = gss.steps[gss.current].slice();
+  for (const [i, v] of Object.entries(gss.extra || {})) { while (c.length <= i) c.push(0); c[i] = v; }
+  return c;
+}
+
+// The timbre changed (a direction, the mode, z): the instrument (play.js) re-renders its keyboard.
+function timbreChanged() { document.dispatchEvent(new Event("gss:timbre")); }
 
 function synthesize() {
   const data = { pitch: Number($("pitch").value), mode: $("mode").value };
@@ -69,7 +77,7 @@ function buildSliders() {
     const row = document.createElement("div");
     row.className = "slider";
     const name = document.createElement("label");
-    name.textContent = `direction ${i + 1}` + (labels[i] ? `: ${labels[i]}` : "");
+    name.textContent = `direction ${i}` + (labels[i] ? `: ${labels[i]}` : "");  // from 0, as the CLI, Pd and OSC count
     name.htmlFor = `c${i}`;
     const input = Object.assign(document.createElement("input"),
       { type: "range", id: `c${i}`, min: -RANGE, max: RANGE, step: 0.05, value: 0 });
@@ -78,6 +86,7 @@ function buildSliders() {
       gss.steps[gss.current][i] = Number(input.value);
       value.value = Number(input.value).toFixed(2);
       drawSteps();
+      timbreChanged();
     });
     input.addEventListener("change", changed);
     row.append(name, input, value);
@@ -90,6 +99,7 @@ function loadStep() {
     if ($(`c${i}`)) { $(`c${i}`).value = v; $(`v${i}`).value = v.toFixed(2); }
   });
   drawSteps();
+  timbreChanged();
 }
 
 function drawSteps() {
@@ -163,9 +173,10 @@ async function init() {
   drawSteps();
   $("pitch").addEventListener("change", changed);
   $("mode").addEventListener("change", changed);
+  $("mode").addEventListener("change", timbreChanged);
   $("synthesize").addEventListener("click", synthesize);
   $("random-z").addEventListener("click", async () => {
-    try { await api("/api/z", {}); changed(); } catch (err) { status(err.message, true); }
+    try { await api("/api/z", {}); changed(); timbreChanged(); } catch (err) { status(err.message, true); }
   });
   $("reset").addEventListener("click", () => { gss.steps[gss.current].fill(0); loadStep(); changed(); });
   $("add-step").addEventListener("click", () => {
@@ -182,7 +193,11 @@ async function init() {
   });
   $("generate").addEventListener("click", hallucinate);
   $("export-instrument").addEventListener("click", exportInstrument);
+  if (document.readyState === "loading") {   // the instrument's scripts (after this one) listen for gss:ready
+    await new Promise((done) => document.addEventListener("DOMContentLoaded", done, { once: true }));
+  }
   document.body.dataset.ready = "1";
+  document.dispatchEvent(new Event("gss:ready"));  // the instrument's scripts build their controls
   status("ready: move a slider or press synthesize");
 }
 
