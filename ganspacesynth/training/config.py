@@ -271,14 +271,14 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # Gaussian code per instrument, over a timed progressive schedule laid over 90 minutes (each stage 1.4x the
     # time of the one before; the last starts at 63.6 min), where it learns pitch and a rough timbre per code;
     # from 100 minutes a critic joins (`glo+gan`) for the last 40, judging notes at 16 x 512: random latents must
-    # then make notes it cannot tell from real ones, which is what widens their timbre. The profile loss keeps
-    # their harmonics on their pitch meanwhile. Checkpoints every 5 minutes, all kept (learning curves).
+    # then make notes it cannot tell from real ones, which is what widens their timbre. A light profile loss
+    # on the instantaneous frequency keeps their harmonics where their pitch puts them meanwhile. Checkpoints every 5 minutes, all kept (learning curves).
     "cpu": TrainConfig(
         objective="glo+gan",
         reconstruction=ReconstructionSettings(latent_code_learning_rate=1e-2, latent_code_label="instrument",
                                               latent_code_dropout=0.0, latent_code_kl_weight=3e-4),
         gan=GanSettings(discriminator_learning_rate=2e-3, gradient_penalty_interval=4, critic_num_blocks=5,
-                        profile_loss_weight=1.0),
+                        profile_loss_weight=0.1, profile_loss_channels="if"),
         adversarial=AdversarialSettings(adversarial_weight=0.5, adversarial_start=6000.0),
         stable_stage_num_images=8_000,
         transition_stage_num_images=8_000,
