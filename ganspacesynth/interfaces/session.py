@@ -100,8 +100,7 @@ class Session(TimbreControls):
                 "pitch": state.pitch, "coefficients": state.coeffs.tolist(),
                 "steps": [s.tolist() for s in state.steps], "step": state.step_index,
                 "settings": settings_dict(state.settings), "queue_size": self.worker.queue_size,
-                "variance": [] if self.components is None else
-                [float(v) for v in np.asarray(self.components.var_ratio)[:self.num_components]],
+                "variance": [] if self.components is None else self.components.var_ratio[:self.num_components].tolist(),
                 **self.timbre_facts(),
             }
 
