@@ -25,6 +25,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import ParseError
 
 from ..errors import UserError
+from .osc_timbre import text_arg as _text, timbre_handlers
 from .session import SETTING_NAMES, Result, Session
 
 #: UDP's largest payload; python-osc's socketserver default (8192) silently drops bigger datagrams.
@@ -40,12 +41,6 @@ def _number(value, what: str) -> float:
 
 def _numbers(values, what: str) -> list[float]:
     return [_number(v, what) for v in values]
-
-
-def _text(value, what: str) -> str:
-    if not isinstance(value, str):
-        raise UserError(f"{what} must be a string")
-    return value
 
 
 def _osc_arg(builder: OscMessageBuilder, value) -> None:
@@ -147,8 +142,6 @@ class OSCServer:
         }
         for name in SETTING_NAMES:
             self.handlers[f"/{name}"] = lambda a, r, _n=name: self._setting(_n, a, r)
-        from .osc_timbre import timbre_handlers
-
         self.handlers.update(timbre_handlers(self))  # /condition, /keyboard, /save_preset, /load_preset
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -15,10 +15,15 @@ from typing import Callable
 from ..errors import UserError
 
 
+def text_arg(value, what: str) -> str:
+    """An OSC argument that must be a string."""
+    if not isinstance(value, str):
+        raise UserError(f"{what} must be a string")
+    return value
+
+
 def timbre_handlers(server) -> dict[str, Callable]:
     """{address: handler(args, reply)} for `server` (an OSCServer: its session, send, _nargs, _queue, _ok)."""
-    from .osc import _text
-
     session = server.session
 
     def condition(args, reply):
@@ -26,12 +31,12 @@ def timbre_handlers(server) -> dict[str, Callable]:
         value = None if len(args) == 1 else args[1]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = f"{value:g}"  # a Pd symbol that looks like a number arrives as one
-        session.set_condition(_text(args[0], "condition name"), value)
+        session.set_condition(text_arg(args[0], "condition name"), value)
         server._ok(reply, "/condition")
 
     def keyboard(args, reply):
         server._nargs(args, 0, 1, "/keyboard [mode]")
-        mode = _text(args[0], "mode") if args else "offset"
+        mode = text_arg(args[0], "mode") if args else "offset"
         request = session.keyboard_request(mode, as_file=True)
         keys, length = request.pitches, request.source.synth.config.spectral.audio_length
 
@@ -45,13 +50,13 @@ def timbre_handlers(server) -> dict[str, Callable]:
         server._nargs(args, 1, 3, "/save_preset <name> [mode [overwrite]]")
         if len(args) == 3 and args[2] != "overwrite":
             raise UserError("usage: /save_preset <name> [mode [overwrite]]")
-        mode = _text(args[1], "mode") if len(args) > 1 else "offset"
-        path = session.save_preset(_text(args[0], "preset name"), mode, overwrite=len(args) == 3)
+        mode = text_arg(args[1], "mode") if len(args) > 1 else "offset"
+        path = session.save_preset(text_arg(args[0], "preset name"), mode, overwrite=len(args) == 3)
         server.send(reply[0], "/preset_saved", str(path), reply[1])
 
     def load_preset(args, reply):
         server._nargs(args, 1, 1, "/load_preset <name or file>")
-        path, timbre = session.load_preset(_text(args[0], "preset name"))
+        path, timbre = session.load_preset(text_arg(args[0], "preset name"))
         server.send(reply[0], "/z", *[float(v) for v in timbre.z])
         server.send(reply[0], "/coefficients", *[float(v) for v in timbre.coeffs])
         server.send(reply[0], "/preset_loaded", str(path), timbre.mode, reply[1])
