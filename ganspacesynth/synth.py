@@ -370,3 +370,11 @@ class Synth:
         from .compose.instrument import export_instrument
 
         return export_instrument(self, out, **options)
+
+    def invert(self, audio, sample_rate: int, **options):
+        """The notes of a recording as this model's latents and conditions: `invert.invert` (options: pitch,
+        conditions, start, length, settings (`invert.InvertSettings`), components, source, progress). Returns
+        its `Inversion` (notes with z, pitch, conditions, distances; `.latents`, `.coefficients`)."""
+        from .invert import invert
+
+        return invert(self, audio, sample_rate, **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -21,11 +22,20 @@ SUBCOMMAND_MODULES = [
     "cli_evaluate",
     "cli_demo",
     "cli_instrument",
+    "cli_invert",
 ]
+
+
+#: `ctx.meta` key of the command line's arguments (after the program name): `train --nproc` runs them again.
+ARGV_KEY = "ganspacesynth.argv"
 
 
 class Group(click.Group):
     """Turns UserError (and a few OS errors) into one line on stderr and exit status 1."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta[ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -52,7 +62,8 @@ class Group(click.Group):
             ctx.exit(1)
         except KeyboardInterrupt as exc:
             notes = "; ".join(getattr(exc, "__notes__", None) or [])
-            click.echo(f"interrupted{'; ' + notes if notes else ''}", err=True)
+            if os.environ.get("RANK", "0") == "0":  # several processes (torchrun): rank 0 says it for all
+                click.echo(f"interrupted{'; ' + notes if notes else ''}", err=True)
             ctx.exit(130)
         except SystemError as exc:
             # Ctrl-C inside a compiled function (numba: pYIN's Viterbi) surfaces as "… returned a result with an

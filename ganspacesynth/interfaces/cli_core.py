@@ -9,8 +9,9 @@ import numpy as np
 
 from ..choices import PRESET_NAMES
 from ..errors import UserError
-from .options import (SEED, apply_level, batch_size_option, device_option, level_options, load_synth, model_option,
-                      overwrite_option, parse_conditions, precision_option, progress_bar, seed_option)
+from .options import (SEED, apply_level, batch_size_option, device_option, level_options, load_latents, load_synth,
+                      model_option, overwrite_option, parse_conditions, precision_option, progress_bar, seed_option,
+                      with_file_conditions)
 
 
 def note_names(pitches, count: int) -> list[str]:
@@ -92,10 +93,14 @@ def info_cmd(model) -> None:
 
 @click.command("generate")
 @model_option
-@click.option("--pitch", "pitches", type=int, multiple=True, required=True, help="MIDI pitch; repeat for several.")
+@click.option("--pitch", "pitches", type=int, multiple=True,
+              help="MIDI pitch; repeat for several (default with --z: each note's own, from `invert`'s conditions.json "
+                   "beside it).")
 @click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True, help="Notes per pitch.")
 @seed_option
-@click.option("--z", "z_path", type=click.Path(path_type=Path), default=None, help="Latents .npy [N, latent] to use instead of random ones.")
+@click.option("--z", "z_path", type=click.Path(path_type=Path), default=None,
+              help="Latents .npy [N, latent] to use instead of random ones (with conditions.json beside it, as "
+                   "`invert` writes: each note's pitch and conditions, unless given).")
 @click.option("--condition", "conditions", multiple=True, help="Other conditions by name, e.g. instrument_family=guitar.")
 @batch_size_option(8)
 @device_option
@@ -115,29 +120,43 @@ def generate_cmd(model, pitches, count, seed, z_path, conditions, batch_size, de
     from ..fileio import atomic_directory, check_output_folder
 
     check_output_folder(out, owner="generate", overwrite=True)  # refuse before any work
+    if not pitches and z_path is None:
+        raise UserError("give --pitch (one or more)")
     synth = load_synth(model, device, precision)
     apply_level(synth, gain_db, normalize)
     for p in pitches:
         synth.check_pitch(p)  # refuses out-of-range pitches before any work
     conds = parse_conditions(conditions)
+    file_pitches = rows = None
     if z_path is not None:
-        from ..fileio import load_npy
-
-        z = synth.check_z(load_npy(z_path))
+        z, file_pitches, rows = load_latents(synth, z_path)
         count = z.shape[0]
         if not 1 <= count <= 10000:
             raise UserError(f"{z_path} holds {count} latents; give 1 to 10000")
     else:
         z = synth.random_z(count, seed)
-    all_z = np.concatenate([z] * len(pitches))
-    all_p = [p for p in pitches for _ in range(count)]
-    names = note_names(pitches, count)
+    rows = with_file_conditions(conds, rows)
+    if pitches:
+        all_z = np.concatenate([z] * len(pitches))
+        all_p = [p for p in pitches for _ in range(count)]
+        names = note_names(pitches, count)
+        all_c = None if rows is None else rows * len(pitches)
+    elif file_pitches is not None and None not in file_pitches:  # each note at its own pitch
+        all_z, all_p, all_c = z, list(file_pitches), rows
+        width = max(3, len(str(max(count - 1, 0))))
+        names = [f"p{p}_{i:0{width}d}.wav" for i, p in enumerate(all_p)]
+    else:
+        raise UserError(f"give --pitch: no conditions.json with the notes' pitches lies beside {z_path}")
+    if all_c is not None and len({frozenset(c) for c in all_c}) > 1:
+        raise UserError(f"the notes of {z_path} name different conditions: give them with --condition")
     chunk = max(32, batch_size)
     with atomic_directory(out, overwrite=True, owner="generate") as tmp, \
             progress_bar(len(names), "generate", "note", enabled=not no_progress) as bar:
         for start in range(0, len(names), chunk):
             sl = slice(start, start + chunk)
-            waves = synth.generate(all_z[sl], pitch=all_p[sl], conditions=conds or None, batch_size=batch_size)
+            chunk_conds = (conds or None) if all_c is None else \
+                ({k: [c[k] for c in all_c[sl]] for k in all_c[0]} or None)
+            waves = synth.generate(all_z[sl], pitch=all_p[sl], conditions=chunk_conds, batch_size=batch_size)
             write_notes(synth, waves, tmp, names[sl])
             bar.update(len(waves))
         np.save(tmp / "latents.npy", z)

@@ -11,9 +11,9 @@ import numpy as np
 
 from ..choices import ESTIMATOR_NAMES, GANSPACE_MODES
 from ..errors import UserError
-from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, apply_level, device_option, level_options, load_synth,
-                      model_file, model_option, overwrite_option, parse_coeffs, parse_conditions, parse_floats,
-                      precision_option)
+from .options import (MAX_COEFFICIENT, SEED, BATCH_SIZE, apply_level, device_option, level_options, load_latents,
+                      load_synth, model_file, model_option, overwrite_option, parse_coeffs, parse_conditions,
+                      parse_floats, precision_option, with_file_conditions)
 
 components_option = click.option(
     "--components", "components_path", type=click.Path(path_type=Path), default=None,
@@ -52,15 +52,19 @@ def _parse_pitches(text: str | None) -> str | list[int] | None:
     return [int(v) for v in parse_floats(text, "--pitches")]
 
 
-def _latent(synth, seed: int, z_path: Path | None, z_index: int) -> np.ndarray:
+def _note(synth, comps, mode: str, seed: int, z_path: Path | None, z_index: int, pitch, conditions):
+    """The latent `[1, L]` (None in mode noz), pitch and conditions of the note to edit: a `--z` row plays at the
+    pitch and conditions `conditions.json` beside it gives (`invert`'s), the flags given winning."""
+    given = parse_conditions(conditions)
+    if mode == "noz":
+        return None, _default_pitch(comps, pitch), given or None
     if z_path is None:
-        return synth.random_z(1, seed)
-    from ..fileio import load_npy
-
-    z = synth.check_z(load_npy(z_path))
-    if not 0 <= z_index < len(z):
-        raise UserError(f"--z-index {z_index} is out of range: {z_path} holds {len(z)} latents")
-    return z[z_index:z_index + 1]
+        return synth.random_z(1, seed), _default_pitch(comps, pitch), given or None
+    z, pitches, rows = load_latents(synth, z_path, z_index)
+    if pitch is None and pitches is not None:
+        pitch = pitches[0]
+    rows = with_file_conditions(given, rows)
+    return z, _default_pitch(comps, pitch), (given if rows is None else rows[0]) or None
 
 
 def _load(model, components_path, device, precision):
@@ -169,12 +173,14 @@ def ganspace_cmd(model, layer, list_layers, random_z_count, estimator, n_compone
 def synthesis_options(fn):
     """Pitch, mode, latent source, conditions and device: shared by `edit` and `grid`."""
     for opt in reversed([
-        click.option("--pitch", type=int, default=None, help="MIDI pitch (default: the components' first pitch)."),
+        click.option("--pitch", type=int, default=None,
+                     help="MIDI pitch (default: conditions.json's beside --z, else the components' first)."),
         mode_option,
         click.option("--seed", type=SEED, default=0, show_default=True,
                      help="Seed of the latent (offset and latent modes)."),
         click.option("--z", "z_path", type=click.Path(path_type=Path), default=None,
-                     help="Latents .npy instead of a seed."),
+                     help="Latents .npy instead of a seed (with `invert`'s conditions.json beside it: the note's "
+                          "pitch and conditions, unless given)."),
         click.option("--z-index", type=click.IntRange(0), default=0, show_default=True, help="Row of --z to use."),
         click.option("--condition", "conditions", multiple=True,
                      help="Other conditions, e.g. instrument_family=guitar."),
@@ -214,9 +220,8 @@ def edit_cmd(model, components_path, coeffs, pitch, mode, seed, z_path, z_index,
         raise UserError("--coeffs needs at least one number")
     synth, comps = _load(model, components_path, device, precision)
     apply_level(synth, gain_db, normalize)
-    pitch = _default_pitch(comps, pitch)
-    z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
-    wave = synthesize(synth, comps, np.array(values), pitch, mode, z, parse_conditions(conditions) or None)
+    z, pitch, conds = _note(synth, comps, mode, seed, z_path, z_index, pitch, conditions)
+    wave = synthesize(synth, comps, np.array(values), pitch, mode, z, conds)
     write_wav(out, peak_safe(wave)[0], synth.sample_rate)
     click.echo(f"wrote {out} ({mode}, pitch {pitch}, {len(values)} coefficients)")
 
@@ -253,11 +258,10 @@ def grid_cmd(model, components_path, x, y, value_range, steps, pitch, mode, seed
     check_output_folder(out, owner="grid", overwrite=True)  # before any work
     synth, comps = _load(model, components_path, device, precision)
     apply_level(synth, gain_db, normalize)
-    pitch = _default_pitch(comps, pitch)
-    z = None if mode == "noz" else _latent(synth, seed, z_path, z_index)
+    z, pitch, conds = _note(synth, comps, mode, seed, z_path, z_index, pitch, conditions)
     with atomic_directory(out, overwrite=True, owner="grid") as tmp:
         render_grid(synth, comps, tmp, x=x, y=y, lo=value_range[0], hi=value_range[1], steps=steps, pitch=pitch,
-                    mode=mode, z=z, conditions=parse_conditions(conditions) or None)
+                    mode=mode, z=z, conditions=conds)
     click.echo(f"wrote {steps * steps} notes, grid.png and grid.json to {out}")
 
 

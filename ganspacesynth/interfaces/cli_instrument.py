@@ -8,8 +8,8 @@ import click
 
 from ..choices import GANSPACE_MODES, INSTRUMENT_LOOPS as LOOP_CHOICES
 from ..errors import UserError
-from .options import (SEED, batch_size_option, device_option, load_synth, model_file, model_option,
-                      overwrite_option, parse_coeffs, parse_conditions, precision_option)
+from .options import (SEED, batch_size_option, device_option, load_latents, load_synth, model_file, model_option,
+                      overwrite_option, parse_coeffs, parse_conditions, precision_option, with_file_conditions)
 
 
 @click.command("instrument")
@@ -18,7 +18,8 @@ from .options import (SEED, batch_size_option, device_option, load_synth, model_
               help="SoundFont to write (NAME.sf2); with --sfz also NAME.sfz and NAME-samples/ beside it.")
 @click.option("--seed", type=SEED, default=None, help="Seed of the timbre's latent z (default 0).")
 @click.option("--z", "z_path", type=click.Path(path_type=Path), default=None,
-              help="Latents file (.npy, e.g. notes/latents.npy from `generate`) holding the timbre's z.")
+              help="Latents file (.npy, e.g. notes/latents.npy from `generate` or `invert`: with conditions.json beside "
+                   "it, its conditions unless given) holding the timbre's z.")
 @click.option("--z-index", type=click.IntRange(0), default=0, show_default=True, help="Which latent of --z.")
 @click.option("--components", "components_path", type=click.Path(path_type=Path), default=None,
               help="GANSpace components file made for this model (enables --coefficients).")
@@ -75,16 +76,13 @@ def instrument_cmd(model, out, seed, z_path, z_index, components_path, coefficie
         from ..ganspace.components import Components
 
         comps = Components.load(components_path, synth)
-    z = None
-    if z_path is not None:
-        from ..fileio import load_npy
-
-        zs = synth.check_z(load_npy(z_path))
-        if z_index >= len(zs):
-            raise UserError(f"--z-index {z_index} is out of range: {z_path} holds {len(zs)} latents")
-        z = zs[z_index:z_index + 1]
+    z, conds = None, parse_conditions(conditions)
+    if z_path is not None:  # the keys set the pitches; conditions.json beside --z the conditions not given
+        z, _, rows = load_latents(synth, z_path, z_index)
+        rows = with_file_conditions(conds, rows)
+        conds = conds if rows is None else rows[0]
     result = export_instrument(synth, out, z=z, seed=0 if seed is None else seed, components=comps,
-                               coefficients=coeffs, conditions=parse_conditions(conditions), options=options)
+                               coefficients=coeffs, conditions=conds, options=options)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(result.describe())

@@ -163,3 +163,31 @@ def parse_floats(text: str, what: str = "values", limit: float | None = None) ->
 def parse_coeffs(text: str, what: str = "--coeffs") -> list[float]:
     """GANSpace coefficients (standard deviations): finite and within ±MAX_COEFFICIENT."""
     return parse_floats(text, what, limit=MAX_COEFFICIENT)
+
+
+def load_latents(synth, z_path, z_index: int | None = None):
+    """The latents of a `--z` file (every row, or row `z_index`) and, where `conditions.json` (what `invert`
+    writes) lies beside it, each row's pitch and conditions: `(z, pitches, conditions)`, the last two None
+    without that file. The one reading of `--z`: generate, edit, grid and instrument call it."""
+    from ..fileio import load_npy
+
+    z = synth.check_z(load_npy(z_path))
+    labels = Path(z_path).with_name("conditions.json")
+    pitches = conditions = None
+    if labels.is_file():
+        from ..invert.files import read_note_labels
+
+        pitches, conditions = read_note_labels(labels, synth, len(z))
+    if z_index is not None:
+        if not 0 <= z_index < len(z):
+            raise UserError(f"--z-index {z_index} is out of range: {z_path} holds {len(z)} latents")
+        z = z[z_index:z_index + 1]
+        if pitches is not None:
+            pitches, conditions = pitches[z_index:z_index + 1], conditions[z_index:z_index + 1]
+    return z, pitches, conditions
+
+
+def with_file_conditions(given: dict, conditions: list[dict] | None) -> list[dict] | None:
+    """Each row's conditions from `load_latents`, the `--condition` flags given winning name by name (None without
+    a conditions file)."""
+    return None if conditions is None else [{**row, **given} for row in conditions]

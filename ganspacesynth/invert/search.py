@@ -1,0 +1,136 @@
+"""One note's latent and conditions: first guesses for every combination of searched conditions, then Adam on the
+best of them through the differentiable Mel-IF -> audio path, and the closest result."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .distance import SpectralDistance
+from .notes import combinations, searched_conditions
+from .results import InvertedNote, InvertSettings, Target
+
+
+def _labels(synth, pitch, conditions: Sequence[dict], count: int):
+    """Condition vectors `[count, D]` for one pitch and per-row condition dicts."""
+    names = sorted({k for c in conditions for k in c})
+    values = {k: [c[k] for c in conditions] for k in names}
+    labels = synth.labels(count, pitch, values or None)
+    return synth.conditions.encode(labels, batch=count, device=synth.device)
+
+
+def _rng(settings: InvertSettings, index: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([settings.seed, index, purpose])
+
+
+def _raw_waves(synth, z: np.ndarray, pitch, conditions: Sequence[dict] | dict | None) -> np.ndarray:
+    if isinstance(conditions, dict):
+        conditions = [conditions] * len(z)
+    names = sorted({k for c in conditions for k in c}) if conditions else []
+    values = {k: [c[k] for c in conditions] for k in names}
+    return synth.generate(z, pitch=pitch, conditions=values or None, batch_size=64, raw=True)
+
+
+#: Notes generated at a time for distances (bounds memory: 256 notes of the bundled model are 16 MB).
+CHUNK = 256
+
+
+def _distances(synth, distance: "SpectralDistance", z: np.ndarray, pitch, conditions: Sequence[dict] | dict,
+               target_db: torch.Tensor) -> np.ndarray:
+    """Log-mel distances `[N]` of the notes of latents `z` (at `pitch`, with per-row or shared conditions)."""
+    out = []
+    for start in range(0, len(z), CHUNK):
+        conds = conditions if isinstance(conditions, dict) else conditions[start:start + CHUNK]
+        out.append(distance.distance_db(_raw_waves(synth, z[start:start + CHUNK], pitch, conds), target_db))
+    return np.concatenate(out)
+
+
+def differentiable_melif(synth):
+    """A MelIF of the synth's representation for autograd: its own constants, never made in inference mode
+    (the synth's are, and autograd cannot save those)."""
+    from ..audio.spectral import MelIF
+
+    return MelIF(synth.config.spectral)
+
+
+def refine(synth, distance: SpectralDistance, target: dict, z0: np.ndarray, cond: torch.Tensor,
+           settings: InvertSettings, melif=None) -> np.ndarray:
+    """Adam on latents `[R, L]` (each with its condition row) against one note: the best latent of each row."""
+    melif = melif or differentiable_melif(synth)
+    latent = synth.latent_size
+    z = torch.tensor(z0, dtype=torch.float32, device=synth.device, requires_grad=True)
+    opt = torch.optim.Adam([z], lr=settings.learning_rate)
+    best = z0.copy()
+    best_loss = np.full(len(z0), np.inf)
+    generator = synth.generator
+    threads = torch.get_num_threads()
+    if synth.device.type == "cpu":  # small convolutions and their backward: one core each beats two sharing
+        torch.set_num_threads(1)    # (tests beside a busy core: 10x slower on two threads)
+    try:
+        with torch.enable_grad():
+            for _ in range(settings.steps):
+                opt.zero_grad(set_to_none=True)
+                specs = generator(z, cond).float()
+                waves = melif.specgrams_to_waves(specs)
+                per_note = distance.loss(waves, target, settings.stft_weight)
+                prior = (z.square().sum(dim=1) / latent - 1.0).square()
+                loss = per_note + settings.prior_weight * prior
+                values = loss.detach().cpu().numpy()
+                better = values < best_loss
+                best[better], best_loss[better] = z.detach().cpu().numpy()[better], values[better]
+                loss.sum().backward()
+                opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
+def invert_note(synth, target: Target, settings: InvertSettings, *, index: int = 0,
+                distance: SpectralDistance | None = None, melif=None) -> InvertedNote:
+    """The latent and conditions of one note (see the module docstring for the steps), then its comparisons:
+    the best of `settings.baseline` random latents at the chosen pitch and conditions, and the floor."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    distance = distance or SpectralDistance(synth.sample_rate, synth.device)
+    target_db = distance.log_mel_db(target.audio)
+    combos = combinations(synth, target.conditions)
+    searched = [s.name for s in searched_conditions(synth, target.conditions)]
+    # 4. first guesses: `guesses` random latents for every combination of the searched conditions
+    rng = _rng(settings, index, 1)
+    guess_z = rng.standard_normal((settings.guesses * len(combos), synth.latent_size), dtype=np.float32)
+    guess_c = [c for c in combos for _ in range(settings.guesses)]
+    guess_d = _distances(synth, distance, guess_z, target.pitch, guess_c, target_db)
+    order = np.argsort(guess_d, kind="stable")
+    chosen = list(order[:settings.restarts - settings.random_starts])
+    start_z = [guess_z[i] for i in chosen]
+    start_c = [guess_c[i] for i in chosen]
+    kinds = ["refined first guess"] * len(chosen)
+    if settings.random_starts:
+        start_z += list(_rng(settings, index, 2).standard_normal((settings.random_starts, synth.latent_size),
+                                                                 dtype=np.float32))
+        start_c += [guess_c[order[0]]] * settings.random_starts
+        kinds += ["refined random latent"] * settings.random_starts
+    # 5. refinement of all restarts at once
+    cond = _labels(synth, target.pitch, start_c, len(start_z))
+    refined = refine(synth, distance, distance.target(target.audio), np.stack(start_z), cond, settings, melif)
+    # 6. the closest note of the refined latents and the best first guess itself
+    final_z = np.concatenate([refined, guess_z[order[:1]]])
+    final_c = start_c + [guess_c[order[0]]]
+    kinds.append("first guess")
+    final_d = _distances(synth, distance, final_z, target.pitch, final_c, target_db)
+    best = int(np.argmin(final_d))
+    z, conditions = final_z[best].astype(np.float32), dict(final_c[best])
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    # the comparisons (timed apart: they measure the result, they do not make it)
+    baseline = None
+    if settings.baseline:
+        base_z = synth.random_z(settings.baseline, settings.seed)
+        baseline = float(_distances(synth, distance, base_z, target.pitch, conditions, target_db).min())
+    with torch.inference_mode():
+        trip = synth.spectral.specgrams_to_waves(synth.spectral.waves_to_specgrams(target.audio[None])).cpu().numpy()
+    floor = float(distance.distance_db(trip, target_db)[0])
+    return InvertedNote(target, z, target.pitch, conditions, searched, float(final_d[best]), float(guess_d[order[0]]),
+                        baseline, floor, seconds, cpu_seconds, winner=kinds[best],
+                        compare_seconds=time.perf_counter() - start - seconds)
