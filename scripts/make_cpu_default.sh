@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the bundled default model on a CPU with the `cpu` preset (two hours of training on one core of two),
+# Trains the bundled default model on a CPU with the `cpu` preset (140 minutes of training on one core of two),
 # then makes everything it ships with: GANSpace components at conv1 from 65,536 latents, their descriptions, a
 # classifier and an evaluation report; copies the model (half precision) and components into ganspacesynth/assets/.
 #   bash scripts/make_cpu_default.sh                 # WORK=/tmp/gss-cpu by default
@@ -7,8 +7,9 @@
 # Environment: WORK (scratch folder), SEED (default 0), THREADS (train --threads, default auto),
 #   INSTALL=0 (leave ganspacesynth/assets/ alone: a dry run).
 # The run's schedule is timed (stages get shares of the first 5,400 s of training, the last stage also the
-# remaining 1,800 s), so a rerun repeats the recipe and its random draws exactly but its stage boundaries only
-# as closely as the machine repeats its speed.
+# remaining 3,000 s, of which the critic joins for the last 2,400 s), so a rerun repeats the recipe and its random
+# draws exactly but its stage boundaries only as closely as the machine repeats its speed. Give the run the
+# machine: other work on its cores takes images from it (docs/DEVELOPING.md, "Training").
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/tmp/gss-cpu}"
