@@ -15,6 +15,16 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 os.environ.setdefault("GANSPACESYNTH_AUTO_PRECISION", "float32")
 
 MAGENTA_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "magenta"
+#: The markers that keep a test out of the quick tier (docs/DEVELOPING.md, "Tests").
+NOT_QUICK = ("heavy", "slow", "integration", "pd", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
+def pytest_collection_modifyitems(config, items):
+    """`quick` on every test without a NOT_QUICK marker: `python3 -m pytest -m quick`, about 2 minutes."""
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in NOT_QUICK):
+            item.add_marker(pytest.mark.quick)
 
 
 @pytest.fixture(scope="session")

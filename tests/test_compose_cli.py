@@ -20,6 +20,7 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+@pytest.mark.heavy
 def test_hallucinate_writes_wav_and_score_and_rerenders_exactly(tiny_model_path, tmp_path):
     out = tmp_path / "piece.wav"
     res = invoke("hallucinate", "--model", tiny_model_path, "--out", out, "--notes", 3, "--steps", 2,
@@ -82,6 +83,7 @@ def _song(path):
     return path
 
 
+@pytest.mark.heavy
 def test_midi_command(tiny_model_path, tmp_path):
     song = _song(tmp_path / "song.mid")
     out = tmp_path / "song.wav"

@@ -52,6 +52,7 @@ def mix_by_hand(waves, spacing_samples):
 
 
 @pytest.mark.parametrize("mode", ["noz", "offset", "latent"])
+@pytest.mark.heavy
 def test_render_equals_edits_notes_mixed(tiny_synth, comps, mode):
     keys = [[0.0, 0.0, 0.0], [3.0, -2.0, 0.0], [0.0, 1.0, 2.5]]
     params = HallucinationSettings.make(steps=1, spacing=0.2, seed=4, **SHORT)
@@ -68,6 +69,7 @@ def test_render_equals_edits_notes_mixed(tiny_synth, comps, mode):
     assert ("z" in score) == (mode != "noz")
 
 
+@pytest.mark.heavy
 def test_coefficients_move_the_sound(tiny_synth, comps):
     params = HallucinationSettings.make(steps=0, spacing=0.5, seed=1, **SHORT)  # second note starts at sample 8000
     still, _ = render(tiny_synth, plan_coefficients(tiny_synth, [[0.0], [0.0]], None, params, "noz"), comps, peak=None)
@@ -76,6 +78,7 @@ def test_coefficients_move_the_sound(tiny_synth, comps):
     assert np.abs(still[8000:] - moved[8000:]).max() > 0.05 * np.abs(still).max()
 
 
+@pytest.mark.heavy
 def test_steps_score_round_trip(tiny_synth, comps, tmp_path):
     steps = {"mode": "offset", "steps": [{"coeffs": [1.0, 0.0], "pitch": 60}, {"coeffs": [0.0, -2.0]}],
              "interpolation_steps": 2, "spacing": 0.1, "seed": 12, "pitch": 48, **SHORT}
@@ -106,6 +109,7 @@ def test_refusals_before_generation(tiny_synth, comps):
                           Limits(max_notes=8))
 
 
+@pytest.mark.heavy
 def test_midi_with_coefficients_edits_each_note(tiny_synth, comps):
     notes = [MidiNote(60, 127, 0.0, 0.3), MidiNote(64, 127, 0.5, 0.8)]
     plan = plan_midi(tiny_synth, notes, MidiParams(seed=3))
@@ -122,6 +126,7 @@ def test_midi_with_coefficients_edits_each_note(tiny_synth, comps):
         render_midi(tiny_synth, plan, comps, [1.0] * 6)
 
 
+@pytest.mark.heavy
 def test_cli_ganspace_mode(tiny_model_path, tiny_synth, comps, tmp_path):
     comps_path = comps.save(tmp_path / "comps.npz")
     steps = tmp_path / "steps.json"

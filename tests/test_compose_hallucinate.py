@@ -92,6 +92,7 @@ def test_single_note_has_the_envelope_shape(tiny_synth):
     assert audio[0] == 0.0 and audio[-1] == 0.0
 
 
+@pytest.mark.heavy
 def test_render_matches_the_notes_generated_alone(tiny_synth):
     params = HallucinationSettings.make(notes=2, steps=2, spacing=0.3, seed=2, **SHORT)
     plan = plan_latent(tiny_synth, params)
@@ -106,6 +107,7 @@ def test_render_matches_the_notes_generated_alone(tiny_synth):
     assert np.abs(normalised).max() == pytest.approx(0.99, abs=1e-6)
 
 
+@pytest.mark.heavy
 def test_deterministic_by_seed(tiny_synth):
     params = HallucinationSettings.make(notes=3, steps=1, spacing=0.2, seed=5, **SHORT)
     a, score_a = render(tiny_synth, plan_latent(tiny_synth, params))
@@ -120,6 +122,7 @@ def test_deterministic_by_seed(tiny_synth):
     np.testing.assert_allclose(one_by_one, a, atol=5e-4)
 
 
+@pytest.mark.heavy
 def test_score_round_trip_renders_identically(tiny_synth, tmp_path):
     params = HallucinationSettings.make(notes=3, steps=2, spacing=0.15, start_trim=0.01, pitch=40, seed=None, **SHORT)
     plan = plan_latent(tiny_synth, params)

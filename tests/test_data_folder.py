@@ -53,6 +53,7 @@ def test_chop_names_counts_resampling_and_silence(tmp_path):
     assert side["clips"][0]["source"] == "sub-my-track" and side["settings"]["step"] == 8000
 
 
+@pytest.mark.heavy
 def test_chop_auto_pitch_and_confidence(tmp_path):
     src, _, _ = _long_track(tmp_path)
     out = tmp_path / "out"

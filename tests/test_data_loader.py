@@ -30,6 +30,7 @@ def dataset_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.heavy
 def test_dataset_splits_labels_and_shards(dataset_dir):
     train, valid, full = (SpectrogramDataset(dataset_dir, s) for s in ("train", "valid", "all"))
     assert len(train) + len(valid) == len(full) == 18

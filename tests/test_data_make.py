@@ -19,6 +19,7 @@ from ganspacesynth.data.validate import InputProblems
 from ganspacesynth.interfaces.cli import main
 
 
+@pytest.mark.heavy
 def test_make_from_note_folder(tmp_path):
     paths = write_note_folder(tmp_path / "notes")
     out = tmp_path / "ds"
@@ -44,6 +45,7 @@ def test_make_from_note_folder(tmp_path):
     assert len(paths) == 9
 
 
+@pytest.mark.heavy
 def test_make_parallel_equals_serial(tmp_path):
     write_note_folder(tmp_path / "notes", instruments=("a", "b"), pitches=tuple(range(40, 60, 2)))
     make_dataset(tmp_path / "notes", tmp_path / "one", spectral=SPECTRAL, workers=1, progress=False)
@@ -188,6 +190,7 @@ def test_make_refuses_corrupt_tfrecord(tmp_path):
     assert result.exit_code == 1 and "truncated" in result.output and not (tmp_path / "ds").exists()
 
 
+@pytest.mark.heavy
 def test_chop_then_make_keeps_sources_together(tmp_path):
     """chop → make: clips of one recording share a split; chop.json's pitch confidence reaches the manifest."""
     from ganspacesynth.data.folder import chop

@@ -20,6 +20,7 @@ def synth():
     return Synth.load(None)
 
 
+@pytest.mark.heavy
 def test_new_latents_sound_at_the_requested_pitch(synth):
     pitches = [p for p in synth.pitches if p % 4 == 0]  # 24, 28, …, 84
     z = synth.random_z(len(pitches) * 2, seed=123)

@@ -67,6 +67,7 @@ def tiny_components(tiny_synth):
     return fit_components(tiny_synth, "conv0", count=256, n_components=4, pitches=[60])
 
 
+@pytest.mark.heavy
 def test_the_demo_folder_explains_itself(tiny_synth, tiny_components, tmp_path):
     """README.txt says what to open first and names every file the demo wrote (any model: here the tiny one)."""
     from ganspacesynth.interfaces.cli_demo import run_demo

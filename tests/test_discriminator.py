@@ -36,6 +36,7 @@ def test_layer_shapes_follow_magenta(cfg):
     assert tuple(d.classifiers["qualities"].weight.shape) == (3, nf(0), 1, 1)
 
 
+@pytest.mark.heavy
 def test_reads_generator_output_at_every_stage(cfg):
     torch.manual_seed(0)
     g, d = Generator(cfg), Discriminator(cfg)
@@ -52,6 +53,7 @@ def test_reads_generator_output_at_every_stage(cfg):
         d(torch.zeros(4, 2, 8, 8), num_blocks=2)
 
 
+@pytest.mark.heavy
 def test_fade_in_starts_at_the_previous_network(cfg):
     """alpha 0 at k blocks is the k-1 block network on the average-pooled input; alpha 1 ignores it."""
     torch.manual_seed(1)

@@ -59,6 +59,7 @@ ELSEWHERE = {
     "ganspacesynth serve-web": "a server runs until stopped: tests/test_web.py",
     "tensorboard ": "TensorBoard's own viewer (the event files a run writes: tests/test_train_cli.py)",
     "torchrun ": "several processes: tests/test_train_ddp.py",
+    "ganspacesynth train --nproc ": "several processes: tests/test_train_ddp.py",
 }
 #: Programs other than ganspacesynth that the guides run, and where a reader gets them.
 PROGRAMS = {"fluidsynth": "apt install fluidsynth"}
@@ -81,6 +82,8 @@ PRODUCES = {
         "9. Measure": ["classifier.safetensors", "report/report.md"],
         "10. Take the instrument with you (SoundFont and SFZ)": ["seed3.sf2", "note2.sf2", "pad.sf2", "pad.sfz",
                                                                   "pad-samples/", "pad-song.wav"],
+        "11. Start from your own sound": ["mine/latents.npy", "mine/conditions.json", "mine/coefficients.npy",
+                                          "mine/report.json", "mine/reconstruction-000.wav", "darker.wav"],
     },
     "composing.md": {
         "Composing: hallucinations, the Hallu step sequencer and MIDI": ["tiny.safetensors", "tiny_pca.npz"],

@@ -17,6 +17,8 @@ from ganspacesynth.evaluate.classifier import ClassifierConfig, evaluate_heads, 
 from ganspacesynth.conditions import ConditionSpec
 from ganspacesynth.model.config import tiny_spectral
 
+pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
+
 SPECTRAL = tiny_spectral()
 PITCHES = (48, 55, 60, 67)
 

@@ -104,6 +104,7 @@ def test_train_classifier_evaluate_and_describe(dataset_dir, tiny_model_path, tm
         assert (tmp_path / "describe" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+@pytest.mark.heavy
 def test_bad_inputs_are_one_line_errors(dataset_dir, tiny_model_path, tmp_path):
     res = run("train-classifier", "--data", dataset_dir, "--head", "qualities", "--out", tmp_path / "c.safetensors")
     assert res.exit_code == 1 and "qualities" in res.output and "Traceback" not in res.output

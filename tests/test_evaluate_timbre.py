@@ -163,6 +163,7 @@ class PlaysRealNotes:
         return specs.numpy()
 
 
+@pytest.mark.heavy
 def test_diversity_ratio_of_the_real_notes_against_themselves_is_one(dataset):
     train_ds, valid_ds = dataset
     synth = PlaysRealNotes(train_ds, valid_ds)
@@ -201,6 +202,7 @@ def family_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.heavy
 def test_evaluation_has_a_timbre_block(dataset, family_model):
     from ganspacesynth.evaluate.classifier import Classifier, ClassifierConfig, SpectrogramClassifier
     from ganspacesynth.evaluate.evaluation import evaluate_model

@@ -85,6 +85,7 @@ def test_noz_starts_from_the_conditional_mean_of_every_note(conditioned_synth):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_centred_fit_records_its_centring_and_keeps_the_global_mean(tiny_synth, centred, tmp_path):
     meta = centred.meta
     assert meta["centring"] == "per-condition" and meta["centre_latents"] == CENTRE_LATENTS

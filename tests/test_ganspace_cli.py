@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from ganspacesynth.ganspace.components import Components
 from ganspacesynth.interfaces.cli import main
 
+pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
+
 
 def library_note(synth, comps, coeffs, pitch, mode, z):
     """What `edit` should write: the library's edit, scaled like every written note, through 16-bit WAV."""

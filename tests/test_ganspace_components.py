@@ -31,6 +31,7 @@ def other_model(tmp_path, **changes):
     return Synth.load(path, device="cpu")
 
 
+@pytest.mark.heavy
 def test_round_trip_keeps_everything(comps, tiny_synth, tmp_path):
     path = comps.save(tmp_path / "c.npz")
     back = Components.load(path, tiny_synth)

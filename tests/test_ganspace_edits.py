@@ -19,6 +19,7 @@ def comps(tiny_synth):
     return fit_components(tiny_synth, "conv0", 700, pitches=[60], seed=0, batch_size=350, n_components="all")
 
 
+@pytest.mark.heavy
 def test_offset_mode_with_zero_coefficients_is_plain_generation(tiny_synth, comps):
     z = tiny_synth.random_z(3, seed=4)
     plain = tiny_synth.generate(z, pitch=60)
@@ -33,6 +34,7 @@ def test_noz_mode_with_zero_coefficients_runs_from_the_conditional_mean(tiny_syn
     np.testing.assert_allclose(synthesize(tiny_synth, comps, [0.0, 0.0], 60, mode="noz"), ref, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_nonzero_coefficients_follow_the_definitions(tiny_synth, comps):
     # Spectrograms, not waves: the inverse STFT integrates phase, which magnifies float32 rounding.
     c = np.array([1.5, -0.5, 0.0, 0.8])
@@ -54,6 +56,7 @@ def test_nonzero_coefficients_follow_the_definitions(tiny_synth, comps):
     assert (noz - zero).abs().max() > 1e-3  # the coefficients do change the sound
 
 
+@pytest.mark.heavy
 def test_batched_coefficients_equal_one_by_one(tiny_synth, comps):
     rows = np.array([[0.0, 1.0], [2.0, -1.0, 0.5], [-1.0]], dtype=object)
     padded = np.zeros((3, 3))

@@ -128,6 +128,7 @@ def test_activation_sampler_batching_and_pitch_cycle(tiny_synth):
     torch.testing.assert_close(xa[1:2], direct, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_fit_components_matches_sklearn_on_model_activations(tiny_synth):
     from sklearn.decomposition import PCA
 

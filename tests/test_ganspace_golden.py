@@ -32,6 +32,8 @@ from ganspacesynth.ganspace.fit import fit_components
 from ganspacesynth.ganspace.regression import RegressionAccumulator
 from ganspacesynth.ganspace.sampling import ActivationSampler
 
+pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ganspace"
 GOLDEN = FIXTURES / "golden.npz"
 OLD_CHECKPOINT = FIXTURES / "checkpoint_v1.npz"

@@ -15,6 +15,8 @@ from ganspacesynth.ganspace.edits import synthesize
 from ganspacesynth.interfaces.cli import main
 from ganspacesynth.synth import Synth
 
+pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
+
 #: The bundled components' top 8 directions at ±2σ, 8 contexts (a random latent each in offset mode; pitches
 #: 24…84): measured 0.984 of 128 notes in offset mode and 1.0 in noz mode (24 contexts, docs/ganspace.md: 0.990
 #: and 0.997). The bound, 0.95 (at most 6 of 128 notes moved by half a semitone or more), leaves room for other

@@ -51,6 +51,7 @@ def arrays(comps):
 
 
 @pytest.mark.parametrize("interrupt_at", [3, 9])
+@pytest.mark.heavy
 def test_resumed_fit_equals_uninterrupted(tiny_synth, tmp_path, monkeypatch, float32_chunks, interrupt_at):
     straight = fit_components(tiny_synth, "conv0", COUNT, **COMMON)
     assert straight.meta["solver"]["products"] == "float32"
@@ -114,6 +115,7 @@ def test_checkpoint_file_names(tmp_path):
     assert checkpoint_file(tmp_path / "c.ckpt.npz", 1, 4) == tmp_path / "c.ckpt.rank1-of-4.npz"
 
 
+@pytest.mark.heavy
 def test_cli_resume_and_cleanup(tiny_model_path, tmp_path, monkeypatch):
     out = tmp_path / "comps.npz"
     args = ["ganspace", "--model", str(tiny_model_path), "--random-z-count", "700", "--pitch", "40",

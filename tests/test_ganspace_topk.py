@@ -14,6 +14,8 @@ from ganspacesynth.ganspace import estimators as E
 from ganspacesynth.ganspace.eigen import block_size, top_eigh
 from ganspacesynth.ganspace.fit import DEFAULT_COMPONENTS, fit_components, resolve_n_components
 
+pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
+
 DIM = 400
 LATENT = 40
 

@@ -48,6 +48,7 @@ def test_output_shape_and_range(tiny):
     assert float(out.abs().max()) <= 1.0  # tanh output
 
 
+@pytest.mark.heavy
 def test_partial_forward_equals_full_forward_at_layer(tiny):
     cfg, gen, cs = tiny
     z, cond = _inputs(cfg, cs)
@@ -58,6 +59,7 @@ def test_partial_forward_equals_full_forward_at_layer(tiny):
         assert torch.equal(partial, captured[layer])
 
 
+@pytest.mark.heavy
 def test_start_from_own_activation_reproduces_output(tiny):
     cfg, gen, cs = tiny
     z, cond = _inputs(cfg, cs)
@@ -68,6 +70,7 @@ def test_start_from_own_activation_reproduces_output(tiny):
         torch.testing.assert_close(resumed, full, rtol=0, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_zero_offset_is_identity_and_offset_changes_output(tiny):
     cfg, gen, cs = tiny
     z, cond = _inputs(cfg, cs)
@@ -87,6 +90,7 @@ def test_condition_changes_output(tiny):
     assert float((a - b).abs().mean()) > 1e-3
 
 
+@pytest.mark.heavy
 def test_progressive_stages_and_fade_in(tiny):
     cfg, gen, cs = tiny
     z, cond = _inputs(cfg, cs)
@@ -127,6 +131,7 @@ def test_unknown_layer_is_refused(tiny):
 
 
 @pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.heavy
 def test_channels_last_equals_nchw(grad):
     # Generation (the fast routes, cached kernels) and training (the reference network, autograd) both keep
     # channels-last through the sub-pixel upsampling convs; values and gradients must match the NCHW network.
@@ -218,6 +223,7 @@ def test_first_layer_matmul_equals_the_padded_conv():
     torch.testing.assert_close(grad_w, conv.weight.grad, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_fused_conv_leaky_relu_matches_the_separate_ops(caplog, monkeypatch):
     # In channels-last generation on a CPU, oneDNN applies each conv's leaky ReLU inside the conv (plain and
     # transposed); the notes must match the conv-then-activation route, and with autograd the reference network
@@ -297,6 +303,7 @@ def test_side_by_side_stops_at_the_first_error_and_restores_threads():
         torch.set_num_threads(threads)
 
 
+@pytest.mark.heavy
 def test_last_pixel_norm_folded_into_to_rgb_matches(tiny):
     # Generation applies the last layer's pixel norm to to_rgb's 2 channels instead of the wide activation;
     # asking for that activation (capture) takes the plain route, and both give the same notes.
@@ -317,6 +324,7 @@ def test_last_pixel_norm_folded_into_to_rgb_matches(tiny):
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.heavy
 def test_fast_routes_compute_the_reference_network(layout):
     # The generation routes (model/inference) against the reference network, through the whole forward
     # contract: stop, capture, offsets, start from a layer, progressive stages with fade-in. 32 channels at every

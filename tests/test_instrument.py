@@ -426,6 +426,7 @@ def test_metadata_names_model_timbre_and_keys_and_makes_it_again(tiny_synth, mod
 
 
 @needs_fluidsynth
+@pytest.mark.heavy
 def test_fluidsynth_pitch_agrees_at_least_as_often_as_the_models_own_notes(tiny_synth, model_export, tmp_path):
     keys = list(range(48, 61))
     notes = song(keys)
@@ -440,6 +441,7 @@ def test_fluidsynth_pitch_agrees_at_least_as_often_as_the_models_own_notes(tiny_
     assert np.all(np.abs(onset_errors_ms(audio, PLAY_RATE, notes)) <= ONSET_TOLERANCE_MS)
 
 
+@pytest.mark.heavy
 def test_velocity_layers_share_samples_or_follow_a_velocity_condition(tiny_synth, tmp_path):
     r = I.export_instrument(tiny_synth, tmp_path / "two.sf2", seed=1, pitches="60-62", velocity_layers=2)
     parsed = sf2.read_sf2(r.path)
@@ -478,6 +480,7 @@ def components(tiny_synth):
 
 
 @pytest.mark.parametrize("mode", ["offset", "noz", "latent"])
+@pytest.mark.heavy
 def test_components_and_coefficients_make_the_timbre(tiny_synth, components, tmp_path, mode):
     from ganspacesynth.ganspace.edits import synthesize
 
@@ -563,6 +566,7 @@ def test_a_failed_write_leaves_nothing_half_written(tiny_synth, tmp_path, monkey
     assert _leftovers(tmp_path) == []  # no .sf2, no .sfz, no sample folder, no temporary files
 
 
+@pytest.mark.heavy
 def test_an_earlier_export_is_replaced_whole(tiny_synth, tmp_path):
     I.export_instrument(tiny_synth, tmp_path / "inst.sf2", pitches="60-63", sfz=True)
     I.export_instrument(tiny_synth, tmp_path / "inst.sf2", pitches="60-61", sfz=True, seed=3)

@@ -108,6 +108,7 @@ def test_shape_and_layout_errors(tiny_synth, tmp_path):
         read_legacy_pickle(path)
 
 
+@pytest.mark.heavy
 def test_export_import_round_trip(comps, tiny_synth, tmp_path):
     path = export_legacy(comps, tmp_path / "out.pickle")
     raw = path.read_bytes()

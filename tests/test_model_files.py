@@ -14,6 +14,7 @@ from ganspacesynth.model.files import MODEL_FORMAT_VERSION, load_model, save_mod
 from ganspacesynth.synth import Synth
 
 
+@pytest.mark.heavy
 def test_round_trip_preserves_output(tiny_model_path, tmp_path):
     a = Synth.load(tiny_model_path, device="cpu")
     mf = load_model(tiny_model_path)

@@ -48,6 +48,7 @@ def test_compiled_batch_equals_one_by_one():
 
 
 @needs_native
+@pytest.mark.heavy
 def test_generator_with_compiled_transforms_matches_the_direct_convs(monkeypatch, wide_tiny_generator):
     # 64-channel blocks go through the compiled transforms with the activation fused in; the direct convs give the
     # same notes to float32 rounding.
@@ -114,6 +115,7 @@ def test_pixel_norm_then_to_rgb_in_one_pass():
 
 
 @needs_native
+@pytest.mark.heavy
 def test_generator_with_compiled_kernels_matches_pytorch(monkeypatch, wide_tiny_generator):
     # 32- and 64-channel layers: compiled pixel norms, and the last layer's norm and to_rgb in one pass.
     gen, z, cond = wide_tiny_generator(2048, 64, pitches=(1, 5, 9), seed=1)

@@ -28,6 +28,8 @@ from ganspacesynth.interfaces.cli import main
 from ganspacesynth.model.files import OUTPUT_GAIN_KEY, load_model, save_model, set_model_info
 from ganspacesynth.synth import Synth
 
+pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
+
 needs_bundled = pytest.mark.skipif(default_model_path() is None, reason="no bundled default model in this checkout")
 
 MAX_CLICK = 0.02  # first 4 samples over the note's peak, median over notes

@@ -211,6 +211,7 @@ def components_path(tiny_synth, tmp_path_factory):
     return comps.save(tmp_path_factory.mktemp("comps") / "tiny_comps.npz")
 
 
+@pytest.mark.heavy
 def test_ganspace_modes_match_the_library(tiny_synth, tiny_model_path, components_path, tmp_path):
     from ganspacesynth.ganspace.components import Components
     from ganspacesynth.ganspace.edits import synthesize

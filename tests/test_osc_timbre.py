@@ -41,6 +41,7 @@ def served(family_synth, components_path, tmp_path):
     session.close()
 
 
+@pytest.mark.heavy
 def test_condition_sets_and_clears_the_instrument_family(served):
     session, c = served
     assert c.ask("/condition", "id", 5, "instrument_family", "guitar") == ("/ok", ["/condition", 5])

@@ -89,6 +89,7 @@ def test_describe_report_refuses_a_users_folder_before_any_work(tiny_model_path,
     assert (report / "notes.md").read_text() == "mine"
 
 
+@pytest.mark.heavy
 def test_generate_again_leaves_no_stale_notes(tiny_model_path, tmp_path):
     out = tmp_path / "notes"
     assert cli("generate", "--model", tiny_model_path, "--pitch", 60, "--count", 3, "--out", out).exit_code == 0
@@ -167,6 +168,7 @@ def _snapshot(folder: Path) -> dict:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("args, names", [c[1:] for c in SINGLE_FILE_OUTPUTS], ids=[c[0] for c in SINGLE_FILE_OUTPUTS])
+@pytest.mark.heavy
 def test_single_file_outputs_replace_a_users_file_only_with_overwrite(tiny_model_path, small_comps, tmp_path,
                                                                       monkeypatch, args, names):
     work = tmp_path / "work"
@@ -273,6 +275,7 @@ def test_a_model_with_nan_weights_is_refused_naming_the_tensor(tiny_model_path, 
     assert not (tmp_path / "notes").exists()
 
 
+@pytest.mark.heavy
 def test_non_finite_audio_is_never_written(tiny_model_path, tmp_path):
     def blow_up(state):
         name = "generator.blocks.2.conv0.weight"
@@ -401,6 +404,7 @@ def state(server) -> dict:
     return json.loads(call(server, "/api/state")[1])
 
 
+@pytest.mark.heavy
 def test_web_refused_requests_change_nothing(web):
     session, server = web
     before = state(server)

@@ -100,6 +100,7 @@ def test_linear_if_round_trip_is_near_exact(signal):
     assert err < (1e-3 if signal == "tone" else 3e-2), err
 
 
+@pytest.mark.heavy
 def test_mel_if_round_trip_on_musical_audio(mel_if):
     """The Mel-IF round trip is lossy (mel pseudo-inverse) but keeps the sound: LSD in dB."""
     tone = harmonic_tone(64000)
@@ -140,6 +141,7 @@ def test_invalid_config_is_refused():
         MelIF().waves_to_specgrams(np.zeros((1, 1000), np.float32))
 
 
+@pytest.mark.heavy
 def test_inverse_shortcut_equals_gansynths_chain(mel_if):
     """specgrams_to_waves skips the linear phase's unwrap/differentiate/integrate round trip; the waves must
     equal GANSynth's full chain (mel IF → linear IF → phase → STFT) to float32 rounding."""

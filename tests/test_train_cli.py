@@ -29,6 +29,7 @@ def run(*args):
     return CliRunner().invoke(main, ["train", *map(str, args)], catch_exceptions=False)
 
 
+@pytest.mark.heavy
 def test_dry_run_prints_the_resolved_config(dataset):
     result = run("--data", dataset, "--set", "total_num_images=5e4", "--set", "adam_beta2=0.9",
                  "--conditions", "pitch,instrument_family", "--dry-run")

@@ -18,6 +18,8 @@ from ganspacesynth.training.loop import RunOptions, train
 from ganspacesynth.training.stats import read_stats
 from ganspacesynth.training.synthetic import synthetic_data
 
+pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
+
 PITCHES = (40, 60, 80, 96)
 STEPS = 480
 BATCH = 32

@@ -1,11 +1,14 @@
-"""Two processes (torchrun, gloo) train exactly what one process trains with the same global batch."""
+"""Two processes (torchrun, gloo) train exactly what one process trains with the same global batch; `train --nproc`
+ends on Ctrl-C like one process."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -61,3 +64,30 @@ def test_two_gloo_processes_match_one(tmp_path):
         one = one_ckpt.module_state(prefix)
         for name, value in ddp_ckpt.module_state(prefix).items():
             torch.testing.assert_close(value, one[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_every_process_with_a_checkpoint_and_no_traceback(tmp_path):
+    dataset, run = tmp_path / "ds", tmp_path / "run"
+    write_synthetic_dataset(dataset, PRESETS["tiny"].spectral, per_class=2, seed=3)
+    cmd = [sys.executable, "-m", "ganspacesynth", "train", "--nproc", "2", "--data", str(dataset), "--out", str(run),
+           "--preset", "tiny", "--device", "cpu", "--no-progress", "--no-tensorboard",
+           "--set", "batch_size_schedule=[8]", "--set", "train_time_limit=none", "--set", "total_num_images=1e9"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (run / "stats.jsonl").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the launcher's process group (not the ranks')
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "torch/distributed" not in err, err
+    assert out.count("interrupted at step") == 1, out  # rank 0 reports for both
+    step = int(out.split("interrupted at step ")[1].split(",")[0])
+    assert latest_checkpoint(run).position.step == step >= 1

@@ -106,6 +106,7 @@ def test_gaussian_codes_resume_exactly_and_log_their_kl(tmp_path, data):
     assert kl[0] == pytest.approx(1.07 * cfg.model.latent_vector_size, rel=0.3) and all(np.isfinite(kl))
 
 
+@pytest.mark.heavy
 def test_glo_gan_starts_its_discriminator_late_and_resumes_exactly(tmp_path, data):
     base = {"objective": "glo+gan", "latent_code_learning_rate": 1e-2, "batch_size_schedule": [8],
             "log_every_steps": 1, "save_summaries_num_images": 0, "train_time_limit": None,
@@ -199,6 +200,7 @@ def test_init_from_a_run_or_a_model_file(tmp_path, data):
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.heavy
 def test_a_critic_at_a_lower_resolution_judges_pooled_notes(tmp_path, data):
     """critic_num_blocks=1: the discriminator sees every note average-pooled to the first block's resolution, so
     only its first block (and heads) learn while the generator grows; the run resumes exactly."""
@@ -222,6 +224,7 @@ def test_a_critic_at_a_lower_resolution_judges_pooled_notes(tmp_path, data):
         torch.testing.assert_close(b.module_state("discriminator")[name], value, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_glo_gan_adds_the_profile_loss_at_full_weight(tmp_path, data):
     """The profile loss joins the reconstruction side of `glo+gan`, outside the adaptive weight that scales the
     critic's loss: with `adversarial_weight=0` it still moves the generator, and it is logged."""

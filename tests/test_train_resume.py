@@ -50,6 +50,7 @@ def assert_same_stats(a: list[dict], b: list[dict], steps: range) -> None:
             assert by_a[step][key] == pytest.approx(by_b[step][key], rel=1e-4, abs=1e-5), (step, key)
 
 
+@pytest.mark.heavy
 def test_resume_repeats_a_straight_run(tmp_path, data):
     cfg = resolve_config("tiny", SETTINGS)
     straight = train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
@@ -172,6 +173,7 @@ def test_lazy_gradient_penalty_runs_on_its_steps_and_resumes(tmp_path, data):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)
 
 
+@pytest.mark.heavy
 def test_a_finished_timed_run_continued_with_a_longer_limit_stays_in_its_last_stage(tmp_path, data):
     """--resume --set train_time_limit=… extends the last stage; the earlier stage boundaries stay put."""
     cfg = resolve_config("tiny", {"train_time_limit": 2.0, "train_time_stage_multiplier": 1.0, "log_every_steps": 1,

@@ -74,6 +74,7 @@ def test_state_offers_the_conditions_and_the_directions(web):
     assert len(state["variance"]) == 8 and state["variance"][0] >= state["variance"][-1] > 0
 
 
+@pytest.mark.heavy
 def test_keyboard_renders_the_timbre_at_every_pitch_in_one_batch(web, family_synth):
     from ganspacesynth.audio.levels import peak_safe
     from ganspacesynth.ganspace.edits import synthesize

@@ -54,19 +54,23 @@ def _default_preset(data: Path | None) -> str:
               help="CPU threads. auto: every usable core, timed against one thread at each stage and every 5 "
                    "minutes, keeping the faster (another busy process makes one thread win). A fixed N makes "
                    "--resume repeat a straight run bit for bit.")
+@click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Processes on this machine (one per GPU, or CPU processes), as torchrun --standalone starts "
+                   "them; Ctrl-C stops them all with a checkpoint. Several machines: torchrun.")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the generator's layers.")
 @click.option("--max-steps", type=int, default=None, help="Stop (checkpoint and export) after this many steps.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs still go to stats.jsonl).")
 @click.option("--no-tensorboard", is_flag=True, help="Do not write TensorBoard logs.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and exit.")
 def train_cmd(data, out, preset_name, settings, config_file, conditions, resume, init_from, device, precision, threads,
-              use_compile, max_steps, no_progress, no_tensorboard, dry_run) -> None:
+              nproc, use_compile, max_steps, no_progress, no_tensorboard, dry_run) -> None:
     """Train a GANSynth model: progressive WGAN-GP with auxiliary classifiers (objective gan), reconstruction
     from learned latent codes (glo), or both (glo+gan); EMA generator.
 
     The run folder gets config.json, stats.jsonl, tensorboard/, checkpoints/ (written atomically every
     checkpoint_every_seconds and on Ctrl-C/SIGTERM) and model.safetensors (EMA generator), which any
-    --model option accepts as the run folder itself. Several GPUs or nodes: start it with torchrun.
+    --model option accepts as the run folder itself. Several GPUs or CPU processes: --nproc N; several machines:
+    start it with torchrun.
 
     \b
     Examples:
@@ -74,7 +78,7 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
       ganspacesynth train --data data/gm --out runs/gm --preset fast --set train_time_limit=none --dry-run
       ganspacesynth train --out runs/gm --resume
       ganspacesynth train --data data/gm --out runs/sharp --preset cpu --init-from runs/gm --set objective=glo+gan
-      torchrun --nproc_per_node 8 -m ganspacesynth.interfaces.cli train --data data/gm --out runs/gm
+      ganspacesynth train --nproc 8 --data data/gm --out runs/gm
     """
     from ..training.config import parse_overrides, resolve_config
     from ..training.loop import RunOptions, read_run_config, train
@@ -114,9 +118,14 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
     if data is None or out is None:
         raise UserError("train needs --data DATASET and --out RUN (or --dry-run)")
 
-    from ..training import distributed
+    from ..training import distributed, launch
     from ..training.data import TrainingData
 
+    if nproc > 1 and not launch.is_worker():
+        from .cli import ARGV_KEY
+
+        _check_processes(data, names if not resume else _run_conditions(out), config, out, nproc)
+        raise SystemExit(launch.run_processes(nproc, click.get_current_context().meta[ARGV_KEY]))
     info = distributed.setup(device)
     run_train = (read_run_config(out)[0] if resume else config).train
     code_label = run_train.reconstruction.latent_code_label if run_train.reconstruction else ""
@@ -136,6 +145,20 @@ def train_cmd(data, out, preset_name, settings, config_file, conditions, resume,
                f"model: {out / 'model.safetensors'}")
     if result.interrupted:
         raise SystemExit(130 if result.stop_signal == signal.SIGINT else 143)
+
+
+def _check_processes(data: Path, names: list[str], config, out: Path, nproc: int) -> None:
+    """What every one of `nproc` processes would refuse, refused once before starting them: the dataset and its
+    conditions, a batch size the processes cannot share."""
+    from ..training.data import TrainingData
+    from ..training.loop import read_run_config
+
+    TrainingData.from_folder(data, names, device="cpu", preload=False)
+    schedule = (config or read_run_config(out)[0]).train.batch_size_schedule
+    for batch in schedule:
+        if batch % nproc:
+            raise UserError(f"batch size {batch} is not divisible by {nproc} processes (batch_size_schedule "
+                            f"{list(schedule)} is the global batch)")
 
 
 def _parse_threads(text: str) -> int | None:
