@@ -54,6 +54,16 @@ def tiny_synth(tiny_model_path):
     return Synth.load(tiny_model_path, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def family_synth(tmp_path_factory):
+    """An untrained `tiny` model conditioned on pitch and instrument family (helpers.family_model), loaded."""
+    from helpers import family_model
+
+    from ganspacesynth.synth import Synth
+
+    return Synth.load(family_model(tmp_path_factory.mktemp("family") / "family.safetensors"))
+
+
 @pytest.fixture
 def wide_tiny_generator():
     """`make(fmap_base, fmap_max, pitches, seed)` -> (channels-last eval Generator, z, condition vector): the tiny

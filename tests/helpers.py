@@ -5,8 +5,8 @@
 - requests: `osc_message` (one OSC datagram), `Client` (a plain UDP OSC client), `call` (one HTTP request to a
   test web server);
 - Pure Data: `Patch` (writes test patches), `watchdog`, `run_pd`;
-- live instruments: `family_model` (a tiny model with an instrument family), `chromium` (a headless browser,
-  optionally with a script run before each page), `wait_for`.
+- live instruments: `family_model` (a tiny model with an instrument family), `family_components` (its
+  GANSpace components), `chromium` (a headless browser, optionally with a script run before each page), `wait_for`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -308,3 +309,14 @@ def wait_for(driver, script: str, timeout: float = 60):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: d.execute_script(script))
+
+
+def family_components(synth, folder: Path, labels: Sequence[str] = ()) -> Path:
+    """GANSpace components of `synth` at conv0 (256 latents, 8 components, pitch 60), the first directions labelled
+    `labels`, saved in `folder`."""
+    from ganspacesynth.ganspace.fit import fit_components
+
+    comps = fit_components(synth, "conv0", count=256, n_components=8, pitches=[60])
+    if labels:
+        comps = comps.with_descriptions([{"label": label} for label in labels])
+    return comps.save(Path(folder) / "comps.npz")

@@ -8,25 +8,15 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import Client, family_model
+from helpers import Client, family_components
 
 from ganspacesynth.interfaces.osc import OSCServer
 from ganspacesynth.interfaces.session import Session
 
 
 @pytest.fixture(scope="module")
-def family_synth(tmp_path_factory):
-    from ganspacesynth.synth import Synth
-
-    return Synth.load(family_model(tmp_path_factory.mktemp("family") / "family.safetensors"))
-
-
-@pytest.fixture(scope="module")
 def components_path(family_synth, tmp_path_factory):
-    from ganspacesynth.ganspace.fit import fit_components
-
-    comps = fit_components(family_synth, "conv0", count=256, n_components=8, pitches=[60])
-    return comps.save(tmp_path_factory.mktemp("comps") / "comps.npz")
+    return family_components(family_synth, tmp_path_factory.mktemp("comps"))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("flask", reason="the web extra is not installed (pip install -e '.[web]')")
 
-from helpers import chromium, family_model, wait_for  # noqa: E402
+from helpers import chromium, family_components, wait_for  # noqa: E402
 
 from ganspacesynth.interfaces.session import Session  # noqa: E402
 from ganspacesynth.interfaces.web.app import WebServer  # noqa: E402
@@ -37,19 +37,8 @@ READY = "return window.gss && window.gss.play && window.gss.play.version > 0 && 
 
 
 @pytest.fixture(scope="module")
-def family_synth(tmp_path_factory):
-    from ganspacesynth.synth import Synth
-
-    return Synth.load(family_model(tmp_path_factory.mktemp("family") / "family.safetensors"))
-
-
-@pytest.fixture(scope="module")
 def components_path(family_synth, tmp_path_factory):
-    from ganspacesynth.ganspace.fit import fit_components
-
-    comps = fit_components(family_synth, "conv0", count=256, n_components=8, pitches=[60])
-    return comps.with_descriptions([{"label": "brighter"}, {"label": "noisier"}]).save(
-        tmp_path_factory.mktemp("comps") / "comps.npz")
+    return family_components(family_synth, tmp_path_factory.mktemp("comps"), ["brighter", "noisier"])
 
 
 @pytest.fixture

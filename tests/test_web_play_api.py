@@ -11,26 +11,16 @@ import pytest
 
 pytest.importorskip("flask", reason="the web extra is not installed (pip install -e '.[web]')")
 
-from helpers import FAMILIES, call, family_model  # noqa: E402
+import helpers  # noqa: E402
+from helpers import FAMILIES, call  # noqa: E402
 
 from ganspacesynth.interfaces.session import Session  # noqa: E402
 from ganspacesynth.interfaces.web.app import WebServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def family_synth(tmp_path_factory):
-    from ganspacesynth.synth import Synth
-
-    return Synth.load(family_model(tmp_path_factory.mktemp("family") / "family.safetensors"))
-
-
-@pytest.fixture(scope="module")
 def family_components(family_synth, tmp_path_factory):
-    from ganspacesynth.ganspace.fit import fit_components
-
-    comps = fit_components(family_synth, "conv0", count=256, n_components=8, pitches=[60])
-    comps = comps.with_descriptions([{"label": "brighter"}])
-    return comps.save(tmp_path_factory.mktemp("family-comps") / "comps.npz")
+    return helpers.family_components(family_synth, tmp_path_factory.mktemp("family-comps"), ["brighter"])
 
 
 @pytest.fixture
