@@ -148,6 +148,15 @@ def test_ctrl_c_checkpoints_the_batches_sampled_and_resume_finishes(tiny_synth, 
     import os
     import signal
 
+    # As a terminal gives it: a process started in the background (`cmd &` in a script) inherits SIGINT ignored.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_then_resume(tiny_synth, tmp_path, monkeypatch, os, signal)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def _ctrl_c_then_resume(tiny_synth, tmp_path, monkeypatch, os, signal):
     straight = fit_components(tiny_synth, "conv0", COUNT, **COMMON)
     ckpt = tmp_path / "fit.ckpt.npz"
     real = ActivationSampler.batch
