@@ -76,68 +76,8 @@ def folder_notes(synth, folder: Path) -> list[dict]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
-    ap.add_argument("--count", type=int, default=40, help="SoundFont notes")
-    ap.add_argument("--soundfont", type=Path, default=None, help="default: TimGM6mb")
-    ap.add_argument("--velocity", type=int, default=64)
-    ap.add_argument("--pitches", default="36-72")
-    ap.add_argument("--folder", type=Path, default=None, help="also invert every audio file here (one note each)")
-    ap.add_argument("--seed", type=int, default=0, help="which notes are drawn")
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--restarts", type=int, default=None)
-    ap.add_argument("--baseline", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    synth = Synth.load(args.model, device="cpu")
-    defaults = inv.InvertSettings()
-    settings = inv.InvertSettings(steps=args.steps or defaults.steps, restarts=args.restarts or defaults.restarts,
-                                  baseline=args.baseline)
-    soundfont = args.soundfont or default_soundfont()
-    notes = soundfont_notes(synth, soundfont, args.count, args.velocity, parse_int_list(args.pitches, 0, 127, "pitch"),
-                            args.seed) if args.count else []
-    if args.folder is not None:
-        notes += folder_notes(synth, args.folder)
-    if not notes:
-        raise SystemExit("no notes: give --count > 0 or --folder")
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch thread(s); {len(notes)} notes")
-    distance = inv.SpectralDistance(synth.sample_rate)
-    melif = inv.differentiable_melif(synth)
-    rows = []
-    for i, note in enumerate(notes):
-        start, cpu = time.perf_counter(), time.process_time()
-        targets, skipped = inv.prepare_notes(synth, note["audio"], synth.sample_rate, source=note["name"],
-                                             start=0.0)  # one note from the file's start, as rendered
-        analyse_s, analyse_cpu = time.perf_counter() - start, time.process_time() - cpu
-        if not targets:
-            rows.append({"name": note["name"], "skipped": skipped[0].reason, "rendered_pitch": note["pitch"]})
-            print(f"{i + 1}/{len(notes)} {note['name']}: skipped ({skipped[0].reason})", flush=True)
-            continue
-        result = inv.invert_notes(synth, targets, settings=settings)
-        done = result.notes[0]
-        row = {"name": note["name"], "rendered_pitch": note["pitch"], "gm_family": note["family"],
-               "program": note.get("program"), **done.report(0),
-               "pyin_found_pitch": None if note["pitch"] is None else done.pitch == note["pitch"],
-               "family_found": None if note["family"] is None else
-               done.conditions.get("instrument_family") == note["family"],
-               "analyse_seconds": round(analyse_s, 2), "analyse_cpu_seconds": round(analyse_cpu, 2),
-               "total_seconds": round(time.perf_counter() - start, 2),
-               "total_cpu_seconds": round(time.process_time() - cpu, 2)}
-        # the pitch to keep: the rendered one when known (`pitch_kept`: the one pYIN found in the recording)
-        row["kept_rendered_pitch"] = None if note["pitch"] is None else row["reconstruction_midi"] == note["pitch"]
-        rows.append(row)
-        print(f"{i + 1}/{len(notes)} {note['name']} ({note['family']}): pitch {done.pitch} "
-              f"{done.conditions.get('instrument_family', '')}: {done.distance_db:.2f} dB (random best "
-              f"{done.baseline_db:.2f}, floor {done.floor_db:.2f}), pYIN {done.reconstruction_midi}, "
-              f"{done.cpu_seconds:.1f} s CPU ({row['total_cpu_seconds']:.1f} with analysis and comparisons)",
-              flush=True)
-    done = [r for r in rows if "skipped" not in r]
-    if not done:
-        raise SystemExit("every note was skipped")
-
+def summarise(done: list[dict]) -> dict:
+    """Medians and fractions over inverted notes (rows of the report)."""
     def median(key):
         values = [r[key] for r in done if r.get(key) is not None]
         return round(float(np.median(values)), 3) if values else None
@@ -147,7 +87,7 @@ def main() -> None:
                                   for r in rendered]), np.array([r["rendered_pitch"] for r in rendered])) \
         if rendered else None
     summary = {
-        "notes": len(done), "skipped": len(rows) - len(done),
+        "notes": len(done),
         "median_distance_db": median("distance_db"), "median_baseline_db": median("baseline_db"),
         "median_floor_db": median("floor_db"), "median_ratio_to_baseline": median("ratio_to_baseline"),
         "fraction_ratio_le_0_6": round(float(np.mean([r["ratio_to_baseline"] <= 0.6 for r in done
@@ -162,15 +102,94 @@ def main() -> None:
         "median_seconds": median("seconds"), "median_cpu_seconds": median("cpu_seconds"),
         "median_total_seconds": median("total_seconds"), "median_total_cpu_seconds": median("total_cpu_seconds"),
     }
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
+    ap.add_argument("--count", type=int, default=40, help="notes per SoundFont")
+    ap.add_argument("--soundfont", type=Path, action="append", default=None,
+                    help="repeatable: each gives --count notes (the same program/pitch draws); default: TimGM6mb")
+    ap.add_argument("--velocity", type=int, default=64)
+    ap.add_argument("--pitches", default="36-72")
+    ap.add_argument("--folder", type=Path, default=None, help="also invert every audio file here (one note each)")
+    ap.add_argument("--seed", type=int, default=0, help="which notes are drawn")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--restarts", type=int, default=None)
+    ap.add_argument("--baseline", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--plot", type=Path, default=None,
+                    help="a PNG of the first notes of each source: the recording above its reconstruction")
+    ap.add_argument("--plot-notes", type=int, default=4, help="notes per source in --plot")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    synth = Synth.load(args.model, device="cpu")
+    defaults = inv.InvertSettings()
+    settings = inv.InvertSettings(steps=args.steps or defaults.steps, restarts=args.restarts or defaults.restarts,
+                                  baseline=args.baseline)
+    soundfonts = args.soundfont or [default_soundfont()]
+    pitches = parse_int_list(args.pitches, 0, 127, "pitch")
+    notes = [note for sf in soundfonts if args.count
+             for note in soundfont_notes(synth, sf, args.count, args.velocity, pitches, args.seed)]
+    if args.folder is not None:
+        notes += folder_notes(synth, args.folder)
+    if not notes:
+        raise SystemExit("no notes: give --count > 0 or --folder")
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch thread(s); {len(notes)} notes")
+    distance = inv.SpectralDistance(synth.sample_rate)
+    melif = inv.differentiable_melif(synth)
+    rows, examples = [], {}
+    for i, note in enumerate(notes):
+        source = note["name"].split("-")[0] if note["pitch"] is not None else "folder"
+        start, cpu = time.perf_counter(), time.process_time()
+        targets, skipped = inv.prepare_notes(synth, note["audio"], synth.sample_rate, source=note["name"],
+                                             start=0.0)  # one note from the file's start, as rendered
+        analyse_s, analyse_cpu = time.perf_counter() - start, time.process_time() - cpu
+        if not targets:
+            rows.append({"name": note["name"], "skipped": skipped[0].reason, "rendered_pitch": note["pitch"],
+                         "source": source})
+            print(f"{i + 1}/{len(notes)} {note['name']}: skipped ({skipped[0].reason})", flush=True)
+            continue
+        result = inv.invert_notes(synth, targets, settings=settings)
+        done = result.notes[0]
+        row = {"name": note["name"], "source": source, "rendered_pitch": note["pitch"], "gm_family": note["family"],
+               "program": note.get("program"), **done.report(0),
+               "pyin_found_pitch": None if note["pitch"] is None else done.pitch == note["pitch"],
+               "family_found": None if note["family"] is None else
+               done.conditions.get("instrument_family") == note["family"],
+               "analyse_seconds": round(analyse_s, 2), "analyse_cpu_seconds": round(analyse_cpu, 2),
+               "total_seconds": round(time.perf_counter() - start, 2),
+               "total_cpu_seconds": round(time.process_time() - cpu, 2)}
+        # the pitch to keep: the rendered one when known (`pitch_kept`: the one pYIN found in the recording)
+        row["kept_rendered_pitch"] = None if note["pitch"] is None else row["reconstruction_midi"] == note["pitch"]
+        rows.append(row)
+        if len(examples.setdefault(source, [])) < args.plot_notes:
+            caption = note["name"] if note["pitch"] is None else f"program {note['program']}, MIDI {note['pitch']}"
+            examples[source].append((caption, targets[0].audio, done.reconstruction, row["distance_db"]))
+        print(f"{i + 1}/{len(notes)} {note['name']} ({note['family']}): pitch {done.pitch} "
+              f"{done.conditions.get('instrument_family', '')}: {done.distance_db:.2f} dB (random best "
+              f"{done.baseline_db:.2f}, floor {done.floor_db:.2f}), pYIN {done.reconstruction_midi}, "
+              f"{done.cpu_seconds:.1f} s CPU ({row['total_cpu_seconds']:.1f} with analysis and comparisons)",
+              flush=True)
+    done = [r for r in rows if "skipped" not in r]
+    if not done:
+        raise SystemExit("every note was skipped")
+
+    summary = {**summarise(done), "skipped": len(rows) - len(done)}
+    sources = sorted({r["source"] for r in done})
+    if len(sources) > 1:
+        summary["by_source"] = {src: summarise([r for r in done if r["source"] == src]) for src in sources}
     print(f"median log-mel distance {summary['median_distance_db']} dB, random best {summary['median_baseline_db']}, "
           f"floor {summary['median_floor_db']}; ratio {summary['median_ratio_to_baseline']} (goal <= 0.6); "
-          f"pitch kept {None if check is None else check['f0_accuracy']} of rendered pitches, "
+          f"pitch kept {(summary['reconstruction_pitch'] or {}).get('f0_accuracy')} of rendered pitches, "
           f"{summary['pitch_kept_fraction']} of the pitches pYIN found (goal >= 0.95); "
           f"{summary['median_cpu_seconds']} s CPU a note for the inversion, {summary['median_total_cpu_seconds']} "
           f"with the analysis and comparisons (goal <= 10)")
     write_result("invert", {
         "cpu_model": cpu_model(), "model": str(synth.path), "fingerprint": synth.fingerprint,
-        "source": {"soundfont": str(soundfont) if args.count else None, "velocity": args.velocity,
+        "source": {"soundfonts": [str(sf) for sf in soundfonts] if args.count else None, "velocity": args.velocity,
                    "pitches": args.pitches, "count": args.count, "seed": args.seed,
                    "folder": None if args.folder is None else str(args.folder)},
         "settings": settings.to_dict(),
@@ -179,6 +198,23 @@ def main() -> None:
                 "'total' adds the pitch analysis and the comparisons (baseline, floor, pYIN of the result)",
         "goals": GOALS, "summary": summary, "notes": rows,
     }, args.out)
+    if args.plot is not None:
+        plot_examples(synth, args.plot, examples)
+
+
+def plot_examples(synth, path: Path, examples: dict) -> None:
+    """Each source's first notes: the recording (upper row) and its reconstruction (lower), log magnitude."""
+    from ganspacesynth.evaluate.plots import example_spectrograms
+
+    rows = []
+    for source, items in examples.items():
+        waves = np.stack([np.stack([a, r]) for _, a, r, _ in items]).astype(np.float32)  # [n, 2, samples]
+        specs = synth.spectral.waves_to_specgrams(torch.from_numpy(waves.reshape(-1, waves.shape[-1]))).numpy()
+        specs = specs.reshape(len(items), 2, *specs.shape[1:])
+        rows.append((f"{source}: recording", specs[:, 0], [caption for caption, *_ in items]))
+        rows.append(("reconstruction", specs[:, 1], [f"{d:.1f} dB" for *_, d in items]))
+    example_spectrograms(path, rows)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

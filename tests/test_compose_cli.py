@@ -52,10 +52,69 @@ def test_hallucinate_writes_wav_and_score_and_rerenders_exactly(tiny_model_path,
     (["--score", "s.json", *ENV], "score file not found: s.json"),
     (["--from", "x.json", "--seed", 3], "do not combine it with --seed"),
     (["--from", "missing.score.json"], "score file not found"),
+    (["--condition", "instrument_family=guitar", *ENV], "this model has no condition 'instrument_family' (it has: pitch)"),
+    (["--condition", "guitar", *ENV], "--condition expects name=value"),
+    (["--from", "x.json", "--condition", "instrument_family=guitar"], "do not combine it with --condition"),
 ])
 def test_hallucinate_refusals_are_one_line(tiny_model_path, tmp_path, args, message):
     out = tmp_path / "x.wav"
     res = invoke("hallucinate", "--model", tiny_model_path, "--out", out, *args)
+    assert res.exit_code == 1, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert res.output.strip().count("\n") == 0
+    assert not out.exists() and not (tmp_path / "x.score.json").exists()
+
+
+FAMILY_PIECE = ["--notes", 2, "--steps", 1, "--spacing", 0.2, "--pitch", 60, "--seed", 3, *ENV]
+
+
+@pytest.mark.heavy
+def test_hallucinate_plays_every_note_with_the_condition_given(family_synth, tmp_path):
+    from ganspacesynth.compose.hallucinate import HallucinationSettings, plan_latent, render
+
+    model = family_synth.path
+    audio = {}
+    for family in ("bass", "guitar"):
+        out = tmp_path / f"{family}.wav"
+        res = invoke("hallucinate", "--model", model, "--out", out, *FAMILY_PIECE,
+                     "--condition", f"instrument_family={family}")
+        assert res.exit_code == 0, res.output
+        assert f"instrument_family={family}" in res.output
+        score = json.loads((tmp_path / f"{family}.score.json").read_text())
+        assert score["conditions"] == {"instrument_family": family} and score["format_version"] == 1
+        audio[family], sr = sf.read(out, dtype="float32")
+        # the notes the library plays with that family (the WAV is 16-bit)
+        params = HallucinationSettings.make(notes=2, steps=1, spacing=0.2, pitch=60, seed=3, attack=0.05,
+                                            sustain=0.2, release=0.1)
+        expected, _ = render(family_synth, plan_latent(family_synth, params,
+                                                       conditions={"instrument_family": family}))
+        np.testing.assert_allclose(audio[family], expected, atol=2 / 32768)
+    assert np.abs(audio["bass"] - audio["guitar"]).max() > 0.1  # the same seed, another family
+    # --from replays the conditions bit for bit
+    res = invoke("hallucinate", "--model", model, "--from", tmp_path / "guitar.score.json", "--out", tmp_path / "again.wav")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "guitar.wav").read_bytes()
+    # a steps file's conditions, overridden name by name by --condition
+    steps = json.loads((tmp_path / "guitar.score.json").read_text())
+    steps = {"steps": steps["steps"], "conditions": {"instrument_family": "organ"}}
+    (tmp_path / "steps.json").write_text(json.dumps(steps))
+    for extra, family in (([], "organ"), (["--condition", "instrument_family=guitar"], "guitar")):
+        out = tmp_path / f"steps-{family}.wav"
+        res = invoke("hallucinate", "--model", model, "--score", tmp_path / "steps.json", "--out", out,
+                     "--steps", 1, "--spacing", 0.2, *ENV, *extra)
+        assert res.exit_code == 0, res.output
+        assert json.loads(out.with_suffix(".score.json").read_text())["conditions"] == {"instrument_family": family}
+    assert (tmp_path / "steps-guitar.wav").read_bytes() == (tmp_path / "guitar.wav").read_bytes()
+
+
+@pytest.mark.parametrize("condition,message", [
+    ("instrument_family=kazoo", "instrument_family='kazoo' is not known to this model (choose from: bass, guitar, organ)"),
+    ("timbre=warm", "this model has no condition 'timbre' (it has: pitch, instrument_family)"),
+    ("pitch=60", "the pitch is not one of the conditions"),
+])
+def test_hallucinate_bad_condition_is_one_line_and_writes_nothing(family_synth, tmp_path, condition, message):
+    out = tmp_path / "x.wav"
+    res = invoke("hallucinate", "--model", family_synth.path, "--out", out, *FAMILY_PIECE, "--condition", condition)
     assert res.exit_code == 1, res.output
     assert message in res.output and "Traceback" not in res.output
     assert res.output.strip().count("\n") == 0

@@ -1,5 +1,6 @@
 """Hallucinations: note counts, paths between key points, onsets and envelopes to the sample,
-determinism, the score round trip and the refusals (compose/hallucinate.py)."""
+determinism, the score round trip, the model's other conditions (an instrument family) and the refusals
+(compose/hallucinate.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ganspacesynth.errors import UserError
 from ganspacesynth.compose.envelope import envelope_curve
 from ganspacesynth.compose.hallucinate import (
     HallucinationSettings, Limits, load_score, note_onsets, plan_coefficients, plan_from_score, plan_latent, render,
-    save_score,
+    save_score, score_from_plan,
 )
 from ganspacesynth.compose.interpolate import lerp, slerp
 
@@ -195,6 +196,130 @@ def test_refusals_happen_before_any_generation(const_synth):
 def test_bad_scores_get_one_line_errors(tiny_synth, score, match):
     with pytest.raises(UserError, match=match):
         plan_from_score(tiny_synth, score)
+
+
+# -- the model's other conditions (an instrument family) ----------------------------------------------------------
+FAMILY_TIMES = dict(notes=3, steps=1, spacing=0.15, start_trim=0.01, pitch=60, seed=4, **SHORT)
+
+
+def _expected_mix(plan, waves, sample_rate: int) -> np.ndarray:
+    """The mix `render` must make of `waves` (one per note, generated alone): enveloped, placed, summed."""
+    trim, a, s, r = plan.params.envelope.sample_counts(sample_rate)
+    curve = envelope_curve(a, s, r).astype(np.float64)
+    onsets = note_onsets(plan.count, plan.params.spacing, sample_rate)
+    out = np.zeros(int(onsets[-1]) + len(curve))
+    for wave, onset in zip(waves, onsets):
+        out[onset:onset + len(curve)] += wave[trim:trim + len(curve)] * curve
+    return out
+
+
+@pytest.fixture(scope="module")
+def family_comps(family_synth, tmp_path_factory):
+    from helpers import family_components
+
+    from ganspacesynth.ganspace.components import Components
+
+    return Components.load(family_components(family_synth, tmp_path_factory.mktemp("comps")), family_synth)
+
+
+@pytest.mark.heavy
+def test_conditions_play_every_latent_note_and_change_the_piece(family_synth):
+    params = HallucinationSettings.make(**FAMILY_TIMES)
+    pieces = {}
+    for family in ("bass", "guitar"):
+        plan = plan_latent(family_synth, params, conditions={"instrument_family": family})
+        assert plan.conditions == {"instrument_family": family}
+        audio, score = render(family_synth, plan, peak=None)
+        assert score["conditions"] == {"instrument_family": family}
+        waves = family_synth.generate(plan.z, pitch=plan.pitches, conditions={"instrument_family": family})
+        expected = _expected_mix(plan, waves, family_synth.sample_rate)
+        np.testing.assert_allclose(audio, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+        pieces[family] = audio
+    plain, plain_score = render(family_synth, plan_latent(family_synth, params), peak=None)
+    assert "conditions" not in plain_score  # none given: nothing recorded, as before
+    scale = np.abs(pieces["bass"]).max()
+    assert np.abs(pieces["bass"] - pieces["guitar"]).max() > 0.1 * scale  # same z, other family: another piece
+    assert np.abs(pieces["bass"] - plain).max() > 0.1 * scale
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("mode", ["noz", "offset"])
+def test_conditions_play_every_ganspace_note(family_synth, family_comps, mode):
+    from ganspacesynth.ganspace.edits import synthesize
+
+    coeffs = [[0.0, 1.0], [2.0, -1.0]]
+    params = HallucinationSettings.make(**FAMILY_TIMES)
+    pieces = {}
+    for family in ("bass", "organ"):
+        conditions = {"instrument_family": family}
+        plan = plan_coefficients(family_synth, coeffs, [60, 64], params, mode, conditions=conditions)
+        audio, score = render(family_synth, plan, family_comps, peak=None)
+        assert score["conditions"] == conditions
+        z = None if plan.base_z is None else np.repeat(plan.base_z[None], plan.count, axis=0)
+        waves = synthesize(family_synth, family_comps, plan.coeffs, plan.pitches, mode=mode, z=z,
+                           conditions=conditions)
+        expected = _expected_mix(plan, waves, family_synth.sample_rate)
+        np.testing.assert_allclose(audio, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+        pieces[family] = audio
+    assert np.abs(pieces["bass"] - pieces["organ"]).max() > 0.1 * np.abs(pieces["bass"]).max()
+
+
+@pytest.mark.heavy
+def test_score_round_trips_its_conditions_bit_for_bit(family_synth, family_comps, tmp_path):
+    for plan, comps in ((plan_latent(family_synth, HallucinationSettings.make(**FAMILY_TIMES),
+                                     conditions={"instrument_family": "organ"}), None),
+                        (plan_coefficients(family_synth, [[1.0], [-1.0]], None, HallucinationSettings.make(**FAMILY_TIMES),
+                                           "offset", conditions={"instrument_family": "guitar"}), family_comps)):
+        audio, score = render(family_synth, plan, comps)
+        loaded = load_score(save_score(tmp_path / "piece.score.json", score))
+        assert loaded["conditions"] == plan.conditions and loaded["format_version"] == 1
+        again = plan_from_score(family_synth, loaded)
+        assert again.conditions == plan.conditions and again.mode == plan.mode
+        audio2, score2 = render(family_synth, again, comps)
+        np.testing.assert_array_equal(audio2, audio)
+        assert score2 == json.loads(json.dumps(score))
+
+
+@pytest.mark.heavy
+def test_a_score_without_conditions_still_loads(family_synth, tiny_synth):
+    # A score written before conditions were recorded: no `conditions` field, format version 1.
+    plan = plan_latent(family_synth, HallucinationSettings.make(**FAMILY_TIMES))
+    audio, score = render(family_synth, plan)
+    old = {k: v for k, v in score.items() if k != "conditions"}
+    assert old == score and old["format_version"] == 1
+    again = plan_from_score(family_synth, json.loads(json.dumps(old)))
+    assert again.conditions == {}
+    np.testing.assert_array_equal(render(family_synth, again)[0], audio)
+    # the caller's conditions fill in for a score that names none, and lose to one that does
+    filled = plan_from_score(family_synth, old, conditions={"instrument_family": "bass"})
+    assert filled.conditions == {"instrument_family": "bass"}
+    own = plan_from_score(family_synth, {**old, "conditions": {"instrument_family": "organ"}},
+                          conditions={"instrument_family": "bass"})
+    assert own.conditions == {"instrument_family": "organ"}
+    # a pitch-only model's scores are unchanged
+    plain = plan_from_score(tiny_synth, {"steps": [{"z": [0.0] * 32}], **SHORT})
+    assert plain.conditions == {} and "conditions" not in score_from_plan(plain)
+
+
+@pytest.mark.parametrize("conditions,match", [
+    ({"instrument_family": "kazoo"}, r"instrument_family='kazoo' is not known to this model \(choose from: bass"),
+    ({"timbre": "warm"}, r"this model has no condition 'timbre' \(it has: pitch, instrument_family\)"),
+    ({"pitch": "60"}, "the pitch is not one of the conditions"),
+    ({"instrument_family": ["bass"]}, "must be one class name"),
+    ({"instrument_family": 3}, "must be one class name"),
+    ("instrument_family=bass", "must be an object"),
+])
+def test_bad_conditions_are_refused_in_one_line_before_any_generation(family_synth, conditions, match):
+    const = ConstSynth(family_synth)
+    params = HallucinationSettings.make(**FAMILY_TIMES)
+    score = {"steps": [{"z": [0.0] * 32}], "conditions": conditions, **SHORT}
+    for attempt in (lambda: plan_latent(const, params, conditions=conditions),
+                    lambda: plan_coefficients(const, [[1.0]], None, params, "offset", conditions=conditions),
+                    lambda: plan_from_score(const, score)):
+        with pytest.raises(UserError, match=match) as info:
+            attempt()
+        assert "\n" not in str(info.value)
+    assert const.generate_calls == 0 and const.random_z_calls == 0
 
 
 def test_load_score_errors(tmp_path):

@@ -66,6 +66,36 @@ def test_keyboard_writes_every_key_of_the_timbre_into_one_file(served, family_sy
     assert addr == "/error" and "unknown synthesis mode" in reply[0]
 
 
+@pytest.mark.heavy
+def test_hallucination_plays_the_session_conditions(served, family_synth):
+    from ganspacesynth.compose.envelope import envelope_curve
+
+    session, c = served
+    assert c.ask("/condition", "instrument_family", "organ")[0] == "/ok"
+    # notes 0.35 s long, 0.4 s apart: the first key note sounds alone
+    for name, value in (("interp_steps", 1.0), ("sample_spacing", 0.4), ("attack", 0.05), ("sustain", 0.2),
+                        ("release", 0.1)):
+        assert c.ask(f"/{name}", value)[0] == "/ok"
+    addr, args = c.ask("/hallucinate", "id", 8, 2.0, 5.0, 60.0)
+    assert addr == "/hallucinated", args
+    result = session.last
+    assert result.score["conditions"] == {"instrument_family": "organ"}
+    z0 = np.asarray(result.score["steps"][0]["z"], dtype=np.float32)[None]
+    curve = envelope_curve(800, 3200, 1600)
+    first = result.wave[:len(curve)].astype(np.float64)
+
+    def misfit(family: str) -> float:
+        """How far the first note is from the one Synth.generate makes with `family` (after the mix's scaling)."""
+        note = family_synth.generate(z0, pitch=60, conditions={"instrument_family": family})[0][:len(curve)] * curve
+        scale = float(first @ note / (note @ note))  # the mix is peak-normalised
+        return float(np.abs(first - scale * note).max() / np.abs(first).max())
+
+    assert misfit("organ") < 2e-3  # batched vs alone: float32 kernels differ slightly
+    assert misfit("bass") > 0.05 and misfit("guitar") > 0.05
+    # the GANSpace modes carry them too
+    assert session.hallucination_request("noz").plan.conditions == {"instrument_family": "organ"}
+
+
 def test_presets_are_saved_and_loaded_by_name_bit_for_bit(served):
     session, c = served
     c.ask("/randomize_z", 3.0)

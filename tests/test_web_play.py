@@ -253,3 +253,50 @@ def test_a_midi_file_plays_through_the_timbre_in_the_page(web, page, tmp_path):
     page.find_element("id", "midi-file").send_keys(str(big))
     wait_for(page, "return document.getElementById('status').textContent.includes('at most 256 KB')")
     assert requests(server, "/api/midi") == 1  # refused in the page, before any upload
+
+
+def test_a_sound_file_becomes_the_pages_timbre(web, page, tmp_path):
+    import soundfile as sf
+    from helpers import tone
+    from selenium.webdriver.support.ui import Select
+
+    from ganspacesynth.invert import InvertSettings
+
+    session, server = web
+    session.invert_settings = InvertSettings(guesses=4, restarts=2, random_starts=1, steps=3, baseline=0)
+    Select(page.find_element("id", "mode")).select_by_value("noz")
+    version = rendered_after(page, page.execute_script("return window.gss.play.version"))
+    assert not any(float(page.find_element("id", f"c{i}").get_attribute("value")) for i in range(8))
+    path = tmp_path / "my e4.wav"
+    sf.write(path, tone(64, sr=22050, seconds=1.0), 22050)
+    page.find_element("id", "sound-file").send_keys(str(path))
+    wait_for(page, "return document.body.dataset.invert === 'done'", timeout=180)
+    # the page holds what the server holds: the note's pitch, family and (noz) coefficients on the sliders
+    assert requests(server, "/api/invert") == 1 and session.pitch == 64
+    assert page.find_element("id", "pitch").get_attribute("value") == "64"
+    family = session.state.conditions["instrument_family"]
+    assert page.find_element("id", "cond-instrument_family").get_attribute("value") == family
+    sliders = [float(page.find_element("id", f"c{i}").get_attribute("value")) for i in range(8)]
+    assert any(sliders)  # moved from zero, to the note's coefficients (to the sliders' 0.05 steps, within ±4)
+    np.testing.assert_allclose(sliders, np.clip(session.coeffs, -4, 4), atol=0.026)
+    assert "/audio/note-" in page.execute_script("return document.getElementById('player').src")
+    assert "my e4.wav: pitch 64" in page.find_element("id", "status").text
+    rendered_after(page, version)  # the keyboard re-rendered in the new timbre
+    # a file that is no sound is refused in words, and nothing changes
+    z = session.z.copy()
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a sound")
+    page.find_element("id", "sound-file").send_keys(str(bad))
+    wait_for(page, "return document.body.dataset.invert === 'refused'", timeout=60)
+    assert "cannot read notes.txt as a sound" in page.find_element("id", "status").text
+    assert session.z.tobytes() == z.tobytes()
+    # dropped anywhere on the page: the same upload
+    page.execute_script("""
+        document.body.dataset.invert = "";
+        const dt = new DataTransfer();
+        dt.items.add(new File(["junk"], "dropped.wav", { type: "audio/wav" }));
+        document.getElementById("scope").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true,
+                                                                             cancelable: true }));""")
+    wait_for(page, "return document.body.dataset.invert === 'refused'", timeout=60)
+    assert "cannot read dropped.wav as a sound" in page.find_element("id", "status").text
+    assert requests(server, "/api/invert") == 3

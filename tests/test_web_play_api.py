@@ -274,3 +274,67 @@ def test_requests_are_counted_per_path(web):
     keyboard(server, {"pitches": [60]})
     counts = server.app.extensions["ganspacesynth"]["requests"]
     assert counts["/api/keyboard"] == 1 and counts["/api/state"] >= 1
+
+
+# -- starting from a sound (POST /api/invert: Session.invert_request, as OSC /invert) --------------------------------
+def wav_bytes(wave, rate: int) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format="WAV")
+    return buf.getvalue()
+
+
+#: Every stage of the inversion, in about a second a note of the tiny model.
+QUICK_INVERT = dict(guesses=4, restarts=2, random_starts=1, steps=3, baseline=0)
+
+
+@pytest.mark.heavy
+def test_a_dropped_sound_becomes_the_state(web, family_synth):
+    import soundfile as sf
+
+    from ganspacesynth import invert as inv
+
+    session, server = web
+    session.invert_settings = inv.InvertSettings(**QUICK_INVERT)
+    session.set_coefficients([2.0, -1.0])
+    data = wav_bytes(helpers.tone(64, sr=22050, seconds=1.0), 22050)
+    status, body = call(server, "/api/invert?mode=noz&name=my%20e4.wav", raw=data)
+    assert status == 200, body
+    r = json.loads(body)
+    wave, rate = sf.read(io.BytesIO(data), dtype="float32")  # the file's 16-bit samples, as the server read them
+    (note,) = family_synth.invert(wave, rate, settings=session.invert_settings, components=session.components).notes
+    # the state is the note the library finds: pitch, z, the searched family and (noz) its coefficients
+    assert r["pitch"] == session.pitch == note.pitch == 64
+    assert session.z.tobytes() == note.z.astype(np.float32).tobytes()
+    assert r["conditions"] == session.state.conditions == note.conditions and note.conditions["instrument_family"]
+    wanted = np.clip(note.coefficients, -10, 10).astype(np.float32)
+    assert session.coeffs.tobytes() == wanted.tobytes() and np.abs(wanted).max() > 0
+    np.testing.assert_allclose(r["coefficients"], note.coefficients, rtol=1e-6)
+    assert r["distance_db"] == pytest.approx(note.distance_db, abs=1e-3) and r["others"] == 0
+    # the preset is the timbre now held; the note is the newest result, in the player
+    assert r["preset"] == get_preset(server, "noz") and r["preset"]["mode"] == "noz"
+    assert r["name"].startswith("note-") and call(server, r["audio"])[0] == 200
+    assert call(server, r["spectrogram"])[0] == 200 and session.last.path.name == r["name"]
+    # offset: z is the note, the directions start at zero
+    status, body = call(server, "/api/invert?mode=offset", raw=data)
+    assert status == 200 and not session.coeffs.any() and json.loads(body)["preset"]["coefficients"] == []
+
+
+@pytest.mark.parametrize("query,data,code,needle", [
+    ("", b"", 400, "send a sound file"),
+    ("name=song.wav", b"RIFF\x10\x00\x00\x00WAVEjunk" + b"\0" * 64, 400, "cannot read song.wav as a sound"),
+    ("", b"\0" * (9 << 20), 413, "at most 8 MB"),
+    ("", wav_bytes(np.zeros(16000, np.float32), 16000), 400, "the uploaded file is silent"),
+    ("", wav_bytes(np.zeros(8000 * 31, np.float32), 8000), 400, "a live session inverts at most 30 s"),
+    ("mode=bogus", wav_bytes(helpers.tone(64), 16000), 400, "unknown synthesis mode"),
+    ("pitch=high", wav_bytes(helpers.tone(64), 16000), 400, "pitch must be a MIDI note number"),
+    pytest.param("name=hiss.wav", wav_bytes((0.3 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32),
+                                            16000), 400, "hiss.wav: no steady pitch found", marks=pytest.mark.heavy),
+])
+def test_bad_sounds_are_refused_in_words_and_change_nothing(web, query, data, code, needle):
+    session, server = web
+    state = call(server, "/api/state")
+    status, body = call(server, f"/api/invert?{query}", raw=data)
+    assert status == code and needle in json.loads(body)["error"], body
+    assert call(server, "/api/state") == state and session.last is None

@@ -14,6 +14,10 @@ Two kinds of key points share one score format (docs/composing.md):
     plan = plan_latent(synth, params)
     audio, score = render(synth, plan)
     save_score("piece.score.json", score)   # plan_from_score(synth, load_score(...)) gives the same notes
+
+A model conditioned on more than pitch (an instrument family, say) plays every note of a plan with the plan's
+`conditions` ({name: value}, as `Synth.generate` takes them): `plan_latent(..., conditions={"instrument_family":
+"guitar"})`. They are checked once, when planning (`ConditionSet.check_values`), and recorded in the score.
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..choices import GANSPACE_MODES, LATENT_MODE, SYNTHESIS_MODES
 from ..errors import UserError
 from ..fileio import check_format, read_json, write_json
+from ..model.conditions import conditions_json
 from .envelope import Envelope, Mixer, envelope_curve, to_samples
 from .interpolate import interpolate
 
@@ -149,6 +154,7 @@ class Plan:
     z: np.ndarray | None = None      # [N, latent] per note (mode z), else None
     coeffs: np.ndarray | None = None  # [N, k] per note (GANSpace modes)
     base_z: np.ndarray | None = None  # [latent]: the timbre edited in modes offset/latent
+    conditions: dict = field(default_factory=dict)  # the model's other conditions, the same for every note
 
     @property
     def count(self) -> int:
@@ -189,8 +195,11 @@ def resolve_seed(seed: int | None) -> int:
 
 
 def plan_latent(synth, params: HallucinationSettings, limits: Limits = Limits(),
-                keys: np.ndarray | None = None, key_pitches: Sequence[int] | None = None) -> Plan:
-    """Plan a latent hallucination: `params.notes` random z (from the seed) or the given `keys`, slerped."""
+                keys: np.ndarray | None = None, key_pitches: Sequence[int] | None = None, *,
+                conditions: Mapping[str, object] | None = None) -> Plan:
+    """Plan a latent hallucination: `params.notes` random z (from the seed) or the given `keys`, slerped.
+    `conditions`: the model's other conditions for every note (`ConditionSet.check_values`)."""
+    conditions = synth.conditions.check_values(conditions)
     if keys is not None:
         keys = synth.check_z(keys)
         params = replace(params, notes=len(keys))
@@ -202,17 +211,21 @@ def plan_latent(synth, params: HallucinationSettings, limits: Limits = Limits(),
     if keys is None:
         keys = synth.random_z(params.notes, params.seed)
     z = _path(keys, params.steps, "slerp")
-    return Plan(LATENT_MODE, params, keys, key_pitches, _pitch_path(key_pitches, params.steps), z=z)
+    return Plan(LATENT_MODE, params, keys, key_pitches, _pitch_path(key_pitches, params.steps), z=z,
+                conditions=conditions)
 
 
 def plan_coefficients(synth, coeffs, pitches: Sequence[int] | None, params: HallucinationSettings,
-                      mode: str = "noz", limits: Limits = Limits(), base_z: np.ndarray | None = None) -> Plan:
+                      mode: str = "noz", limits: Limits = Limits(), base_z: np.ndarray | None = None, *,
+                      conditions: Mapping[str, object] | None = None) -> Plan:
     """Plan a GANSpace hallucination: coefficient key points [n, k] (one pitch each), lerped.
 
-    Modes offset and latent edit one timbre, `base_z` (default: the seed's first random z).
+    Modes offset and latent edit one timbre, `base_z` (default: the seed's first random z). `conditions`: the
+    model's other conditions for every note (`ConditionSet.check_values`).
     """
     if mode not in GANSPACE_MODES:
         raise UserError(f"mode must be one of {', '.join(GANSPACE_MODES)}, not {mode!r}")
+    conditions = synth.conditions.check_values(conditions)
     from ..ganspace.coefficients import check_coefficients
 
     if np.ndim(coeffs) != 2 or np.shape(coeffs)[0] < 1 or np.shape(coeffs)[1] < 1:
@@ -231,19 +244,21 @@ def plan_coefficients(synth, coeffs, pitches: Sequence[int] | None, params: Hall
         base_z = None
     coeff_path = _path(keys, params.steps, "lerp")
     return Plan(mode, params, keys, key_pitches, _pitch_path(key_pitches, params.steps), coeffs=coeff_path,
-                base_z=base_z)
+                base_z=base_z, conditions=conditions)
 
 
 # -- rendering -------------------------------------------------------------------------------------
 def _generate(synth, plan: Plan, components, sl: slice, batch_size: int) -> np.ndarray:
     pitches = plan.pitches[sl]
+    conditions = plan.conditions or None  # checked when planned; the same for every note
     if plan.mode == LATENT_MODE:
-        return synth.generate(plan.z[sl], pitch=pitches, batch_size=batch_size)
+        return synth.generate(plan.z[sl], pitch=pitches, conditions=conditions, batch_size=batch_size)
     from ..ganspace.edits import synthesize
 
     coeffs = plan.coeffs[sl]
     z = None if plan.base_z is None else np.repeat(plan.base_z[None], len(coeffs), axis=0)
-    return synthesize(synth, components, coeffs, pitches, mode=plan.mode, z=z, batch_size=batch_size)
+    return synthesize(synth, components, coeffs, pitches, mode=plan.mode, z=z, conditions=conditions,
+                      batch_size=batch_size)
 
 
 def render(synth, plan: Plan, components=None, *, batch_size: int = 16, peak: float = 0.99,
@@ -279,7 +294,7 @@ def render(synth, plan: Plan, components=None, *, batch_size: int = 16, peak: fl
 # -- scores ----------------------------------------------------------------------------------------
 _ENVELOPE_FIELDS = ("spacing", "start_trim", "attack", "sustain", "release")
 _SCORE_KEYS = {"format", "format_version", "mode", "steps", "interpolation_steps", "seed", "z", "pitch",
-               "model", "components", "note_count", "seconds", *_ENVELOPE_FIELDS}
+               "conditions", "model", "components", "note_count", "seconds", *_ENVELOPE_FIELDS}
 
 
 def _floats(values: np.ndarray) -> list[float]:
@@ -302,6 +317,8 @@ def score_from_plan(plan: Plan, synth=None, components=None) -> dict:
     }
     if plan.base_z is not None:
         score["z"] = _floats(plan.base_z)
+    if plan.conditions:  # written only when there are some: scores without stay readable by older versions
+        score["conditions"] = conditions_json(plan.conditions)
     score["note_count"] = plan.count
     score["seconds"] = p.seconds
     if synth is not None:
@@ -327,8 +344,10 @@ def _number(score: dict, name: str, default, kind=float):
 
 
 def plan_from_score(synth, score: dict, limits: Limits = Limits(),
-                    defaults: HallucinationSettings = HallucinationSettings()) -> Plan:
-    """Rebuild the plan a score describes; fields it lacks come from `defaults` (Pd/OSC send partial scores)."""
+                    defaults: HallucinationSettings = HallucinationSettings(), *,
+                    conditions: Mapping[str, object] | None = None) -> Plan:
+    """Rebuild the plan a score describes; fields it lacks come from `defaults` (Pd/OSC send partial scores) and
+    `conditions` (for a score without its own `conditions`; a score made before they were recorded has none)."""
     if not isinstance(score, dict):
         raise UserError("a score must be a JSON object")
     unknown = set(score) - _SCORE_KEYS
@@ -358,6 +377,9 @@ def plan_from_score(synth, score: dict, limits: Limits = Limits(),
     seed = score.get("seed", defaults.seed)
     if seed is not None:
         seed = _number(score, "seed", None, int)
+    conditions = score.get("conditions", conditions)
+    if conditions is not None and not isinstance(conditions, dict):
+        raise UserError("score field 'conditions' must be an object {name: value}")
     timing = defaults.timing()
     params = HallucinationSettings.make(
         notes=len(steps),
@@ -367,13 +389,14 @@ def plan_from_score(synth, score: dict, limits: Limits = Limits(),
         seed=seed,
     )
     if mode == LATENT_MODE:
-        return plan_latent(synth, params, limits, keys=np.asarray(vectors, dtype=np.float32), key_pitches=pitches)
+        return plan_latent(synth, params, limits, keys=np.asarray(vectors, dtype=np.float32), key_pitches=pitches,
+                           conditions=conditions)
     base_z = score.get("z")
     if base_z is not None:
         if not isinstance(base_z, list):
             raise UserError("score field 'z' must be a list of numbers")
         base_z = np.asarray(base_z, dtype=np.float32)
-    return plan_coefficients(synth, vectors, pitches, params, mode, limits, base_z=base_z)
+    return plan_coefficients(synth, vectors, pitches, params, mode, limits, base_z=base_z, conditions=conditions)
 
 
 def _first_has(score: dict, key: str) -> bool:

@@ -9,10 +9,13 @@ import click
 from ..choices import GANSPACE_MODES, LATENT_MODE, Z_EDIT_MODES
 from ..errors import UserError
 from .options import (SEED, apply_level, device_option, level_options, load_synth, model_file, model_option,
-                      overwrite_option, parse_coeffs, precision_option)
+                      overwrite_option, parse_coeffs, parse_conditions, precision_option)
 
 #: hallucinate options that describe the composition (refused with --from, which re-renders exactly).
-_COMPOSITION = ("notes", "steps", "spacing", "start_trim", "attack", "sustain", "release", "pitch", "seed", "mode")
+_COMPOSITION = ("notes", "steps", "spacing", "start_trim", "attack", "sustain", "release", "pitch", "seed", "mode",
+                "conditions")
+#: parameter name -> option, where they differ.
+_OPTION_NAMES = {"conditions": "--condition"}
 #: option name -> score field, for options a --score steps file may also set.
 _SCORE_FIELDS = {"steps": "interpolation_steps", "spacing": "spacing", "start_trim": "start_trim",
                  "attack": "attack", "sustain": "sustain", "release": "release", "seed": "seed", "mode": "mode", "pitch": "pitch"}
@@ -92,6 +95,9 @@ def _load_components(path: Path | None, synth):
 @click.option("--pitch", type=click.IntRange(0, 127), default=None,
               help="MIDI pitch (with --score: for steps that give none) [default: 32, or the middle of the "
                    "model's range when 32 is outside it].")
+@click.option("--condition", "conditions", multiple=True, metavar="NAME=VALUE",
+              help="The model's other conditions for every note, e.g. instrument_family=guitar; repeat for several "
+                   "(recorded in the score; with --score they override the file's, name by name).")
 @seed_or_random
 @click.option("--from", "from_score", type=click.Path(path_type=Path), default=None,
               help="Re-render a score written by an earlier run, exactly.")
@@ -110,15 +116,16 @@ def _load_components(path: Path | None, synth):
 @level_options(mix=True)
 @overwrite_option("the WAV file and its score")
 @click.pass_context
-def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, sustain, release, pitch, seed,
-                    from_score, components, steps_score, mode, batch_size, max_notes, max_seconds, device,
+def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, sustain, release, pitch, conditions,
+                    seed, from_score, components, steps_score, mode, batch_size, max_notes, max_seconds, device,
                     precision, no_progress, gain_db, normalize, overwrite) -> None:
     """Compose a piece that wanders between key points: n random timbres with m slerp steps between each
     pair (n + (n-1)*m notes), each note enveloped, placed --spacing seconds apart and mixed.
 
     With --components and --score, the key points are GANSpace coefficient vectors (the Hallu step
     sequencer), lerped. A score JSON with every parameter, the key points and the seed is written next
-    to the WAV; --from re-renders it exactly.
+    to the WAV; --from re-renders it exactly. A model conditioned on more than pitch plays every note with
+    the --condition values given (the score keeps them).
 
     \b
     Examples:
@@ -136,6 +143,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
     for path in (out, H.score_path_for(out)):  # the WAV and its score: refused before any work
         check_output_file(path, overwrite=overwrite, inputs=inputs)
     limits = H.Limits(max_notes=max_notes, max_seconds=max_seconds)
+    given_conditions = parse_conditions(conditions)  # names and classes are checked with the model, when planning
     given = {"spacing": spacing, "attack": attack, "sustain": sustain, "release": release, "pitch": pitch}
 
     def params_for(synth) -> "H.HallucinationSettings":
@@ -147,7 +155,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
     if from_score is not None and steps_score is not None:
         raise UserError("give either --from (re-render a score) or --score (a steps file), not both")
     if from_score is not None:
-        given_options = [f"--{n.replace('_', '-')}" for n in _COMPOSITION if _explicit(ctx, n)]
+        given_options = [_OPTION_NAMES.get(n, f"--{n.replace('_', '-')}") for n in _COMPOSITION if _explicit(ctx, n)]
         if given_options:
             raise UserError(f"--from re-renders a score exactly; do not combine it with {', '.join(given_options)}")
         score = H.load_score(from_score)
@@ -161,6 +169,9 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
         for name, key in _SCORE_FIELDS.items():
             if _explicit(ctx, name):
                 score[key] = ctx.params[name]
+        if given_conditions:
+            recorded = score.get("conditions")
+            score["conditions"] = {**(recorded if isinstance(recorded, dict) else {}), **given_conditions}
         if H.score_mode(score) == LATENT_MODE:
             if components is not None:
                 raise UserError("--score holds latent-vector (z) steps, which need no components: drop --components")
@@ -179,7 +190,7 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
     peak = apply_level(synth, gain_db, normalize, mix=True)
     defaults = params_for(synth)
     if score is None:
-        plan = H.plan_latent(synth, defaults, limits)
+        plan = H.plan_latent(synth, defaults, limits, conditions=given_conditions)
     else:
         plan = H.plan_from_score(synth, score, limits, defaults)
         made_with = score.get("model")
@@ -195,8 +206,10 @@ def hallucinate_cmd(ctx, model, out, notes, steps, spacing, start_trim, attack, 
                                 progress=_progress("hallucinate", not no_progress))
     write_wav(out, _guard(audio), synth.sample_rate)
     score_file = H.save_score(H.score_path_for(out), score_out)
+    played_with = "".join(f", {k}={','.join(v) if isinstance(v, list) else v}"
+                          for k, v in H.conditions_json(plan.conditions).items())
     click.echo(f"wrote {out} ({plan.count} notes, {len(audio) / synth.sample_rate:.2f} s, mode {plan.mode}, "
-               f"seed {plan.params.seed}) and {score_file}")
+               f"seed {plan.params.seed}{played_with}) and {score_file}")
 
 
 @click.command("midi")

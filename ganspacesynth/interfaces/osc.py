@@ -139,6 +139,7 @@ class OSCServer:
             "/step": self._select_step,
             "/save": self._save,
             "/export_instrument": self._export_instrument,
+            "/invert": self._invert,
         }
         for name in SETTING_NAMES:
             self.handlers[f"/{name}"] = lambda a, r, _n=name: self._setting(_n, a, r)
@@ -356,3 +357,23 @@ class OSCServer:
         every = _number(args[2], "every") if len(args) > 2 else 1
         request = self.session.instrument_request(name, mode, every=every)
         self._queue(request, reply, lambda r: self.send(reply[0], "/exported", str(r.path), reply[1]))
+
+    def _invert(self, args, reply):
+        """A sound file's first note becomes the state (`Session.invert_request`; a few seconds, on the worker):
+        `/z …`, `/coefficients …`, then `/inverted <path> <pitch> <distance_db> <conditions> <id>`."""
+        self._nargs(args, 1, 3, "/invert <sound file> [mode [pitch]]")
+        mode = _text(args[1], "mode") if len(args) > 1 else "offset"
+        pitch = _number(args[2], "pitch") if len(args) > 2 else None
+        request = self.session.invert_request(_text(args[0], "sound file"), mode, pitch)
+        addr, rid = reply
+
+        def done(inverted):
+            preset, note = inverted.preset, inverted.note
+            conditions = " ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                                  for k, v in sorted(preset["conditions"].items())) or "none"
+            self.send(addr, "/z", *preset["z"])
+            self.send(addr, "/coefficients", *[float(c) for c in inverted.coeffs])
+            self.send(addr, "/inverted", str(inverted.result.path), inverted.pitch, round(float(note.distance_db), 3),
+                      conditions, rid)
+
+        self._queue(request, reply, done)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..choices import COMPONENT_MODES, check_synthesis_mode
 from ..errors import UserError
+from ..model.conditions import conditions_json
 from .requests import NO_COMPONENTS, coefficients_for
 
 PRESET_FORMAT = "ganspacesynth-timbre"
@@ -52,39 +53,8 @@ def condition_specs(synth) -> list[dict]:
 
 
 def check_conditions(synth, values) -> dict:
-    """A client's conditions ({name: value}) for `synth`, checked: a categorical one takes a class name, a
-    multilabel one a list of class names (kept as a frozenset, which `Synth.generate` broadcasts over a batch);
-    null, "" or [] leaves it out (encoded as zeros: no information)."""
-    if values is None:
-        return {}
-    if not isinstance(values, Mapping) or len(values) > MAX_CONDITIONS:
-        raise UserError("conditions must be an object {name: value}")
-    known = {s.name: s for s in synth.conditions.specs if s.name != "pitch"}
-    out: dict = {}
-    for name, value in values.items():
-        if name not in known:
-            names = ", ".join(known) or "none besides pitch"
-            raise UserError(f"this model has no condition {str(name)[:40]!r} (it has: {names})"
-                            + ("; the pitch comes with each note" if name == "pitch" else ""))
-        if value is None or value == "" or value == []:
-            continue
-        if known[name].kind == "categorical":
-            if not isinstance(value, str):
-                raise UserError(f"{name} must be one class name")
-            synth.conditions.index(name, value)  # refuses unknown classes, naming the known ones
-            out[name] = value
-        else:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise UserError(f"{name} must be a list of class names")
-            for v in value:
-                synth.conditions.index(name, v)
-            out[name] = frozenset(value)
-    return out
-
-
-def conditions_json(conditions: Mapping[str, object]) -> dict:
-    """Conditions as JSON: multilabel sets as sorted lists."""
-    return {k: sorted(v) if isinstance(v, frozenset) else v for k, v in conditions.items()}
+    """A client's conditions ({name: value}) for `synth`, checked (`ConditionSet.check_values`)."""
+    return synth.conditions.check_values(values, max_count=MAX_CONDITIONS)
 
 
 # -- components ---------------------------------------------------------------------------------------------------------

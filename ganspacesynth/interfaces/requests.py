@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -190,6 +190,48 @@ class InstrumentRequest(Request):
                                    options=self.options)
         os.chmod(self.path, 0o644)  # like the WAVs: Pd or a sampler may run as another user
         return result
+
+
+@_record
+class InvertRequest(Request):
+    """A recording's first note found in the snapshot's model (ganspacesynth/invert/: onsets, pYIN pitch unless
+    `pitch` is given, the latent and conditions, the note's coefficients of the snapshot's components), then handed
+    to `take(request, note, others)`, the session's, which makes it the state and renders it: the future's result
+    is what `take` returns (an `Inverted`). The audio was read when the request was accepted."""
+
+    audio: np.ndarray = field(repr=False)  # [n] float32, mono, at `sample_rate`
+    sample_rate: int
+    name: str  # the sound's name in messages
+    mode: str  # the synthesis mode the client plays in (choices.SYNTHESIS_MODES)
+    pitch: int | None  # given, checked; None: pYIN's
+    settings: Any  # invert.InvertSettings
+    take: Callable[["InvertRequest", Any, int], Any] = field(repr=False)
+
+    def run(self):
+        from .. import invert as inv
+
+        s = self.source
+        targets, skipped = inv.prepare_notes(s.synth, self.audio, self.sample_rate, source=self.name,
+                                             pitch=self.pitch)
+        if not targets:  # the CLI's refusal, without its option name
+            raise UserError(inv.refusal(skipped).replace("give a pitch (--pitch)", "give its pitch"))
+        found = inv.invert_notes(s.synth, targets[:1], settings=self.settings, components=s.components)
+        return self.take(self, found.notes[0], len(targets) - 1 + len(skipped))
+
+
+@_record
+class Inverted:
+    """A finished inversion: the note found (`invert.InvertedNote`: z, pitch, conditions, distance_db, coefficients,
+    warnings), how many other notes the recording held (not inverted), what the state now holds (the pitch, the
+    coefficients `[K]`, the timbre as a preset, interfaces/presets.py) and the `Result` of the note as the
+    request's mode now plays it."""
+
+    note: Any = field(repr=False)
+    others: int
+    pitch: int
+    coeffs: np.ndarray = field(repr=False)
+    preset: dict = field(repr=False)
+    result: Result
 
 
 #: The most notes one keyboard render may ask for (a MIDI keyboard has 128 keys).

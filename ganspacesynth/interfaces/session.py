@@ -35,16 +35,21 @@ from ..ganspace.coefficients import MAX_COEFFICIENT
 from .output import OutputFolder
 from .performer import (MAX_STEPS, SETTING_NAMES, PerformerState, check_seed, check_setting, finite,
                         settings_dict, whole_in, with_settings)
-from .requests import (NO_COMPONENTS, HallucinationRequest, InstrumentRequest, NoteRequest, Request, Result,
-                       Snapshot, StateChanges, allowed_file, coefficients_for, request_coeffs)
+from .requests import (NO_COMPONENTS, HallucinationRequest, InstrumentRequest, Inverted, InvertRequest, NoteRequest,
+                       Request, Result, Snapshot, StateChanges, allowed_file, coefficients_for, request_coeffs)
 from .timbre import TimbreControls
 from .worker import GenerationWorker, Rendered
 
 #: A server refuses bigger hallucinations before generating anything (one request must not occupy the
 #: generator for hours).
 HALLU_LIMITS = Limits(max_notes=MAX_NOTES, max_seconds=MAX_SECONDS)
+#: The longest recording a live session inverts (its first note is; `ganspacesynth invert` takes any length) and
+#: the largest one a client may upload (the web page's drop; a 30 s 24-bit stereo WAV at 44.1 kHz is 7.6 MB).
+MAX_INVERT_SECONDS = 30.0
+MAX_SOUND_BYTES = 8 << 20
 
-__all__ = ["Session", "Result", "HALLU_LIMITS", "MAX_COEFFICIENT", "SETTING_NAMES", "check_seed"]
+__all__ = ["Session", "Result", "Inverted", "HALLU_LIMITS", "MAX_COEFFICIENT", "MAX_INVERT_SECONDS", "MAX_SOUND_BYTES",
+           "SETTING_NAMES", "check_seed"]
 
 
 class Session(TimbreControls):
@@ -53,11 +58,14 @@ class Session(TimbreControls):
 
     def __init__(self, synth, *, components=None, allowed_dirs: Sequence[os.PathLike] = (),
                  out_dir: os.PathLike, queue_size: int = 16, keep: int = 200, seed: int = 0,
-                 limits: Limits = HALLU_LIMITS, remove_out_dir: bool = False):
+                 limits: Limits = HALLU_LIMITS, remove_out_dir: bool = False, invert_settings=None):
         """`limits` bounds every hallucination (the servers' --max-notes/--max-seconds); `remove_out_dir`: the
-        output folder is the session's own temporary one, deleted by `close()`."""
+        output folder is the session's own temporary one, deleted by `close()`; `invert_settings`: how hard
+        `invert_request` looks (an `invert.InvertSettings`; None: its defaults without the random-latent
+        comparison, about 8 s a note of the bundled model)."""
         self.synth = synth
         self.limits = limits
+        self.invert_settings = invert_settings
         self.components = components
         self.components_path: Path | None = None
         self.allowed_dirs = [Path(d).resolve() for d in allowed_dirs]
@@ -317,7 +325,8 @@ class Session(TimbreControls):
         mode `noz`/`offset`/`latent`: the key points are the step sequence's coefficient arrays (`offset` and
         `latent` edit the current z); mode `z`: `count` random key points in z (from `seed`). Planning runs
         here, so impossible settings are refused at once, not after waiting in the queue. `settings` and
-        `steps` (validated ones) become the state's when the request is accepted.
+        `steps` (validated ones) become the state's when the request is accepted. Every note plays with the
+        snapshot's conditions (the session's, /condition), which the plan and its score carry.
         """
         from ..compose import hallucinate as hallu
 
@@ -330,12 +339,13 @@ class Session(TimbreControls):
         st = replace(st, notes=2, pitch=source.pitch, seed=seed)
         if mode == LATENT_MODE:
             n = 4 if count is None else whole_in(count, "count", 2, MAX_STEPS)
-            plan = hallu.plan_latent(source.synth, replace(st, notes=n), self.limits)
+            plan = hallu.plan_latent(source.synth, replace(st, notes=n), self.limits, conditions=source.conditions)
         else:
             if source.components is None:
                 raise UserError(NO_COMPONENTS)
             plan = hallu.plan_coefficients(source.synth, keys, None, st, mode, self.limits,
-                                           base_z=None if mode == "noz" else source.z[None])
+                                           base_z=None if mode == "noz" else source.z[None],
+                                           conditions=source.conditions)
         changes = StateChanges(None if pitch is None else source.pitch, None,
                                None if steps is None else tuple(steps), settings)
         return HallucinationRequest(source, changes, plan)
@@ -353,6 +363,53 @@ class Session(TimbreControls):
         source, c = self._snapshot(mode, coeffs=coeffs)
         options.keyboard(source.synth.pitches)
         return InstrumentRequest(source, StateChanges(coeffs=c), path, options)
+
+    def invert_request(self, sound, mode: str = "offset", pitch=None, *, name: str | None = None) -> InvertRequest:
+        """Start from a recording (the `invert` feature, ganspacesynth/invert/; OSC `/invert`, the web page's drop):
+        `sound` is a file name inside an allowed folder or an uploaded file's bytes (`name` names it in messages).
+
+        Checked and read now: a file outside the allowed folders, missing, unreadable, shorter than
+        `invert.MIN_SECONDS`, longer than `MAX_INVERT_SECONDS` or (bytes) larger than `MAX_SOUND_BYTES` is refused
+        before anything is queued; so are a bad `mode` or `pitch`. On the worker, its first note (the first that
+        can be inverted) gets its pitch (pYIN, unless `pitch` is given: silence, noise, a chord are refused there
+        with the reason), its latent and conditions and, with components loaded, its coefficients; then the state
+        becomes that note: pitch, z, conditions and the coefficients — in mode `noz` the note's own (the sliders
+        start at its projection), in the other modes zeros (z is the note there; coefficients move it from
+        there) — and the note is rendered as `mode` plays it (the newest result, as a synthesized note is). The
+        future's result is an `Inverted`. A model or components file loaded meanwhile refuses it."""
+        from .. import invert as inv
+
+        source, _ = self._snapshot(mode, pitch)
+        if isinstance(sound, (bytes, bytearray)):
+            label = _sound_label(name)
+            audio, rate = _read_sound_bytes(bytes(sound), label)
+        else:
+            path = self.resolve_allowed(sound, "sound file")
+            label = _sound_label(sound if name is None else name)
+            audio, rate = _read_sound(path, label)
+        settings = self.invert_settings if self.invert_settings is not None else inv.InvertSettings(baseline=0)
+        return InvertRequest(source, StateChanges(), audio, rate, label, mode,
+                             None if pitch is None else source.pitch, settings, self._take_inversion)
+
+    def _take_inversion(self, request: InvertRequest, note, others: int) -> Inverted:
+        """On the worker: make an inverted note the state (see `invert_request`) and render it."""
+        from .presets import Timbre, check_conditions
+
+        s = request.source
+        conditions = check_conditions(s.synth, note.conditions)
+        coeffs = np.zeros(0 if s.components is None else int(s.components.n_components), np.float32)
+        if request.mode == "noz" and note.coefficients is not None:
+            coeffs = np.clip(note.coefficients, -MAX_COEFFICIENT, MAX_COEFFICIENT).astype(np.float32)
+        pitch = s.pitch if note.pitch is None else int(note.pitch)
+        with self._lock:
+            if self.synth is not s.synth or self.components is not s.components:
+                raise UserError("the model or its components changed while the sound was inverted; invert it again")
+            self.state.pitch = pitch
+            preset = self.apply_timbre(Timbre(np.asarray(note.z, np.float32), conditions, coeffs, request.mode))
+            now = Snapshot(s.synth, s.components, self.state.z.copy(),
+                           None if s.components is None else coeffs.copy(), pitch, dict(conditions) or None)
+        result = self._finish(NoteRequest(now, StateChanges(), request.mode).run(), self.new_id())
+        return Inverted(note, others, pitch, coeffs, preset, result)
 
     def submit(self, request: Request | Callable[[], object], request_id=None,
                callback: Callable[[Future], None] | None = None) -> Future:
@@ -398,3 +455,51 @@ class Session(TimbreControls):
         (returned, so the server can say where it is)."""
         self.worker.close()
         return self.output.close()
+
+
+def _sound_label(name) -> str:
+    """A client's name of its sound (None: an upload without one), fit for one-line messages."""
+    text = "".join(c for c in str(name or "") if c.isprintable()).strip()[:100]
+    return text or "the uploaded file"
+
+
+def _read_sound(path: Path, label: str) -> tuple[np.ndarray, int]:
+    """A sound file to invert, mono at its own rate (`audio.io.read_audio`), its length checked before reading."""
+    import soundfile as sf
+
+    from ..audio.io import read_audio
+    from ..invert import MIN_SECONDS
+
+    if not path.is_file():
+        raise UserError(f"{label} is not a file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise UserError(f"cannot read {label} as a sound: {str(exc).replace(str(path), label)}"[:300]) from None
+    seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    if seconds > MAX_INVERT_SECONDS:
+        raise UserError(f"{label} is {seconds:.1f} s long; a live session inverts at most {MAX_INVERT_SECONDS:g} s "
+                        f"(its first note): trim it, or use `ganspacesynth invert`")
+    if seconds < MIN_SECONDS:
+        raise UserError(f"{label} is {seconds:.3f} s long; a note needs at least {MIN_SECONDS:g} s")
+    try:
+        return read_audio(path, sample_rate=None)
+    except UserError as exc:
+        raise UserError(str(exc).replace(str(path), label)) from None
+
+
+def _read_sound_bytes(data: bytes, label: str) -> tuple[np.ndarray, int]:
+    """`_read_sound` of a client's bytes (through a temporary file, named in no message)."""
+    import tempfile
+
+    if not data:
+        raise UserError("send a sound file (WAV, FLAC, OGG, AIFF, …)")
+    if len(data) > MAX_SOUND_BYTES:
+        raise UserError(f"{label} is {len(data) / 2**20:.1f} MB; at most {MAX_SOUND_BYTES >> 20} MB")
+    fd, name = tempfile.mkstemp(prefix="ganspacesynth-sound-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return _read_sound(Path(name), label)
+    finally:
+        os.unlink(name)

@@ -213,14 +213,8 @@ def _check_seconds(value, name: str) -> float:
 
 
 def check_conditions(synth, conditions: Mapping[str, object] | None) -> dict:
-    """Given conditions (not pitch) checked against the model: known names and classes."""
-    out = {}
-    for name, value in dict(conditions or {}).items():
-        if name == "pitch":
-            raise UserError("give the pitch as a pitch (--pitch), not as a condition")
-        synth.labels(1, synth.pitches[0] if synth.pitches else None, {name: value})  # raises for unknown ones
-        out[name] = value
-    return out
+    """Given conditions (not pitch) checked against the model (`ConditionSet.check_values`)."""
+    return synth.conditions.check_values(conditions)
 
 
 def searched_conditions(synth, given: Mapping[str, object]) -> list:

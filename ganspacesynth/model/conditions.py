@@ -1,4 +1,5 @@
-"""Generic conditions: labels → the vector concatenated to z at the generator input."""
+"""Generic conditions: labels → the vector concatenated to z at the generator input; users' condition values
+checked (`ConditionSet.check_values`, the one check every interface uses) and written as JSON (`conditions_json`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,37 @@ class ConditionSet:
             raise UserError(f"{name}={value!r} is not known to this model (choose from: {', '.join(spec.classes)})")
         return table[key]
 
+    def check_values(self, values, *, max_count: int = 64) -> dict:
+        """A user's or client's conditions other than pitch ({name: value}: a preset, a score, OSC, the web page,
+        `invert`), checked once at the boundary: a categorical condition takes one class name, a multilabel one a
+        class name or a list of them (kept as a frozenset, which `Synth.generate` gives every note of a batch);
+        None, "" or [] leaves it out (encoded as zeros: no information). Unknown names and classes are refused in
+        one line that lists the known ones."""
+        if values is None:
+            return {}
+        if not isinstance(values, Mapping) or len(values) > max_count:
+            raise UserError("conditions must be an object {name: value}")
+        out: dict = {}
+        for name, value in values.items():
+            if name == "pitch":
+                raise UserError("the pitch is not one of the conditions here: the pitch comes with each note")
+            spec = self.spec(str(name))  # unknown names: one line listing the model's
+            if value is None or value == "" or value == []:
+                continue
+            if spec.kind == "categorical":
+                if not isinstance(value, str):
+                    raise UserError(f"condition {name} must be one class name, not {str(value)[:40]!r}")
+                self.index(spec.name, value)  # unknown classes: one line listing the known ones
+                out[spec.name] = value
+            else:
+                names = [value] if isinstance(value, str) else value
+                if not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(v, str) for v in names):
+                    raise UserError(f"condition {name} must be a class name or a list of them, not {str(value)[:40]!r}")
+                for v in names:
+                    self.index(spec.name, v)
+                out[spec.name] = frozenset(names)
+        return out
+
     def encode(self, labels: Mapping[str, torch.Tensor], batch: int | None = None, device=None) -> torch.Tensor:
         """labels: name → LongTensor[B] of class indices (categorical) or FloatTensor[B, K] (multilabel).
 
@@ -65,3 +97,8 @@ class ConditionSet:
         if not parts:
             return torch.zeros(batch, 0, device=device)
         return torch.cat(parts, dim=1)
+
+
+def conditions_json(conditions: Mapping[str, object]) -> dict:
+    """Checked conditions as JSON: names sorted, multilabel sets as sorted lists."""
+    return {k: sorted(v) if isinstance(v, (set, frozenset)) else v for k, v in sorted(conditions.items())}

@@ -18,7 +18,7 @@ from flask import Flask, abort, jsonify, request, send_file, send_from_directory
 from werkzeug.serving import make_server
 
 from ...errors import UserError
-from ..session import Result, Session
+from ..session import MAX_SOUND_BYTES, Result, Session
 
 STATIC = Path(__file__).resolve().parent / "static"
 RESULT_NAME = re.compile(r"^(note|hallucination|midi)-\d{6}\.wav$")
@@ -101,7 +101,10 @@ def create_app(session: Session) -> Flask:
 
     def finish(request) -> dict:
         """Queue a validated request (its state changes apply once it is queued) and wait for its note."""
-        result: Result = session.submit(request, session.new_id()).result(timeout=WAIT_S)
+        return result_json(session.submit(request, session.new_id()).result(timeout=WAIT_S))
+
+    def result_json(result: Result) -> dict:
+        """A finished note's JSON (its spectrogram made now and kept for the page)."""
         png = spectrogram_png(session.synth, result.wave)
         with png_lock:
             pngs[result.path.name] = png
@@ -180,6 +183,38 @@ def create_app(session: Session) -> Flask:
         return jsonify(name=name, download=f"/instrument/{name}", notes=len(inst.notes), looped=inst.looped,
                        keys=[min(n.key_range[0] for n in inst.notes), max(n.key_range[1] for n in inst.notes)],
                        bytes=result.path.stat().st_size, seconds=round(result.seconds, 2))
+
+    @app.post("/api/invert")
+    def invert():
+        """Start from the uploaded sound (the body: the file's bytes; query `mode`, `name`, optional `pitch`): its
+        first note becomes the state (`Session.invert_request`). Answers as /api/synthesize does (the note as the
+        mode plays it) plus `pitch`, `distance_db`, `floor_db`, `conditions`, `coefficients` (the note's own, or
+        null without components), `preset` (the timbre now held), `others` (notes of the file not inverted),
+        `warnings` and `seconds`."""
+        size = request.content_length or 0
+        if size > MAX_SOUND_BYTES:
+            return jsonify(error=f"the sound file is {size / 2**20:.1f} MB; at most {MAX_SOUND_BYTES >> 20} MB"), 413
+        try:
+            request.max_content_length = MAX_SOUND_BYTES  # this route's limit (Flask >= 3.1; 3.0: the app's 1 MB)
+        except AttributeError:
+            pass
+        pitch = request.args.get("pitch")
+        if pitch is not None:
+            try:
+                pitch = float(pitch)
+            except ValueError:
+                raise UserError("pitch must be a MIDI note number") from None
+        req = session.invert_request(request.get_data(cache=False), request.args.get("mode", "offset"), pitch,
+                                     name=request.args.get("name"))
+        found = session.submit(req, session.new_id()).result(timeout=WAIT_S)
+        note = found.note
+        out = result_json(found.result)
+        out.update(pitch=found.pitch, distance_db=round(float(note.distance_db), 3),
+                   floor_db=round(float(note.floor_db), 3), conditions=found.preset["conditions"],
+                   coefficients=None if note.coefficients is None else [float(c) for c in note.coefficients],
+                   preset=found.preset, others=found.others, seconds=round(float(note.seconds), 2),
+                   warnings=list(note.target.warnings) + list(note.warnings))
+        return jsonify(out)
 
     @app.get("/instrument/<name>")
     def instrument_file(name):
