@@ -27,6 +27,7 @@ from .errors import UserError
 from .model.conditions import ConditionSet
 from .model.config import ModelConfig
 from .model.files import ModelFile, load_model, output_gain_of
+from .model.prior import LatentPrior
 from .model.generator import Generator
 from .model.inference import prepare
 from .model.inference.generator import PRECISIONS
@@ -113,7 +114,7 @@ class Synth:
 
     def __init__(self, config: ModelConfig, generator: Generator, *, device: str = "cpu",
                  precision: str = "float32", fingerprint: str | None = None, path: Path | None = None,
-                 info: dict | None = None, impl: str = "fast"):
+                 info: dict | None = None, impl: str = "fast", prior: LatentPrior | None = None):
         self.device = torch.device(resolve_device(device))
         precision = resolve_precision(precision, self.device.type)
         self.config = config
@@ -129,6 +130,8 @@ class Synth:
         self.fingerprint = fingerprint
         self.path = path
         self.info = info or {}
+        #: Where random latents come from (model/prior.py): N(0, I), or the codes a reconstruction run stored.
+        self.prior = prior if prior is not None else LatentPrior(config.latent_vector_size)
         #: The model file's calibrated output gain (dB; 0 when it carries none).
         self.model_gain_db = output_gain_of(self.info, path or "the model")
         self._gain_override: float | None = None
@@ -156,7 +159,7 @@ class Synth:
         check_weights(mf.generator_state, mf.path or "the model")
         gen.load_state_dict(mf.generator_state)
         return cls(mf.config, gen, device=device, precision=precision, fingerprint=mf.fingerprint, path=mf.path,
-                   info=mf.info)
+                   info=mf.info, prior=mf.prior)
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -185,11 +188,11 @@ class Synth:
         return check_pitches(values, self.pitches)
 
     def random_z(self, count: int, seed: int | None = 0) -> np.ndarray:
-        """`count` standard-normal latents; row i depends only on (seed, i), never on batching."""
+        """`count` random latents from the model's prior (standard normal, or its learned codes: `self.prior`);
+        row i depends only on (seed, i), never on batching."""
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise UserError(f"a seed must be a whole number >= 0, not {seed!r}")
-        rng = np.random.default_rng(seed)
-        return rng.standard_normal((count, self.latent_size), dtype=np.float32)
+        return self.prior.draw(np.random.default_rng(seed), count)
 
     def check_z(self, z) -> np.ndarray:
         """Latents `[N, latent_size]` (or one `[latent_size]`) as float32: refuses other shapes, NaN/inf and

@@ -29,6 +29,7 @@ from ganspacesynth.evaluate.pitch import F0Settings
 from ganspacesynth.evaluate.timbre import TimbreSettings, curve_summary
 from ganspacesynth.fileio import read_json, write_json
 from ganspacesynth.model.files import save_model
+from ganspacesynth.model.prior import LatentPrior
 from ganspacesynth.synth import Synth
 from ganspacesynth.training.checkpoint import checkpoint_paths, load_checkpoint
 from ganspacesynth.model.layers import upscale
@@ -65,11 +66,21 @@ def at_stage(synth: Synth, num_blocks: int, alpha: float) -> None:
     synth.engine = staged
 
 
+def checkpoint_prior(config, ckpt):
+    """The prior the run exports with this checkpoint: its codes for `latent_prior: codes`, else None (N(0, I))."""
+    rec = config.train.reconstruction
+    if rec is None or rec.latent_prior != "codes":
+        return None
+    codes = ckpt.module_state("codes")["codes"].float().numpy()
+    return LatentPrior(codes.shape[1], codes, rec.latent_prior_spread)
+
+
 def evaluate_checkpoint(path: Path, run: Path, classifier, train_ds, valid_ds, count: int) -> tuple[dict, dict, dict]:
     config, _ = read_run_config(run)
     ckpt = load_checkpoint(path)
     with tempfile.TemporaryDirectory() as tmp:
-        model = save_model(Path(tmp) / "model.safetensors", config.model, ckpt.module_state("ema"))
+        model = save_model(Path(tmp) / "model.safetensors", config.model, ckpt.module_state("ema"),
+                           prior=checkpoint_prior(config, ckpt))
         synth = Synth.load(model)
         point = Schedule(config.train, config.model).at(ckpt.position.images, ckpt.position.seconds)
         if point.num_blocks < config.model.num_resolutions:

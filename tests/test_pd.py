@@ -315,3 +315,88 @@ def test_shipped_main_patch_plays_notes_from_its_keyboard_with_family_and_preset
     assert presets == [str(saved), str(saved)] and saved.is_file()
     assert session.state.conditions == {"instrument_family": "guitar"}
     assert "ganspacesynth-error" not in out.stderr, out.stderr
+
+
+# the sustain test's timeline, in ms after the first keyboard is loaded (pitch, velocity; pedal 1 down / 0 up)
+SUSTAIN_EVENTS = [
+    (0, "gss-sustain 1"), (0, "gss-note 60 100"), (200, "gss-note 60 0"), (500, "gss-sustain 0"),  # held, then let go
+    (1000, "gss-note 60 100"), (1200, "gss-note 60 0"),  # the same note without the pedal
+    (2000, "gss-sustain 1"), (2000, "gss-note 62 100"), (2100, "gss-note 62 0"),  # held ...
+    (2200, "gss-note 62 100"), (2300, "gss-sustain 0"), (2500, "gss-note 62 0"),  # ... played again, pedal up
+]
+SUSTAIN_RECORD_MS = 2800
+
+
+def sustain_harness(path: Path) -> Path:
+    """Drive the main patch's sustain pedal: once the keyboard is loaded, record [r~ gss-out] into an array while
+    sending SUSTAIN_EVENTS to the patch's remote names, then write the array as a float WAV to the path given with
+    -send "harness-wav PATH" and quit; print VOICE for each voice that starts."""
+    p = Patch()
+    watchdog(p, 15000)
+    lb, dsp = p.obj("loadbang"), p.msg("; pd dsp 1")
+    p.chain(lb, dsp)
+    port, tp, con, scon = p.obj("r harness-port"), p.obj("t b f"), p.msg("list 127.0.0.1 $1"), p.obj("s gss-connect")
+    p.chain(port, tp)
+    p.connect(tp, 1, con)
+    p.connect(con, 0, scon)
+    ready, once, tb, close = p.obj("r gss-keyboard-ready"), p.obj("spigot 1"), p.obj("t b b"), p.msg("0")
+    p.chain(ready, once, tb)
+    p.connect(tb, 1, close)
+    p.connect(close, 0, once, 1)
+    rec = p.obj("tabwrite~ gss-test-rec")
+    p.chain(p.obj("r~ gss-out"), rec)
+    p.obj(f"array define gss-test-rec {SUSTAIN_RECORD_MS * 48 + 4800}")
+    p.connect(tb, 0, rec)
+    for ms, message in SUSTAIN_EVENTS:
+        d, m = p.obj(f"delay {ms}"), p.msg(f"; {message}")
+        p.connect(tb, 0, d)
+        p.connect(d, 0, m)
+    wav, sym = p.obj("r harness-wav"), p.obj("symbol")
+    p.connect(wav, 0, sym, 1)
+    end, write, sf, q = (p.obj(f"delay {SUSTAIN_RECORD_MS}"), p.msg("write -wave -bytes 4 $1 gss-test-rec"),
+                         p.obj("soundfiler"), p.msg("; pd quit 0"))
+    p.connect(tb, 0, end)
+    p.chain(end, sym, write, sf, q)
+    rv, pv = p.obj("r gss-voice-note"), p.obj("print VOICE")
+    p.chain(rv, pv)
+    return p.write(path)
+
+
+def test_shipped_main_patch_sustain_pedal_holds_released_notes(family_server, tmp_path):
+    import soundfile as sf
+
+    _, port = family_server
+    wav = tmp_path / "rec.wav"
+    h = sustain_harness(tmp_path / "harness.pd")
+    out = run_pd("-r", "48000", "-send", f"harness-port {port}", "-send", f"harness-wav symbol {wav}",
+                 "-open", str(PD_DIR / "ganspacesynth.pd"), str(h), timeout=60)
+    assert out.returncode == 0, out.stderr
+    x, rate = sf.read(wav)
+    assert rate == 48000
+
+    def rms(a: float, b: float) -> float:  # the output level between a and b ms after the first note
+        return float(np.sqrt(np.mean(x[round(a * 48):round(b * 48)] ** 2)))
+
+    def end(a: float, b: float) -> float:  # ms after the first note when the output between a and b falls silent
+        loud = np.flatnonzero(np.abs(x[round(a * 48):round(b * 48)]) > 1e-6)
+        assert loud.size, (a, b)
+        return a + (loud[-1] + 1) / 48
+
+    # pedal down, key up at 200 ms: the note keeps sounding long after its 80 ms release would have ended it
+    # (measured: RMS 0.049 at 300-480 ms, 0.029 while its key was down at 0-180 ms) ...
+    assert rms(300, 480) > 0.5 * rms(0, 180) > 0.005
+    # ... and ends with the pedal (up at 500 ms) after the 80 ms release (abs=3: the recording lags by one
+    # 64-sample block, 1.3 ms)
+    assert end(0, 1000) == pytest.approx(500 + 80, abs=3)
+    # the same note without the pedal ends 80 ms after its key-up at 1200 ms, silent where the held one sounded
+    assert end(1000, 2000) == pytest.approx(1200 + 80, abs=3)
+    assert rms(1300, 1480) == 0.0
+    # held (key up at 2100 ms), played again at 2200: a normal note, which pedal up at 2300 does not end; its key
+    # up at 2500 does
+    assert end(2000, SUSTAIN_RECORD_MS) == pytest.approx(2500 + 80, abs=3)
+    assert rms(2400, 2480) > 0.005
+    # ... and once the held voice's 80 ms release is over only the new one sounds: the note from 80 ms on again
+    assert np.allclose(x[round(2285 * 48):round(2385 * 48)], x[round(2085 * 48):round(2185 * 48)], atol=1e-6)
+    voices = re.findall(r"^VOICE: (\S+) (\S+)", out.stderr, re.M)
+    assert [float(start) / 16384 + 24 for _, start in voices] == [60, 60, 62, 62]  # 62 played again: a new voice
+    assert "ganspacesynth-error" not in out.stderr and "error" not in out.stderr.lower(), out.stderr

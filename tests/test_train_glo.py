@@ -241,3 +241,45 @@ def test_glo_gan_adds_the_profile_loss_at_full_weight(tmp_path, data):
     assert all(s["loss/profile"] > 0 for s in stats) and "loss/profile" not in read_stats(tmp_path / "0.0")[-1]
     changed = max((runs[1.0][k].float() - runs[0.0][k].float()).abs().max().item() for k in runs[0.0])
     assert changed > 1e-4
+
+
+def test_a_codes_prior_is_what_the_critic_judges_and_what_the_model_file_draws_from(tmp_path, data):
+    """`latent_prior: codes`: the exported model draws random latents from the run's codes (plus the spread),
+    the critic's fakes come from that prior, and a resumed run repeats a straight one."""
+    from ganspacesynth.model.files import load_model
+
+    base = {"objective": "glo+gan", "latent_code_learning_rate": 1e-2, "batch_size_schedule": [8],
+            "log_every_steps": 1, "save_summaries_num_images": 0, "train_time_limit": None,
+            "stable_stage_num_images": 48, "transition_stage_num_images": 48, "total_num_images": 128,
+            "latent_code_label": "instrument", "adversarial_start": 64, "latent_prior": "codes",
+            "latent_prior_spread": 0.1}
+    cfg = resolve_config("tiny", base)
+    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
+    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
+                                                                        max_steps=10))
+    train(tmp_path / "split", data, None, resume=True, options=QUIET)
+    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    for prefix in ("generator", "codes", "discriminator", "ema"):
+        for name, value in a.module_state(prefix).items():
+            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+    codes = a.module_state("codes")["codes"].numpy()
+    prior = load_model(tmp_path / "straight").prior
+    assert not prior.is_standard and prior.spread == 0.1
+    np.testing.assert_array_equal(prior.centres, codes)  # the codes of the last checkpoint, exported with it
+    z = Synth.load(tmp_path / "straight").random_z(600, seed=3)
+    nearest = np.linalg.norm(z[:, None] - codes[None], axis=2).min(axis=1)
+    rms = np.sqrt(np.mean(nearest ** 2) / z.shape[1])
+    assert 0.08 < rms < 0.11  # every latent is a code plus N(0, 0.1²): distance to the nearest code ≈ 0.1·√L
+    # and the critic trained against them: it has the discriminator's stats after the start
+    assert any("loss/d" in s for s in read_stats(tmp_path / "straight"))
+
+
+def test_normal_prior_runs_export_no_prior(tmp_path, data):
+    from ganspacesynth.model.files import load_model
+
+    cfg = glo(stable_stage_num_images=16, transition_stage_num_images=16, total_num_images=32,
+              latent_code_label="instrument")
+    train(tmp_path / "run", data, cfg, CONDITIONS, options=QUIET)
+    assert load_model(tmp_path / "run").prior.is_standard
+    with pytest.raises(UserError, match="latent_prior must be normal or codes"):
+        glo(latent_prior="gauss")

@@ -156,7 +156,7 @@ def _compute(synth, layer: str, key: tuple, latents: int, seed: int) -> np.ndarr
     total = None
     for start in range(0, latents, CHUNK):
         stop = min(latents, start + CHUNK)
-        z = latent_rows(start, stop, synth.latent_size, seed, STREAM_CENTRE)
+        z = latent_rows(start, stop, synth.prior, seed, STREAM_CENTRE)
         conds = None if conditions is None else {name: ([value] * (stop - start) if isinstance(value, list) else value)
                                                  for name, value in conditions.items()}
         act = synth.activations(z, pitch, layer, conds, batch_size=stop - start)

@@ -1,6 +1,7 @@
 """Seeded latent sampling and streamed layer activations for GANSpace.
 
-Latent row i depends only on (seed, stream, i): rows come in fixed blocks of `BLOCK` rows, block b drawn from
+Latent row i (drawn from the model's prior: N(0, I), or its learned codes, model/prior.py) depends only on
+(seed, stream, i): rows come in fixed blocks of `BLOCK` rows, block b drawn from
 `numpy.random.default_rng([seed, stream, b])`. Any batch size, any split across processes, gives the same
 latents, and nothing larger than one batch (plus one block) is ever held in memory.
 
@@ -27,16 +28,21 @@ STREAM_REGRESSION = 1
 STREAM_CENTRE = 2
 
 
-def latent_rows(start: int, stop: int, latent_size: int, seed: int, stream: int = STREAM_PCA) -> np.ndarray:
-    """Latents for sample indices [start, stop): float32 `[stop - start, latent_size]`."""
+def latent_rows(start: int, stop: int, latent, seed: int, stream: int = STREAM_PCA) -> np.ndarray:
+    """Latents for sample indices [start, stop): float32 `[stop - start, latent_size]`. `latent`: the model's
+    prior (`Synth.prior`, model/prior.py) or a latent size (N(0, I)); a block holds each row's `noise_size`
+    standard-normal values, which the prior maps to its latent."""
+    from ..model.prior import LatentPrior
+
+    prior = latent if isinstance(latent, LatentPrior) else LatentPrior(int(latent))
     if stop <= start:
-        return np.zeros((0, latent_size), np.float32)
-    out = np.empty((stop - start, latent_size), np.float32)
+        return np.zeros((0, prior.latent_size), np.float32)
+    out = np.empty((stop - start, prior.latent_size), np.float32)
     for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
         rng = np.random.default_rng([int(seed), int(stream), block])
-        rows = rng.standard_normal((BLOCK, latent_size), dtype=np.float32)
         lo, hi = max(start, block * BLOCK), min(stop, (block + 1) * BLOCK)
-        out[lo - start:hi - start] = rows[lo - block * BLOCK:hi - block * BLOCK]
+        rows = rng.standard_normal((BLOCK, prior.noise_size), dtype=np.float32)[lo - block * BLOCK:hi - block * BLOCK]
+        out[lo - start:hi - start] = prior.sample(rows)
     return out
 
 
@@ -95,7 +101,7 @@ class ActivationSampler:
 
     def batch(self, start: int, stop: int) -> tuple[np.ndarray, torch.Tensor]:
         """Latents `[n, L]` (numpy) and flattened activations `[n, D]` (float32, on the synth's device)."""
-        z = latent_rows(start, stop, self.synth.latent_size, self.seed, self.stream)
+        z = latent_rows(start, stop, self.synth.prior, self.seed, self.stream)
         pitch = [self.pitches[i % len(self.pitches)] for i in range(start, stop)] if self.pitches else None
         act = self.synth.activations(z, pitch, self.layer, self.conditions, batch_size=stop - start)
         act = act.reshape(stop - start, -1).float()

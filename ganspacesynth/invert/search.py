@@ -60,7 +60,7 @@ def refine(synth, distance: SpectralDistance, target: dict, z0: np.ndarray, cond
            settings: InvertSettings, melif=None) -> np.ndarray:
     """Adam on latents `[R, L]` (each with its condition row) against one note: the best latent of each row."""
     melif = melif or differentiable_melif(synth)
-    latent = synth.latent_size
+    latent, shell = synth.latent_size, synth.prior.mean_square  # the prior's mean |z|²/L (1 for N(0, I))
     z = torch.tensor(z0, dtype=torch.float32, device=synth.device, requires_grad=True)
     opt = torch.optim.Adam([z], lr=settings.learning_rate)
     best = z0.copy()
@@ -76,7 +76,7 @@ def refine(synth, distance: SpectralDistance, target: dict, z0: np.ndarray, cond
                 specs = generator(z, cond).float()
                 waves = melif.specgrams_to_waves(specs)
                 per_note = distance.loss(waves, target, settings.stft_weight)
-                prior = (z.square().sum(dim=1) / latent - 1.0).square()
+                prior = (z.square().sum(dim=1) / (latent * shell) - 1.0).square()
                 loss = per_note + settings.prior_weight * prior
                 values = loss.detach().cpu().numpy()
                 better = values < best_loss
@@ -99,7 +99,7 @@ def invert_note(synth, target: Target, settings: InvertSettings, *, index: int =
     searched = [s.name for s in searched_conditions(synth, target.conditions)]
     # 4. first guesses: `guesses` random latents for every combination of the searched conditions
     rng = _rng(settings, index, 1)
-    guess_z = rng.standard_normal((settings.guesses * len(combos), synth.latent_size), dtype=np.float32)
+    guess_z = synth.prior.draw(rng, settings.guesses * len(combos))  # where the model's random latents are
     guess_c = [c for c in combos for _ in range(settings.guesses)]
     guess_d = _distances(synth, distance, guess_z, target.pitch, guess_c, target_db)
     order = np.argsort(guess_d, kind="stable")
@@ -108,8 +108,7 @@ def invert_note(synth, target: Target, settings: InvertSettings, *, index: int =
     start_c = [guess_c[i] for i in chosen]
     kinds = ["refined first guess"] * len(chosen)
     if settings.random_starts:
-        start_z += list(_rng(settings, index, 2).standard_normal((settings.random_starts, synth.latent_size),
-                                                                 dtype=np.float32))
+        start_z += list(synth.prior.draw(_rng(settings, index, 2), settings.random_starts))
         start_c += [guess_c[order[0]]] * settings.random_starts
         kinds += ["refined random latent"] * settings.random_starts
     # 5. refinement of all restarts at once

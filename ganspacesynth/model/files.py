@@ -6,7 +6,9 @@ truncated or newer file is refused with a clear message.
 The `info` metadata is free-form provenance, plus one key generation reads: `output_gain_db`, the gain (dB) that
 brings the model's notes to its training data's level (measured by `ganspacesynth calibrate`, see
 `ganspacesynth/calibration.py`; the measurement itself under `calibration`). A file without it plays at the raw
-level (0 dB): older files load unchanged, and adding it needs no new format version. `set_model_info` rewrites
+level (0 dB): older files load unchanged, and adding it needs no new format version. Likewise `latent_prior`
+with the `prior.centres` tensor (model/prior.py): a reconstruction run's codes, which random latents are drawn
+from; a file without them draws from N(0, I). `set_model_info` rewrites
 only the metadata: the tensors (and so the fingerprint) stay byte for byte the same.
 """
 
@@ -25,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import UserError
 from ..fileio import atomic_path, check_format, check_input_file
 from .config import ModelConfig
+from .prior import LatentPrior
 
 MODEL_FORMAT = "ganspacesynth-model"
 MODEL_FORMAT_VERSION = 1
@@ -39,6 +42,7 @@ class ModelFile:
     generator_state: dict[str, torch.Tensor]
     info: dict = field(default_factory=dict)  # free-form provenance: training images, source checkpoint, …
     path: Path | None = None
+    prior: LatentPrior | None = None  # where random latents come from (None: N(0, I))
 
     @property
     def fingerprint(self) -> str:
@@ -72,16 +76,19 @@ def state_fingerprint(state: dict[str, torch.Tensor]) -> str:
 
 
 def save_model(path: str | os.PathLike, config: ModelConfig, generator_state: dict[str, torch.Tensor],
-               info: dict | None = None, half: bool = False) -> Path:
-    """Write a model file atomically. `half` stores the weights as float16 (half the size)."""
+               info: dict | None = None, half: bool = False, prior: LatentPrior | None = None) -> Path:
+    """Write a model file atomically. `half` stores the weights as float16 (half the size); `prior`: where
+    random latents come from (model/prior.py; None or N(0, I): nothing stored, as in every older file)."""
     config.validate()
     dtype = torch.float16 if half else torch.float32
     tensors = {f"generator.{k}": v.detach().to("cpu", dtype).contiguous() for k, v in generator_state.items()}
+    prior_tensors, prior_info = (prior.to_file() if prior is not None else ({}, {}))
+    tensors.update(prior_tensors)
     metadata = {
         "format": MODEL_FORMAT,
         "format_version": str(MODEL_FORMAT_VERSION),
         "config": config.to_json(),
-        "info": json.dumps(info or {}, sort_keys=True),
+        "info": json.dumps({**(info or {}), **prior_info}, sort_keys=True),
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -138,7 +145,8 @@ def load_model(path: str | os.PathLike | None) -> ModelFile:
     state = {k[len("generator."):]: v.float() for k, v in tensors.items() if k.startswith("generator.")}
     if not state:
         raise UserError(f"{p} holds no generator weights")
-    return ModelFile(config=config, generator_state=state, info=info, path=p)
+    prior = LatentPrior.from_file(config.latent_vector_size, tensors, info, p)
+    return ModelFile(config=config, generator_state=state, info=info, path=p, prior=prior)
 
 
 def set_model_info(path: str | os.PathLike, updates: dict, out: str | os.PathLike | None = None) -> Path:

@@ -204,9 +204,10 @@ def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     return None
 
 
-def export_model(run_dir: str | Path, config: ModelConfig, ema, info: dict, half: bool = False) -> Path:
-    """Write the EMA generator as the run's model file (`RUN/model.safetensors`)."""
-    return save_model(Path(run_dir) / MODEL_FILENAME, config, ema.state_dict(), info=info, half=half)
+def export_model(run_dir: str | Path, config: ModelConfig, ema, info: dict, half: bool = False,
+                 prior=None) -> Path:
+    """Write the EMA generator (and its `prior`, model/prior.py) as the run's model file (`RUN/model.safetensors`)."""
+    return save_model(Path(run_dir) / MODEL_FILENAME, config, ema.state_dict(), info=info, half=half, prior=prior)
 
 
 def init_states(source: str | Path, config: ModelConfig) -> dict[str, dict[str, torch.Tensor]]:

@@ -79,8 +79,17 @@ class ReconstructionSettings:
     # divergence from N(0, I), so random latents come from the distribution the codes fill (a VAE whose
     # encoder is a table). 0: each code is a point.
     latent_code_kl_weight: float = 0.0
+    # Where the trained model's random latents come from (model/prior.py): "normal", N(0, I); "codes", a code
+    # (its mean) plus N(0, latent_prior_spread² I), the codes stored in the model file. With "codes" the critic
+    # of `glo+gan` judges notes of such latents, so the notes users draw are the ones it sharpened.
+    latent_prior: str = "normal"
+    latent_prior_spread: float = 0.25
 
     def validate(self) -> None:
+        if self.latent_prior not in ("normal", "codes"):
+            raise UserError(f"latent_prior must be normal or codes, not {self.latent_prior!r}")
+        if not 0.0 <= self.latent_prior_spread <= 10.0:
+            raise UserError("latent_prior_spread must be in [0, 10]")
         if self.latent_code_learning_rate < 0:
             raise UserError("latent_code_learning_rate must be non-negative")
         if not 0.0 <= self.latent_code_dropout <= 1.0:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 #: The `purpose` of each stream (the second element of a `seeded` key); one per consumer, never shared.
-GAN_STEP, REAL_ROWS, FIXED_SAMPLES, RECONSTRUCTION_STEP = 0, 1, 2, 3
+GAN_STEP, REAL_ROWS, FIXED_SAMPLES, RECONSTRUCTION_STEP, PRIOR_STEP = 0, 1, 2, 3, 4
 
 
 def seeded(*key: int) -> torch.Generator:

@@ -266,7 +266,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
             export_model(run_dir, model_cfg, ema, info={
                 "trained_images": position.images, "step": position.step, "stage": stage_id,
                 "num_blocks_trained": schedule.at(position.images, position.seconds).num_blocks,
-                "preset": config.preset, "data": data.source})
+                "preset": config.preset, "data": data.source}, prior=objective.latent_prior())
         last_checkpoint = time.monotonic()
 
     # 3. The loop.

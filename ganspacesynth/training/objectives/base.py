@@ -79,6 +79,11 @@ class Objective:
         """One update of everything this objective trains; returns detached statistics (names in stats.py)."""
         raise NotImplementedError
 
+    def latent_prior(self):
+        """Where the trained model's random latents come from (a model/prior.py `LatentPrior`, stored in the
+        exported model file), or None: N(0, I)."""
+        return None
+
     def new_stage(self) -> None:
         """A new progressive stage begins: fresh optimiser moments (Magenta starts each stage with new optimisers)."""
         for opt in self.optimizers().values():

@@ -21,14 +21,15 @@ and Parallel WaveGAN start a discriminator on a reconstruction-trained generator
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
+from ...model.prior import LatentPrior, sample_mixture
 from .. import distributed
 from ..config import ReconstructionSettings
-from ..draws import RECONSTRUCTION_STEP, real_rows, seeded
+from ..draws import PRIOR_STEP, RECONSTRUCTION_STEP, real_rows, seeded
 from ..schedule import StagePoint
 from .base import Objective, ObjectiveContext, StepClock
 from .gan import Critic
@@ -118,6 +119,23 @@ class Reconstruction:
         return draw_reconstruction(ctx.cfg.seed, clock.step, clock.images, clock.point.batch_size, len(ctx.data),
                                    ctx.model_cfg.latent_vector_size).local(local)
 
+    def prior(self) -> LatentPrior | None:
+        """`latent_prior: codes`: the codes' means (now) plus N(0, spread² I); else None (N(0, I))."""
+        s = self.settings
+        if s.latent_prior != "codes":
+            return None
+        centres = self.codes.codes.detach().float().cpu().numpy()
+        return LatentPrior(centres.shape[1], centres, s.latent_prior_spread)
+
+    def prior_latents(self, clock: StepClock, local: slice, count: int = 2) -> list[torch.Tensor]:
+        """`count` batches of random latents from the codes' prior (this process's rows), drawn from
+        (seed, PRIOR_STEP, step) like every other draw; the codes get no gradient through them."""
+        ctx, batch = self.ctx, clock.point.batch_size
+        noise = torch.randn(count, batch, 1 + ctx.model_cfg.latent_vector_size,
+                            generator=seeded(ctx.cfg.seed, PRIOR_STEP, clock.step))[:, local]
+        centres = self.codes.codes.detach()
+        return [sample_mixture(centres, self.settings.latent_prior_spread, n.to(centres.device)) for n in noise]
+
     def loss(self, draws: ReconstructionDraws, point: StagePoint) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         ctx, s = self.ctx, self.settings
         real, labels = ctx.real(draws.real_rows, point)
@@ -157,6 +175,9 @@ class ReconstructionObjective(Objective):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"codes": self.reconstruction.codes}
 
+    def latent_prior(self) -> LatentPrior | None:
+        return self.reconstruction.prior()
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "codes": self.reconstruction.opt}
 
@@ -194,6 +215,9 @@ class ReconstructionGanObjective(ReconstructionObjective):
             return super().step(clock)
         ctx, rec, local = self.ctx, self.reconstruction, self.local(clock.point.batch_size)
         draws = self.critic.draws(clock, local)
+        if rec.settings.latent_prior == "codes":  # the critic judges the latents users will draw
+            z_d, z_g = rec.prior_latents(clock, local)
+            draws = replace(draws, z_d=z_d, z_g=z_g)
         real, labels = ctx.real(draws.real_rows, clock.point)
         penalize = clock.step % ctx.cfg.gan.gradient_penalty_interval == 0
         stats = self.critic.update(real, labels, draws, clock.point, penalize)
