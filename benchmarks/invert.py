@@ -37,6 +37,7 @@ from ganspacesynth import invert as inv  # noqa: E402
 from ganspacesynth.audio.io import list_audio_files, read_audio  # noqa: E402
 from ganspacesynth.data.gm import GM_PROGRAMS  # noqa: E402
 from ganspacesynth.data.soundfont import Renderer, default_soundfont, parse_int_list  # noqa: E402
+from ganspacesynth.errors import UserError  # noqa: E402
 from ganspacesynth.evaluate.pitch import pitch_check  # noqa: E402
 from ganspacesynth.runtime import cpu_model  # noqa: E402
 from ganspacesynth.synth import Synth  # noqa: E402
@@ -144,8 +145,10 @@ def main() -> None:
     for i, note in enumerate(notes):
         source = note["name"].split("-")[0] if note["pitch"] is not None else "folder"
         start, cpu = time.perf_counter(), time.process_time()
-        targets, skipped = inv.prepare_notes(synth, note["audio"], synth.sample_rate, source=note["name"],
-                                             start=0.0)  # one note from the file's start, as rendered
+        try:  # one note from the file's start, as rendered
+            targets, skipped = inv.prepare_notes(synth, note["audio"], synth.sample_rate, source=note["name"], start=0.0)
+        except UserError as exc:  # e.g. a program silent at this pitch (a SoundFont's key-range gap)
+            targets, skipped = [], [inv.Skipped(note["name"], 0.0, str(exc))]
         analyse_s, analyse_cpu = time.perf_counter() - start, time.process_time() - cpu
         if not targets:
             rows.append({"name": note["name"], "skipped": skipped[0].reason, "rendered_pitch": note["pitch"],

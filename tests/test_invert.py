@@ -320,3 +320,39 @@ def test_z_with_conditions_json_plays_the_inverted_note(tmp_path, tiny_model_pat
     labels.unlink()  # without it: the defaults, as before
     plain = run(["generate", "--model", tiny_model_path, "--z", z, "--out", tmp_path / "plain"])
     assert plain.exit_code == 1 and "give --pitch" in plain.stderr
+
+
+def test_the_closest_latent_pyin_hears_at_the_pitch_wins_within_the_slack(tiny_synth, monkeypatch):
+    """A candidate the generator plays off its pitch gives way to the next closest that keeps it, if that one is
+    within `pitch_slack` of the closest distance."""
+    import types
+
+    from ganspacesynth.evaluate import pitch as pitch_module
+    from ganspacesynth.invert.search import _pitch_keeping_choice
+
+    z = np.stack([np.full(tiny_synth.latent_size, v, np.float32) for v in (0.1, 0.2, 0.3)])
+    heard = {0.1: 61, 0.2: 60, 0.3: 60}  # pYIN's verdict per candidate (by its latent)
+    calls = []
+
+    def fake_track(wave, rate):
+        calls.append(1)
+        return types.SimpleNamespace(midi=np.array([heard[current[0]]]))
+
+    current = [None]
+    real_generate = tiny_synth.generate
+
+    def generate(zz, **kwargs):
+        current[0] = round(float(zz[0, 0]), 1)
+        return real_generate(zz, **kwargs)
+
+    monkeypatch.setattr(pitch_module, "track_f0", fake_track)
+    monkeypatch.setattr(tiny_synth, "generate", generate)
+    conds = [{}] * 3
+    d = np.array([5.0, 6.0, 5.5])
+    assert _pitch_keeping_choice(tiny_synth, z, conds, 60, d, 1.5) == 2  # 5.5 keeps the pitch: the closest that does
+    assert _pitch_keeping_choice(tiny_synth, z, conds, 60, d, 1.05) == 0  # none that keeps it is close enough
+    assert _pitch_keeping_choice(tiny_synth, z, conds, 61, d, 1.5) == 0 and len(calls) == 4  # the closest is right
+    calls.clear()
+    assert _pitch_keeping_choice(tiny_synth, z, conds, 60, d, 1.0) == 0 and not calls  # off: no pYIN at all
+    with pytest.raises(UserError, match="pitch_slack must be a number from 1 to 100"):
+        inv.InvertSettings(pitch_slack=0.5)

@@ -3,7 +3,8 @@
 For fresh samples (z, x): coords = (x - mean) · compᵀ / stdev (one unit = one standard deviation along a
 component). The regression z ≈ z_mean + coords · M gives row i of M as the change in z that moves the activation
 one stdev along component i; GANSpace normalises these rows, so `z_comp` rows are unit vectors and a latent edit
-z + c · z_comp[i] moves z by c prior standard deviations (z is standard normal).
+z + c · z_comp[i] moves z by c prior standard deviations (for N(0, I); a model whose prior is its learned codes,
+model/prior.py, samples z from those, and c is then a distance in the same latent units).
 
 The normal equations are accumulated with the streamed covariance estimator over rows [coords | z], so the
 regression is exact, streams in bounded memory and all-reduces across processes like the PCA itself.

@@ -29,7 +29,9 @@ What it does, note by note (docs/user-guide.md, "Start from your own sound"):
    prior's latents lie (s = 1 for N(0, I); a prior of learned codes has its own, `LatentPrior.mean_square`; the
    generator pixel-normalises z with the labels, so |z| sets how loud the labels speak).
    Why audio and not the Mel-IF magnitude channel: measured, see `LOSS_NOTE`.
-6. **Choice.** The restart (or first guess) whose note has the smallest log-mel distance wins.
+6. **Choice.** The restart (or first guess) whose note has the smallest log-mel distance wins, unless pYIN hears
+   it off its pitch: then the closest one pYIN hears at the pitch, if it is within `pitch_slack` (1.5) × that
+   distance (the generator misses the pitch of a few latents; measured in docs/reports/invert/).
 
 The **log-mel distance** (dB) is the one docs/evaluation.md uses between notes (`evaluate.timbre.log_mel_db`:
 80 mels, n_fft 1024, hop 256, fmin 20 Hz, each note in dB relative to its own maximum, floored at −80 dB; the

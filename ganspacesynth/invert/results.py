@@ -25,6 +25,9 @@ class InvertSettings:
     stft_weight: float = 0.1  # of the multi-resolution STFT distance beside the log-mel distance
     baseline: int = 256  # random latents of the comparison (0: none)
     seed: int = 0
+    # The closest candidate whose note pYIN hears at the note's pitch wins, if it is within this factor of the
+    # closest distance (the generator misses the pitch of a few latents; 1: the closest wins, whatever its pitch).
+    pitch_slack: float = 1.5
 
     def __post_init__(self):
         for name in ("guesses", "restarts", "steps"):
@@ -37,6 +40,9 @@ class InvertSettings:
                 raise UserError(f"{name} must be a whole number >= 0, not {value!r}")
         if self.random_starts > self.restarts:
             raise UserError(f"random_starts ({self.random_starts}) cannot exceed restarts ({self.restarts})")
+        if (isinstance(self.pitch_slack, bool) or not isinstance(self.pitch_slack, (int, float, np.integer, np.floating))
+                or not 1.0 <= self.pitch_slack <= 100.0):
+            raise UserError(f"pitch_slack must be a number from 1 to 100, not {self.pitch_slack!r}")
         for name in ("learning_rate", "prior_weight", "stft_weight"):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
