@@ -32,7 +32,7 @@ from pathlib import Path
 from ganspacesynth.model.files import load_model, save_model
 work = Path(sys.argv[1])
 mf = load_model(work / "run")
-save_model(work / "default_model.safetensors", mf.config, mf.generator_state, info={**mf.info, "trained_on": "cpu"}, half=True)
+save_model(work / "default_model.safetensors", mf.config, mf.generator_state, info={**mf.info, "trained_on": "cpu"}, half=True, prior=mf.prior)
 PY
 # Components, descriptions, classifier, evaluation report, copy into the package: the same as for the GPU model.
 # conv1: at the 1 x 32 start, conv1's top directions are audible where conv0's are not (docs/training.md).

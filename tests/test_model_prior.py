@@ -87,3 +87,17 @@ def test_a_damaged_prior_is_refused_in_one_line(tmp_path, tiny_synth):
     save_file(tensors, str(tmp_path / "half.safetensors"), metadata=meta)
     with pytest.raises(UserError, match="damaged latent prior"):
         load_model(tmp_path / "half.safetensors")
+
+
+def test_a_copy_keeps_the_prior_only_when_it_is_given(tmp_path, tiny_synth):
+    """Copying a model (e.g. to half precision, as the bundle script does) with `prior=mf.prior` keeps it; without
+    it the copy draws from N(0, I) and carries no stale prior entry in its info."""
+    mf = load_model(tiny_synth.path)
+    src = save_model(tmp_path / "a.safetensors", mf.config, mf.generator_state,
+                     prior=LatentPrior(tiny_synth.latent_size, np.ones((2, tiny_synth.latent_size)), 0.1))
+    a = load_model(src)
+    kept = load_model(save_model(tmp_path / "b.safetensors", a.config, a.generator_state, info=a.info, half=True,
+                                 prior=a.prior))
+    np.testing.assert_array_equal(kept.prior.centres, a.prior.centres)
+    dropped = load_model(save_model(tmp_path / "c.safetensors", a.config, a.generator_state, info=a.info))
+    assert dropped.prior.is_standard and "latent_prior" not in dropped.info

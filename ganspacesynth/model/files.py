@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import UserError
 from ..fileio import atomic_path, check_format, check_input_file
 from .config import ModelConfig
-from .prior import LatentPrior
+from .prior import PRIOR_INFO_KEY, LatentPrior
 
 MODEL_FORMAT = "ganspacesynth-model"
 MODEL_FORMAT_VERSION = 1
@@ -88,7 +88,9 @@ def save_model(path: str | os.PathLike, config: ModelConfig, generator_state: di
         "format": MODEL_FORMAT,
         "format_version": str(MODEL_FORMAT_VERSION),
         "config": config.to_json(),
-        "info": json.dumps({**(info or {}), **prior_info}, sort_keys=True),
+        # the prior is what `prior` says, never a stale entry copied along with another file's info
+        "info": json.dumps({**{k: v for k, v in (info or {}).items() if k != PRIOR_INFO_KEY}, **prior_info},
+                           sort_keys=True),
     }
     path = Path(path)
     with atomic_path(path) as tmp:
