@@ -33,6 +33,23 @@ def data():
     return d
 
 
+def straight_and_split(tmp_path, data, cfg, stop: int):
+    """The same run straight and stopped after `stop` steps then resumed: their newest checkpoints."""
+    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
+    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
+                                                                        max_steps=stop))
+    resumed = train(tmp_path / "split", data, None, resume=True, options=QUIET)
+    assert resumed.finished
+    return latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+
+
+def assert_same_states(a, b, prefixes) -> None:
+    """Two checkpoints hold the same modules (to float rounding)."""
+    for prefix in prefixes:
+        for name, value in a.module_state(prefix).items():
+            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+
+
 def glo(**settings):
     base = {"objective": "glo", "latent_code_learning_rate": 1e-2, "batch_size_schedule": [8], "log_every_steps": 1,
             "save_summaries_num_images": 0, "train_time_limit": None}
@@ -42,19 +59,12 @@ def glo(**settings):
 def test_glo_resume_repeats_a_straight_run_codes_included(tmp_path, data):
     cfg = glo(stable_stage_num_images=48, transition_stage_num_images=48, total_num_images=128,
               latent_code_label="instrument", latent_code_dropout=0.5)
-    straight = train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
-    assert straight.finished and straight.position.step == 16
-    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
-                                                                        max_steps=9))
-    resumed = train(tmp_path / "split", data, None, resume=True, options=QUIET)
-    assert resumed.finished
-    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    a, b = straight_and_split(tmp_path, data, cfg, 9)
+    assert a.position.step == 16
     codes = a.module_state("codes")
     assert codes["codes"].shape == (6, cfg.model.latent_vector_size)  # one per instrument
     assert torch.equal(codes["owner"], data.labels["instrument"])
-    for prefix in ("generator", "codes", "ema"):
-        for name, value in a.module_state(prefix).items():
-            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+    assert_same_states(a, b, ("generator", "codes", "ema"))
     losses = [s["loss/reconstruction"] for s in read_stats(tmp_path / "split")]
     assert len(losses) == 16 and all(np.isfinite(losses)) and "loss/d" not in read_stats(tmp_path / "split")[-1]
 
@@ -90,17 +100,11 @@ def test_code_dropout_outside_0_1_is_refused():
 def test_gaussian_codes_resume_exactly_and_log_their_kl(tmp_path, data):
     cfg = glo(stable_stage_num_images=48, transition_stage_num_images=48, total_num_images=128,
               latent_code_label="instrument", latent_code_kl_weight=1e-2)
-    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
-    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
-                                                                        max_steps=7))
-    train(tmp_path / "split", data, None, resume=True, options=QUIET)
-    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    a, b = straight_and_split(tmp_path, data, cfg, 7)
     codes = a.module_state("codes")
     assert codes["log_scale"].shape == codes["codes"].shape == (6, cfg.model.latent_vector_size)
     assert (codes["log_scale"] - (-1.0)).abs().max() > 1e-4  # the scales are learned
-    for prefix in ("generator", "codes", "ema"):
-        for name, value in a.module_state(prefix).items():
-            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+    assert_same_states(a, b, ("generator", "codes", "ema"))
     kl = [s["loss/latent_code_kl"] for s in read_stats(tmp_path / "straight")]
     # codes start as N(0, 1) draws with scale e^-1: KL ≈ 0.5·(1 + e^-2 − 1 + 2) ≈ 1.07 per dimension
     assert kl[0] == pytest.approx(1.07 * cfg.model.latent_vector_size, rel=0.3) and all(np.isfinite(kl))
@@ -114,20 +118,14 @@ def test_glo_gan_starts_its_discriminator_late_and_resumes_exactly(tmp_path, dat
             "latent_code_label": "instrument", "adversarial_start": 64, "adversarial_weight": 0.5}
     cfg = resolve_config("tiny", base)
     assert cfg.train.gan is not None and cfg.train.reconstruction is not None
-    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
-    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
-                                                                        max_steps=6))
-    train(tmp_path / "split", data, None, resume=True, options=QUIET)
+    a, b = straight_and_split(tmp_path, data, cfg, 6)
     stats = read_stats(tmp_path / "straight")
     before = [s for s in stats if s["images"] <= 64]  # stats are logged after the step: images counts it
     after = [s for s in stats if s["images"] > 72]
     assert before and all("loss/d" not in s for s in before)
     assert after and all("loss/d" in s and "loss/reconstruction" in s for s in after)
-    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
     assert a.slots() == {"generator", "ema", "codes", "discriminator"}
-    for prefix in ("generator", "codes", "discriminator", "ema"):
-        for name, value in a.module_state(prefix).items():
-            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+    assert_same_states(a, b, ("generator", "codes", "discriminator", "ema"))
 
 
 def _as_format_1(run):
@@ -173,9 +171,7 @@ def test_a_format_1_run_folder_resumes_exactly(tmp_path, data):
     assert resumed.finished and resumed.position.step == 16
     a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "old")
     assert b.version == 2 and b.slots() == {"generator", "ema", "codes"}
-    for prefix in ("generator", "codes", "ema"):
-        for name, value in a.module_state(prefix).items():
-            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+    assert_same_states(a, b, ("generator", "codes", "ema"))
 
 
 def test_init_from_a_run_or_a_model_file(tmp_path, data):
@@ -208,11 +204,7 @@ def test_a_critic_at_a_lower_resolution_judges_pooled_notes(tmp_path, data):
             "train_time_limit": None, "stable_stage_num_images": 32, "transition_stage_num_images": 32,
             "total_num_images": 96, "latent_code_label": "instrument", "critic_num_blocks": 1}
     cfg = resolve_config("tiny", base)
-    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
-    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
-                                                                        max_steps=7))
-    train(tmp_path / "split", data, None, resume=True, options=QUIET)
-    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    a, b = straight_and_split(tmp_path, data, cfg, 7)
     assert a.position.stage_id == 2 and "loss/d" in read_stats(tmp_path / "straight")[-1]
     train(tmp_path / "initial", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False,
                                                                           threads=1, max_steps=0))
@@ -220,8 +212,7 @@ def test_a_critic_at_a_lower_resolution_judges_pooled_notes(tmp_path, data):
     trained = a.module_state("discriminator")
     assert not torch.equal(trained["blocks.0.conv0.weight"], initial["blocks.0.conv0.weight"])
     assert torch.equal(trained["blocks.1.conv0.weight"], initial["blocks.1.conv0.weight"])  # never used
-    for name, value in a.module_state("discriminator").items():
-        torch.testing.assert_close(b.module_state("discriminator")[name], value, rtol=1e-4, atol=1e-6)
+    assert_same_states(a, b, ("discriminator",))
 
 
 @pytest.mark.heavy
@@ -254,14 +245,8 @@ def test_a_codes_prior_is_what_the_critic_judges_and_what_the_model_file_draws_f
             "latent_code_label": "instrument", "adversarial_start": 64, "latent_prior": "codes",
             "latent_prior_spread": 0.1}
     cfg = resolve_config("tiny", base)
-    train(tmp_path / "straight", data, cfg, CONDITIONS, options=QUIET)
-    train(tmp_path / "split", data, cfg, CONDITIONS, options=RunOptions(progress=False, tensorboard=False, threads=1,
-                                                                        max_steps=10))
-    train(tmp_path / "split", data, None, resume=True, options=QUIET)
-    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
-    for prefix in ("generator", "codes", "discriminator", "ema"):
-        for name, value in a.module_state(prefix).items():
-            torch.testing.assert_close(b.module_state(prefix)[name], value, rtol=1e-4, atol=1e-6)
+    a, b = straight_and_split(tmp_path, data, cfg, 10)
+    assert_same_states(a, b, ("generator", "codes", "discriminator", "ema"))
     codes = a.module_state("codes")["codes"].numpy()
     prior = load_model(tmp_path / "straight").prior
     assert not prior.is_standard and prior.spread == 0.1
