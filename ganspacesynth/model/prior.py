@@ -87,11 +87,6 @@ class LatentPrior:
         """`count` latents from `rng` (row i from the rng's i-th block of `noise_size` values)."""
         return self.sample(rng.standard_normal((count, self.noise_size), dtype=np.float32))
 
-    def describe(self) -> str:
-        if self.is_standard:
-            return "N(0, I)"
-        return f"{self.centres.shape[0]} learned codes + N(0, {self.spread:g}²)"
-
     # -- the model file -----------------------------------------------------------------------------------------
     def to_file(self) -> tuple[dict[str, torch.Tensor], dict]:
         """(tensors, info entries) a model file stores; nothing for N(0, I)."""
