@@ -150,16 +150,22 @@ def train(run_dir: str | Path, data: TrainingData, config: ResolvedConfig | None
     """Train (or, with `resume`, continue) a run in `run_dir`; see the module docstring. `init_from` (a new run
     only): a model file or run folder whose weights the run starts from (checkpoint.init_states)."""
     options = options or RunOptions()
-    info = distributed.setup(options.device)
+    # Listen for Ctrl-C before joining the other processes: a signal that reaches one process while it is still
+    # starting must become a stop request there too, or that process dies while the others wait for it.
+    stop = StopRequest()
     try:
-        return _train(Path(run_dir), data, config, conditions, resume, dict(overrides or {}), options, info,
-                      init_from)
+        info = distributed.setup(options.device)
+        try:
+            return _train(Path(run_dir), data, config, conditions, resume, dict(overrides or {}), options, info,
+                          stop, init_from)
+        finally:
+            distributed.teardown()
     finally:
-        distributed.teardown()
+        stop.restore()
 
 
 def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, condition_names: Sequence[str],
-           resume: bool, overrides: dict, options: RunOptions, info: distributed.DistInfo,
+           resume: bool, overrides: dict, options: RunOptions, info: distributed.DistInfo, stop: StopRequest,
            init_from: str | Path | None = None) -> TrainResult:
     # 1. Run folder and configuration.
     if resume:
@@ -251,7 +257,6 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
         log.message(f"CPU {cpu_model()}: {tuner.chosen} intra-op thread(s) ({how}), OpenMP wait policy {wait_policy()}")
 
     fixed = _fixed_samples(cfg.seed, data, model_cfg.latent_vector_size, cfg.fake_batch_size)
-    stop = StopRequest()
     rate = Rate(position.images)
     started = time.monotonic()  # wall clock of this process (a resumed run starts again at 0)
     last_checkpoint = time.monotonic()
@@ -327,7 +332,6 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
             _calibrate(run_dir, data.source, device, log)
         info.barrier()
     finally:
-        stop.restore()
         log.close()
     finished = schedule.done(position.images, position.seconds)
     if stop.requested:
