@@ -18,6 +18,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from click.testing import CliRunner
 
 from ganspacesynth.assets import default_model_path
@@ -167,7 +168,7 @@ def _real_soundfont_notes(count: int, seed: int, spectral) -> tuple[np.ndarray, 
 @needs_bundled
 def test_bundled_model_plays_at_its_training_sets_level(bundled):
     calibration = bundled.info.get("calibration")
-    assert bundled.model_gain_db > 6.0 and isinstance(calibration, dict)  # +11.95 dB measured on the full set
+    assert bundled.model_gain_db > 3.0 and isinstance(calibration, dict)  # +4.61 dB measured on the full set
     real, pitches, families = _real_soundfont_notes(48, seed=11, spectral=bundled.config.spectral)
     z = bundled.random_z(len(pitches), seed=11)
     waves = bundled.generate(z, pitch=pitches, conditions={"instrument_family": families})
@@ -179,7 +180,7 @@ def test_bundled_model_plays_at_its_training_sets_level(bundled):
           f"{calibration['target_rms_dbfs']}")
     assert abs(generated - real_level) <= LEVEL_TOLERANCE_DB
     assert abs(generated - calibration["target_rms_dbfs"]) <= LEVEL_TOLERANCE_DB
-    assert raw < real_level - 6.0  # the gap the gain closes
+    assert raw < real_level - 3.0  # the gap the gain closes
     assert np.abs(waves).max() <= 1.0
 
 
@@ -204,7 +205,12 @@ def test_bundled_file_is_the_same_model_with_a_gain(bundled):
     Components.load(None, bundled)  # the bundled components' fingerprint still matches
     from safetensors.torch import load_file
 
-    assert {str(t.dtype) for t in load_file(str(default_model_path())).values()} == {"torch.float16"}
+    from ganspacesynth.model.prior import CENTRES_TENSOR
+
+    tensors = load_file(str(default_model_path()))
+    # Half-precision weights; the latent prior's codes stay float32, so random latents are drawn exactly as trained.
+    assert {str(t.dtype) for name, t in tensors.items() if name != CENTRES_TENSOR} == {"torch.float16"}
+    assert tensors[CENTRES_TENSOR].dtype == torch.float32 and bundled.prior.centres.shape[0] == 101
 
 
 def test_old_file_without_gain_plays_raw_and_set_model_info_keeps_weights(tiny_model_path, tmp_path):
@@ -427,4 +433,4 @@ def test_live_notes_and_hallucinations_start_clean_at_the_calibrated_level(bundl
     assert_clean_onsets(waves)
     assert_clean_onsets(piece[None])
     np.testing.assert_allclose(plain, bundled.generate(z, pitch=60)[0], rtol=0, atol=1e-6)
-    assert bundled.output_gain_db > 10  # the bundled file's calibration (+11.95 dB) is what both applied
+    assert bundled.output_gain_db > 3  # the bundled file's calibration (+4.61 dB) is what both applied
