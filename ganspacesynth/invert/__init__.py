@@ -25,9 +25,9 @@ What it does, note by note (docs/user-guide.md, "Start from your own sound"):
    generator's *audio* (the Mel-IF → inverse-STFT path of audio/spectral.py is torch, so the gradient flows
    through it): the log-mel distance below (level-free: each note relative to its own maximum) plus
    `stft_weight` × a multi-resolution STFT distance (spectral convergence + log-magnitude L1 at 512 and 2048
-   points, on unit-RMS waves), plus `prior_weight`·(|z|²/(L·s) − 1)², which keeps z on the shell where the
-   prior's latents lie (s = 1 for N(0, I); a prior of learned codes has its own, `LatentPrior.mean_square`; the
-   generator pixel-normalises z with the labels, so |z| sets how loud the labels speak).
+   points, on unit-RMS waves), plus, for a model whose random latents are N(0, I), `prior_weight`·(|z|²/L − 1)²,
+   which keeps z on the shell where they lie (the generator pixel-normalises z with the labels, so |z| sets how
+   loud the labels speak); a model whose latents come from its codes gets none, as each code has its own norm.
    Why audio and not the Mel-IF magnitude channel: measured, see `LOSS_NOTE`.
 6. **Choice.** The restart (or first guess) whose note has the smallest log-mel distance wins, unless pYIN hears
    it off its pitch: then the closest one pYIN hears at the pitch, if it is within `pitch_slack` (1.5) × that

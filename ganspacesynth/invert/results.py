@@ -21,7 +21,7 @@ class InvertSettings:
     random_starts: int = 1  # of those, plain random latents (the others: the best guesses)
     steps: int = 50  # Adam steps
     learning_rate: float = 0.3
-    prior_weight: float = 0.5  # of (|z|²/(L·s) − 1)², s: the prior's mean |z|²/L
+    prior_weight: float = 0.5  # of (|z|²/L − 1)², for N(0, I) models only (codes: none, search.refine)
     stft_weight: float = 0.1  # of the multi-resolution STFT distance beside the log-mel distance
     baseline: int = 256  # random latents of the comparison (0: none)
     seed: int = 0

@@ -64,14 +64,6 @@ class LatentPrior:
         return self.centres is None
 
     @property
-    def mean_square(self) -> float:
-        """The prior's mean |z|² / latent_size (1 for N(0, I)): the shell its latents lie near."""
-        if self.is_standard:
-            return 1.0
-        return float(np.mean(np.sum(self.centres.astype(np.float64) ** 2, axis=1)) / self.latent_size
-                     + self.spread ** 2)
-
-    @property
     def noise_size(self) -> int:
         """Standard-normal values one latent is made from."""
         return self.latent_size if self.is_standard else 1 + self.latent_size
