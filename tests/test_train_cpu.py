@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ganspacesynth import runtime
@@ -181,3 +182,29 @@ def test_auto_precision_can_be_fixed_for_this_machine(monkeypatch):
     assert runtime.auto_precision("cpu", ZEN4) == "bfloat16"
     monkeypatch.setenv(runtime.AUTO_PRECISION_ENV, "half")
     assert runtime.auto_precision("cpu") == "bfloat16"
+
+
+def test_profile_loss_compares_only_the_kept_bins():
+    """`keep`: a harmonic moved above the cut costs nothing; one moved below it costs as much as without a mask.
+    The fine structure is taken before the mask, so the kept bins see the same moving average."""
+    comb = torch.zeros(1, 1, 256)
+    comb[..., ::16] = 1.0
+    target = torch.cat([comb, comb], dim=1)
+    keep = torch.arange(256) < 128
+    high, low = target.clone(), target.clone()
+    high[..., 192], high[..., 197] = 0.0, 1.0  # a harmonic moved in the upper half
+    low[..., 64], low[..., 69] = 0.0, 1.0  # one moved in the lower half
+    as_fake = lambda x: x.unsqueeze(2).expand(1, 2, 4, 256)
+    assert float(profile_loss(as_fake(high), target, keep=keep)) < 1e-6 < float(profile_loss(as_fake(high), target))
+    whole = float(profile_loss(as_fake(low), target))
+    assert float(profile_loss(as_fake(low), target, keep=keep)) == pytest.approx(2 * whole, rel=1e-5)  # half the bins
+
+
+def test_profile_loss_max_hz_is_checked():
+    from ganspacesynth.errors import UserError
+    from ganspacesynth.training.config import resolve_config
+
+    for bad in (0, -100.0):
+        with pytest.raises(UserError, match="profile_loss_max_hz"):
+            resolve_config("tiny", {"profile_loss_max_hz": bad})
+    assert resolve_config("tiny", {"profile_loss_max_hz": 5000}).train.gan.profile_loss_max_hz == 5000

@@ -234,6 +234,29 @@ def test_glo_gan_adds_the_profile_loss_at_full_weight(tmp_path, data):
     assert changed > 1e-4
 
 
+@pytest.mark.heavy
+def test_the_profile_loss_can_leave_out_the_upper_band(tmp_path, data):
+    """`profile_loss_max_hz`: the same first step's profile loss is taken over the bins below the cut only (a
+    different value from all bins'), and the bins are those whose centre frequency lies below it."""
+    from ganspacesynth.training.losses import bins_below
+
+    base = {"objective": "glo+gan", "batch_size_schedule": [8], "log_every_steps": 1, "save_summaries_num_images": 0,
+            "train_time_limit": None, "stable_stage_num_images": 16, "transition_stage_num_images": 16,
+            "total_num_images": 16, "train_progressive": False, "latent_code_label": "instrument",
+            "adversarial_weight": 0.0, "profile_loss_weight": 1.0}
+    first = {}
+    for cut in (None, 2000.0):
+        cfg = resolve_config("tiny", {**base, "profile_loss_max_hz": cut})
+        train(tmp_path / str(cut), data, cfg, CONDITIONS, options=QUIET)
+        first[cut] = read_stats(tmp_path / str(cut))[0]["loss/profile"]
+    assert first[None] > 0 and first[2000.0] > 0 and abs(first[None] - first[2000.0]) > 1e-6 * first[None]
+    hertz = cfg.model.spectral.bin_hertz()
+    full = bins_below(hertz, len(hertz), 2000.0)
+    assert full.tolist() == (hertz < 2000.0).tolist() and 0 < int(full.sum()) < len(hertz)
+    half = bins_below(hertz, len(hertz) // 2, 2000.0)
+    assert half.tolist() == (hertz.reshape(-1, 2).mean(axis=1) < 2000.0).tolist()
+
+
 def test_a_codes_prior_is_what_the_critic_judges_and_what_the_model_file_draws_from(tmp_path, data):
     """`latent_prior: codes`: the exported model draws random latents from the run's codes (plus the spread),
     the critic's fakes come from that prior, and a resumed run repeats a straight one."""

@@ -46,6 +46,9 @@ class GanSettings:
     # Which channels the profile loss compares: "all" (log magnitude and instantaneous frequency) or "if" (only
     # the instantaneous frequency: where the harmonics are, not how loud each is, so timbre stays free).
     profile_loss_channels: str = "all"
+    # Compare only the bins below this frequency (none: all). Above ~5 kHz the real notes' mean instantaneous
+    # frequency is mostly noise, and pulling fakes to it darkened their upper band (docs/reports/timbre-recipe).
+    profile_loss_max_hz: float | None = None
     # Not Magenta: the critic judges every note at this many blocks' resolution (average-pooled down from the
     # stage's own; 0: the stage's). A critic at 16 × 512 costs a quarter of one at 32 × 1024 per note and judges
     # envelope and brightness, which a CPU-sized adversarial stage can afford more steps of.
@@ -62,6 +65,8 @@ class GanSettings:
             raise UserError(f"profile_loss_channels must be 'all' or 'if', not {self.profile_loss_channels!r}")
         if self.discriminator_learning_rate < 0:
             raise UserError("discriminator_learning_rate must be non-negative")
+        if self.profile_loss_max_hz is not None and not self.profile_loss_max_hz > 0:
+            raise UserError("profile_loss_max_hz must be a positive frequency in Hz (or none: every bin)")
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,15 @@ def fine_structure(profile: torch.Tensor, bins: int = PROFILE_SMOOTHING_BINS) ->
 PROFILE_CHANNELS = {"all": slice(0, 2), "if": slice(1, 2)}
 
 
-def profile_loss(fake: torch.Tensor, target: torch.Tensor, channels: str = "all") -> torch.Tensor:
+def bins_below(bin_hertz, width: int, max_hz: float) -> torch.Tensor:
+    """Bool `[width]`: the frequency bins, at a resolution pooled from `bin_hertz`'s (consecutive bins averaged,
+    as the stages' frequency pooling does), whose centre lies below `max_hz`."""
+    centres = torch.as_tensor(bin_hertz, dtype=torch.float64).reshape(width, -1).mean(dim=1)
+    return centres < max_hz
+
+
+def profile_loss(fake: torch.Tensor, target: torch.Tensor, channels: str = "all",
+                 keep: torch.Tensor | None = None) -> torch.Tensor:
     """L1 distance between the fine structure of the fakes' time-averaged spectrograms `[B, 2, T, W]` and
     that of the targets `[B, 2, W]` (the mean profile of real notes with the same labels).
 
@@ -105,8 +113,13 @@ def profile_loss(fake: torch.Tensor, target: torch.Tensor, channels: str = "all"
     the smooth envelope and everything over time are left to the critic, so timbre can still vary. The
     magnitude's fine structure also holds how loud each harmonic is against its neighbours, which is timbre:
     `channels="if"` compares only the instantaneous frequency, where a harmonic's position is and its
-    loudness is not.
+    loudness is not. `keep` (bool `[W]`) compares only those frequency bins.
     """
     pick = PROFILE_CHANNELS[channels]
     fake, target = fake[:, pick], target[:, pick]
-    return (fine_structure(fake.float().mean(dim=2)) - fine_structure(target.float())).abs().mean()
+    diff = (fine_structure(fake.float().mean(dim=2)) - fine_structure(target.float())).abs()
+    if keep is None:
+        return diff.mean()
+    # `keep` [W]: the bins compared. The fine structure is taken over every bin first, so the kept bins' moving
+    # average is the same as without the mask.
+    return diff[..., keep].mean()

@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ...errors import UserError
 from ...model.discriminator import Discriminator
 from ...model.layers import downscale
 from .. import distributed
 from ..config import GanSettings
 from ..draws import GAN_STEP, real_rows, seeded
-from ..losses import auxiliary_losses, discriminator_loss, generator_loss, gradient_penalty, profile_loss
+from ..losses import (auxiliary_losses, bins_below, discriminator_loss, generator_loss, gradient_penalty,
+                      profile_loss)
 from ..schedule import StagePoint, profile_at_stage
 from .base import Objective, ObjectiveContext, StepClock
 
@@ -60,6 +62,21 @@ class Critic:
         if settings.profile_loss_weight > 0:
             names = [c.name for c in ctx.model_cfg.conditions if c.kind == "categorical"]
             self.profiles = ctx.data.label_mean_profiles(names)
+        self.bin_hertz, self._profile_bins = None, {}
+        if settings.profile_loss_weight > 0 and settings.profile_loss_max_hz is not None:
+            self.bin_hertz = ctx.model_cfg.spectral.bin_hertz()
+            if not self.bin_hertz.min() < settings.profile_loss_max_hz:
+                raise UserError(f"profile_loss_max_hz ({settings.profile_loss_max_hz:g} Hz) lies below every "
+                                f"frequency bin (the lowest is at {self.bin_hertz.min():.0f} Hz)")
+
+    def profile_bins(self, width: int) -> torch.Tensor | None:
+        """The frequency bins (of `width` at the stage's resolution) the profile loss compares, or None: all."""
+        if self.bin_hertz is None:
+            return None
+        if width not in self._profile_bins:
+            keep = bins_below(self.bin_hertz, width, self.settings.profile_loss_max_hz)
+            self._profile_bins[width] = keep.to(self.ctx.device)
+        return self._profile_bins[width]
 
     def draws(self, clock: StepClock, local: slice) -> GanDraws:
         ctx = self.ctx
@@ -116,7 +133,8 @@ class Critic:
             if self.profiles is not None:
                 rows = draws.fake_rows_g.to(self.profiles.device)
                 target = profile_at_stage(self.profiles.index_select(0, rows).to(ctx.device), ctx.model_cfg, point)
-                profile = profile_loss(fake, target, self.settings.profile_loss_channels)
+                profile = profile_loss(fake, target, self.settings.profile_loss_channels,
+                                       self.profile_bins(target.shape[-1]))
             loss, stats = generator_loss(fake_scores, ac_fake, self.settings)
         if profile is not None:
             stats["profile"] = profile.detach()
