@@ -255,6 +255,11 @@ def test_the_profile_loss_can_leave_out_the_upper_band(tmp_path, data):
     assert full.tolist() == (hertz < 2000.0).tolist() and 0 < int(full.sum()) < len(hertz)
     half = bins_below(hertz, len(hertz) // 2, 2000.0)
     assert half.tolist() == (hertz.reshape(-1, 2).mean(axis=1) < 2000.0).tolist()
+    # A cut below every bin of the first (widest-binned) stage is refused before training starts.
+    with pytest.raises(UserError, match="profile_loss_max_hz"):
+        train(tmp_path / "low", data, resolve_config("tiny", {**base, "profile_loss_max_hz": 1.0}), CONDITIONS,
+              options=QUIET)
+    assert not (tmp_path / "low").exists() or not any((tmp_path / "low").iterdir())
 
 
 def test_a_codes_prior_is_what_the_critic_judges_and_what_the_model_file_draws_from(tmp_path, data):

@@ -41,6 +41,7 @@ from .config import ResolvedConfig, resolve_config, with_overrides
 from .data import TrainingData
 from .draws import FIXED_SAMPLES, seeded
 from .ema import update_ema
+from .losses import check_profile_cut
 from .objectives import ObjectiveContext, StepClock, make_objective
 from .schedule import Schedule, StagePoint, schedule_span
 from .stats import Rate, RunLog, truncate_stats
@@ -194,6 +195,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     model_cfg.validate()
     cfg = config.train
     cfg.validate(model_cfg.num_resolutions)
+    check_profile_cut(cfg.gan.profile_loss_max_hz, model_cfg)
     initial = init_states(init_from, model_cfg) if init_from is not None else None
     precision = resolve_precision(options.precision, info.device.type, warn=info.is_main)  # refusals before writing
     info.barrier()  # every rank has checked the run folder before rank 0 writes into it

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..conditions import ConditionSpec
+from ..errors import UserError
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
@@ -102,6 +103,18 @@ def bins_below(bin_hertz, width: int, max_hz: float) -> torch.Tensor:
     as the stages' frequency pooling does), whose centre lies below `max_hz`."""
     centres = torch.as_tensor(bin_hertz, dtype=torch.float64).reshape(width, -1).mean(dim=1)
     return centres < max_hz
+
+
+def check_profile_cut(max_hz: float | None, model) -> None:
+    """Refuses a `profile_loss_max_hz` below every bin of the first stage (its bins are the widest; with none
+    compared there, the loss would be the mean of nothing)."""
+    if max_hz is None:
+        return
+    hertz = model.spectral.bin_hertz()
+    coarsest = model.resolution(1)[1]
+    if not bool(bins_below(hertz, coarsest, max_hz).any()):
+        raise UserError(f"profile_loss_max_hz ({max_hz:g} Hz) lies below every frequency bin of the first stage "
+                        f"(the lowest is centred at {hertz[: len(hertz) // coarsest].mean():.0f} Hz)")
 
 
 def profile_loss(fake: torch.Tensor, target: torch.Tensor, channels: str = "all",
