@@ -195,7 +195,7 @@ def _train(run_dir: Path, data: TrainingData, config: ResolvedConfig | None, con
     model_cfg.validate()
     cfg = config.train
     cfg.validate(model_cfg.num_resolutions)
-    check_profile_cut(cfg.gan.profile_loss_max_hz, model_cfg)
+    check_profile_cut(cfg.gan.profile_loss_max_hz if cfg.gan is not None else None, model_cfg)
     initial = init_states(init_from, model_cfg) if init_from is not None else None
     precision = resolve_precision(options.precision, info.device.type, warn=info.is_main)  # refusals before writing
     info.barrier()  # every rank has checked the run folder before rank 0 writes into it
