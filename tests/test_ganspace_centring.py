@@ -66,7 +66,7 @@ def test_per_note_means_follow_each_notes_pitch_and_conditions(conditioned_synth
         np.testing.assert_array_equal(rows[i].reshape(-1).numpy(), one)
     flat = rows.reshape(3, -1)
     assert (flat[0] - flat[2]).abs().max() > 1e-4  # the family and qualities change the mean at one pitch
-    no_family = conditional_mean(s, "conv1", 40)  # a condition left out is "no information" (zeros), as generate
+    no_family = conditional_mean(s, "conv1", 40)  # a family left out: the mean of the classes, as generate
     assert np.abs(no_family - flat[0].numpy()).max() > 1e-4
     keys = condition_keys(s, 2, [40.0, "40"], {"instrument_family": "bass"})
     assert keys[0] == keys[1] == (("instrument_family", 0), ("pitch", 16))

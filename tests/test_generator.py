@@ -115,6 +115,11 @@ def test_generic_conditions():
                      "qualities": torch.tensor([[1.0, 0, 1], [0, 0, 0]])})
     assert enc.shape == (2, 67)
     assert enc[0, 61 + 2] == 1 and enc[1, 61] == 1 and enc[0, 64] == 1 and enc[0, 66] == 1
+    # Left out: a categorical condition is the mean of its classes (inside the trained inputs), a multilabel one
+    # no qualities (zeros, also a trained input).
+    pitch_only = cs.encode({"pitch": torch.tensor([5, 6])})
+    torch.testing.assert_close(pitch_only[:, 61:64], torch.full((2, 3), 1 / 3))
+    assert pitch_only[:, 64:].abs().max() == 0 and pitch_only[0, 5] == 1 and pitch_only[:, :61].sum() == 2
     gen = Generator(cfg)
     assert gen(torch.randn(2, cfg.latent_vector_size), enc).shape == (2, 2, 128, 256)
     with pytest.raises(UserError, match="out of|outside"):

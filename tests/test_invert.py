@@ -71,9 +71,9 @@ def test_the_distance_is_evaluates_log_mel_distance(tiny_synth):
 # -- quality ---------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_generated_note_is_found_much_closer_than_random_search():
-    """Notes of the bundled model from known latents come back at ~0.55x the distance of the best of 256 random
-    latents (measured on 5 notes: 0.46-0.64; these two: 0.64, 0.46), at the pitch asked for. Random latents come
-    from the model's codes, so the best of 256 is already close (3.2-5.2 dB on those 5 notes)."""
+    """Notes of the bundled model from known latents come back at ~0.35x the distance of the best of 256 random
+    latents (measured on 5 notes: 0.19-0.66; these two: 0.34, 0.30), at the pitch asked for. Random latents come
+    from the model's codes, so the best of 256 is already close (2.0-4.6 dB on those 5 notes)."""
     from ganspacesynth.synth import Synth
 
     synth = Synth.load(None)
@@ -83,7 +83,7 @@ def test_a_generated_note_is_found_much_closer_than_random_search():
         result = synth.invert(wave, synth.sample_rate, conditions={"instrument_family": family})
         note = result.notes[0]
         assert (note.pitch, note.conditions, note.reconstruction_midi) == (pitch, {"instrument_family": family}, pitch)
-        assert note.baseline_db > 2.5 and note.distance_db < note.first_guess_db
+        assert note.baseline_db > 1.5 and note.distance_db < note.first_guess_db
         ratios.append(note.distance_db / note.baseline_db)
     assert max(ratios) <= 0.7 and np.median(ratios) <= 0.6, ratios
 

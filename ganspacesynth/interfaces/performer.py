@@ -101,7 +101,7 @@ class PerformerState:
     step_index: int = 0
     settings: HallucinationSettings = LIVE_SETTINGS
     #: The model's other conditions (instrument family, …) by name: a class name, or a frozenset of them for a
-    #: multilabel one (interfaces/presets.py `check_conditions`); a condition left out is encoded as zeros.
+    #: multilabel one (interfaces/presets.py `check_conditions`); one left out: `ConditionSet.encode`.
     conditions: dict = field(default_factory=dict)
 
     @classmethod

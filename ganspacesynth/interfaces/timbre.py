@@ -39,7 +39,7 @@ class TimbreControls:
         return check_conditions(self.synth, values)
 
     def set_conditions(self, values) -> dict:
-        """Replace all conditions (left out: zeros, no information); returns them as JSON."""
+        """Replace all conditions (left out: the mean of its classes, or no qualities); returns them as JSON."""
         with self._lock:
             self.state.conditions = self.check_conditions(values)
             return conditions_json(self.state.conditions)

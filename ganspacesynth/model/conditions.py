@@ -50,8 +50,8 @@ class ConditionSet:
         """A user's or client's conditions other than pitch ({name: value}: a preset, a score, OSC, the web page,
         `invert`), checked once at the boundary: a categorical condition takes one class name, a multilabel one a
         class name or a list of them (kept as a frozenset, which `Synth.generate` gives every note of a batch);
-        None, "" or [] leaves it out (encoded as zeros: no information). Unknown names and classes are refused in
-        one line that lists the known ones."""
+        None, "" or [] leaves it out (`encode`: the mean of its classes, or no qualities). Unknown names and
+        classes are refused in one line that lists the known ones."""
         if values is None:
             return {}
         if not isinstance(values, Mapping) or len(values) > max_count:
@@ -80,15 +80,20 @@ class ConditionSet:
     def encode(self, labels: Mapping[str, torch.Tensor], batch: int | None = None, device=None) -> torch.Tensor:
         """labels: name → LongTensor[B] of class indices (categorical) or FloatTensor[B, K] (multilabel).
 
-        A missing condition is encoded as zeros (no information), which lets one call the generator
-        of a conditional model with pitch alone.
+        A condition left out lets one call the generator of a conditional model with pitch alone. A categorical
+        one is encoded as the mean of its classes' one-hot codes (1/K each): the generator's first layer is linear
+        in it, so that input lies amid the ones it was trained on, where zeros lie outside them (a model trained
+        with families, given none, played some pitches an octave low, and its GANSpace directions fitted there
+        moved the pitch). A multilabel one is encoded as zeros: no qualities, an input it was trained on.
         """
         parts = []
         if batch is None:
             batch = next(iter(labels.values())).shape[0] if labels else 1
         for s in self.specs:
             value = labels.get(s.name)
-            if value is None:
+            if value is None and s.kind == "categorical":
+                parts.append(torch.full((batch, s.size), 1.0 / s.size, device=device))
+            elif value is None:
                 parts.append(torch.zeros(batch, s.size, device=device))
             elif s.kind == "categorical":
                 parts.append(torch.nn.functional.one_hot(value.long().to(device), s.size).float())

@@ -280,28 +280,30 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         checkpoint_every_seconds=120.0,
         log_every_steps=50,
     ),
-    # A model with a range of timbres from one CPU core in 140 minutes (docs/reports/timbre-recipe/ has the
+    # A model with a range of timbres from one CPU core in 160 minutes (docs/reports/timbre-recipe/ has the
     # curves that chose it). First the reconstruction objective (training/objectives/reconstruction.py) with a
     # Gaussian code per instrument, over a timed progressive schedule laid over 90 minutes (each stage 1.4x the
     # time of the one before; the last starts at 63.6 min), where it learns pitch and a rough timbre per code;
-    # from 100 minutes a critic joins (`glo+gan`) for the last 40, judging notes at 16 x 512: random latents must
+    # from 100 minutes a critic joins (`glo+gan`) for the last 60, judging notes at 16 x 512: random latents must
     # then make notes it cannot tell from real ones, which is what widens their timbre. Random latents are the
     # codes' (`latent_prior: codes`, stored in the model file): what the critic judges is what users draw, and
-    # it reached the same FID in half the steps with a third more varied notes than on N(0, I). A light profile loss
-    # on the instantaneous frequency keeps their harmonics where their pitch puts them meanwhile. Checkpoints every 5 minutes, all kept (learning curves).
+    # it reached the same FID in half the steps with a third more varied notes than on N(0, I). A profile loss on
+    # the instantaneous frequency below 5 kHz keeps their harmonics where their pitch puts them meanwhile (above
+    # 5 kHz the real notes' mean IF is noise, and holding the fakes to it darkened them). Checkpoints every 5
+    # minutes, all kept (learning curves).
     "cpu": TrainConfig(
         objective="glo+gan",
         reconstruction=ReconstructionSettings(latent_code_learning_rate=1e-2, latent_code_label="instrument",
                                               latent_code_dropout=0.0, latent_code_kl_weight=3e-4,
                                               latent_prior="codes"),
         gan=GanSettings(discriminator_learning_rate=2e-3, gradient_penalty_interval=4, critic_num_blocks=5,
-                        profile_loss_weight=0.1, profile_loss_channels="if"),
+                        profile_loss_weight=1.0, profile_loss_channels="if", profile_loss_max_hz=5000.0),
         adversarial=AdversarialSettings(adversarial_weight=0.5, adversarial_start=6000.0),
         stable_stage_num_images=8_000,
         transition_stage_num_images=8_000,
         total_num_images=96_000,
         batch_size_schedule=(32, 32, 32, 32, 16, 16),
-        train_time_limit=8400.0,
+        train_time_limit=9600.0,
         train_time_schedule=5400.0,
         train_time_stage_multiplier=1.4,
         generator_learning_rate=2e-3,
