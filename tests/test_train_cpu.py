@@ -153,7 +153,9 @@ def test_cpu_preset_keeps_gansynth_layers_and_frequency_resolution_for_one_secon
     g = Generator(cfg.model)
     assert g.layer_names()[:2] == ["conv0", "conv1"] and g.layer_shape("conv0") == (32, 1, 32)
     train = cfg.train
-    assert train.train_time_limit <= 150 * 60 and train.objective == "glo+gan" and train.train_time_stage_multiplier > 1
+    # The whole make_cpu_default.sh must fit 180 minutes on 2 cores: training, plus about 4 minutes of rendering and
+    # bundle steps (the classifier trains beside it), with room to spare.
+    assert train.train_time_limit <= 165 * 60 and train.objective == "glo+gan" and train.train_time_stage_multiplier > 1
     # The critic joins in the last stage (on a generator the reconstruction has taken to full resolution),
     # early enough to have 40 minutes.
     from ganspacesynth.training.schedule import Schedule
