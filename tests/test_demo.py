@@ -171,6 +171,30 @@ def pd_sliders(path: Path) -> dict[str, int]:
     return out
 
 
+def test_unlabelled_directions_say_what_they_do():
+    """A direction without a label: a monotone change under the audibility threshold is named as such; audible
+    changes that no descriptor follows steadily (a direction between instruments) give the steadiest of them; a
+    direction that changes nothing audibly says so."""
+    from types import SimpleNamespace
+
+    from ganspacesynth.interfaces.cli_demo import direction_lines
+
+    stats = [{"centroid_hz": {"rho": -0.9, "effect": -0.6}, "loudness_db": {"rho": 0.3, "effect": 2.0}},
+             {"centroid_hz": {"rho": -0.73, "effect": -4.0}, "attack_s": {"rho": 0.79, "effect": 1.8},
+              "pitch_midi": {"rho": 0.95, "effect": 3.0}},
+             {"centroid_hz": {"rho": 0.5, "effect": 0.4}},
+             {"loudness_db": {"rho": 1.0, "effect": 2.4}}]
+    descriptions = [{"label": None, "changes": [], "stats": s} for s in stats[:3]]
+    descriptions.append({"label": "louder", "changes": [{"descriptor": "loudness_db", **stats[3]["loudness_db"]}],
+                         "stats": stats[3]})
+    comps = SimpleNamespace(descriptions=descriptions, n_components=4, layer="conv1", var_ratio=[0.4, 0.3, 0.2, 0.1])
+    lines = direction_lines(comps)
+    assert lines[0].endswith("no clear change (under the audibility threshold: centroid_hz: rho -0.90, effect -0.6)")
+    assert lines[1].endswith("several changes at once (none steady; the steadiest attack_s: rho +0.79, effect +1.8)")
+    assert lines[2].endswith("no clear change (no descriptor changes monotonically)")
+    assert lines[3].endswith("louder (loudness_db: rho +1.00, effect +2.4)")
+
+
 def test_directions_are_numbered_from_0_everywhere(tiny_components):
     """The CLI's directions.txt (and what demo prints), the web page's slider labels and the Pd patches' all call
     the direction that coefficient index 0 moves `direction 0`, as `--x 0`, `--coeffs` and OSC `/coefficient 0` do."""

@@ -38,15 +38,22 @@ def _change_text(change) -> str:
     return f"{change.get('descriptor', '?')}: rho {change.get('rho', 0.0):+.2f}, effect {change.get('effect', 0.0):+.1f}"
 
 
-def _strongest_below_threshold(description: dict) -> str:
-    """For an unlabelled direction: its strongest monotone change (|rho| >= 0.8), which stayed under the audibility
-    threshold (effect < 1), or that none is monotone."""
+def _unlabelled(description: dict) -> tuple[str, str]:
+    """(label, detail) for a direction without a label: its strongest monotone change (|rho| >= 0.8) that stayed
+    under the audibility threshold (effect < 1); else, when some change is audible but none monotone (a direction
+    that moves between instruments changes several descriptors at once, each differently from note to note), the
+    steadiest of those; else nothing."""
     stats = [(name, s) for name, s in (description.get("stats") or {}).items()
-             if isinstance(s, dict) and name not in ("pitch_midi", "f0_std_cents") and abs(s.get("rho") or 0) >= 0.8]
-    if not stats:
-        return "no descriptor changes monotonically"
-    name, s = max(stats, key=lambda item: abs(item[1].get("effect") or 0))
-    return f"under the audibility threshold: {_change_text({'descriptor': name, **s})}"
+             if isinstance(s, dict) and name not in ("pitch_midi", "f0_std_cents")]
+    monotone = [(name, s) for name, s in stats if abs(s.get("rho") or 0) >= 0.8]
+    if monotone:
+        name, s = max(monotone, key=lambda item: abs(item[1].get("effect") or 0))
+        return "no clear change", f"under the audibility threshold: {_change_text({'descriptor': name, **s})}"
+    audible = [(name, s) for name, s in stats if abs(s.get("effect") or 0) >= 1]
+    if audible:
+        name, s = max(audible, key=lambda item: abs(item[1].get("rho") or 0))
+        return "several changes at once", f"none steady; the steadiest {_change_text({'descriptor': name, **s})}"
+    return "no clear change", "no descriptor changes monotonically"
 
 
 def direction_lines(components, top: int = 8) -> list[str]:
@@ -57,8 +64,9 @@ def direction_lines(components, top: int = 8) -> list[str]:
         head = f"direction {i}: {100 * float(components.var_ratio[i]):.1f}% of the variance at {components.layer}"
         if i < len(descriptions) and descriptions[i]:
             d = descriptions[i]
-            changes = ", ".join(_change_text(c) for c in d.get("changes", [])) or _strongest_below_threshold(d)
-            lines.append(f"{head}: {d.get('label') or 'no clear change'} ({changes})")
+            changes = ", ".join(_change_text(c) for c in d.get("changes", []))
+            label, detail = (d["label"], changes or "no details stored") if d.get("label") else _unlabelled(d)
+            lines.append(f"{head}: {label} ({detail})")
         else:
             lines.append(f"{head}: not described yet (run `ganspacesynth describe`)")
     return lines
