@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the bundled default model on a CPU with the `cpu` preset (160 minutes of training on one core of two),
-# then makes everything it ships with: GANSpace components at conv1 from 65,536 latents, their descriptions, a
+# then makes everything it ships with: GANSpace components at conv0 from 65,536 latents, their descriptions, a
 # classifier and an evaluation report; copies the model (half precision) and components into ganspacesynth/assets/.
 #   bash scripts/make_cpu_default.sh                 # WORK=/tmp/gss-cpu by default
 #   bash scripts/make_cpu_default.sh --resume        # continue an interrupted run (a second sitting)
@@ -49,5 +49,5 @@ mf = load_model(work / "run")
 save_model(work / "default_model.safetensors", mf.config, mf.generator_state, info={**mf.info, "trained_on": "cpu"}, half=True, prior=mf.prior)
 PY
 # Components, descriptions, classifier, evaluation report, copy into the package: the same as for the GPU model.
-# conv1: at the 1 x 32 start, conv1's top directions are audible where conv0's are not (docs/training.md).
-WORK="$WORK" DATA="$WORK/gm" PRESET=cpu LAYER=conv1 bash "$REPO/scripts/bundle_default.sh" "$WORK/default_model.safetensors"
+# conv0: on this model its directions keep the pitch best and get the most labels (docs/training.md).
+WORK="$WORK" DATA="$WORK/gm" PRESET=cpu LAYER=conv0 bash "$REPO/scripts/bundle_default.sh" "$WORK/default_model.safetensors"

@@ -41,12 +41,13 @@ def test_bundled_components_belong_to_the_bundled_model(synth):
 
 def test_the_top_directions_change_timbre_steadily_without_moving_pitch(synth):
     """The bundled components are fitted per condition (docs/ganspace.md): their top directions keep the pitch
-    (tests/test_ganspace_pitch.py) and change a timbre descriptor monotonically. On this model one of the top 8
-    is labelled at ±2σ (4 "louder"; docs/reports/cpu-default/describe); the first four move between instruments,
-    which no single descriptor follows monotonically (their most monotone ones reach |ρ| 0.65-0.79). So this holds
-    what was measured: at least 1 of the top 8 changes one descriptor with |Spearman ρ| ≥ 0.8 by at least half its
-    threshold, and none moves describe's tracked pitch in more than 15 % of its 24 notes (measured at most 4 %; the
-    components fitted with the family left out as zeros, outside the model's trained inputs, moved 8 %)."""
+    (tests/test_ganspace_pitch.py) and change a timbre descriptor monotonically. On this model three of the top 8
+    are labelled at ±2σ (4 "quieter", 5 "brighter", 6 "louder"; docs/reports/cpu-default/describe) and a fourth (7)
+    changes harmonicity monotonically just under the audibility threshold; the first four move between
+    instruments, which no single descriptor follows monotonically (their most monotone ones reach |ρ| 0.5-0.7). So
+    this holds what was measured: at least 4 of the top 8 change one descriptor with |Spearman ρ| ≥ 0.8 by at least
+    half its threshold, and none moves describe's tracked pitch in more than 15 % of its 24 notes (measured at most
+    4 %; conv1 components fitted with the family left out as zeros, outside the model's trained inputs, moved 8 %)."""
     from ganspacesynth.interfaces.cli_demo import direction_lines
 
     components = Components.load(None, synth)
@@ -55,7 +56,7 @@ def test_the_top_directions_change_timbre_steadily_without_moving_pitch(synth):
     steady = [any(abs(s.get("rho", 0)) >= 0.8 and abs(s.get("effect", 0)) >= 0.5 and np.sign(s["rho"]) == np.sign(s["effect"])
                   for name, s in d["stats"].items() if name not in ("pitch_midi", "f0_std_cents") and isinstance(s, dict))
               for d in descriptions]
-    assert sum(steady) >= 1, steady
+    assert sum(steady) >= 4, steady
     assert all(d["pitch_drift"]["changed"] <= 0.15 for d in descriptions), [d["pitch_drift"] for d in descriptions]
     lines = direction_lines(components)
     assert len(lines) == 8 and all("{" not in line for line in lines)  # readable, not a dict's repr

@@ -18,9 +18,8 @@ from ganspacesynth.synth import Synth
 pytestmark = pytest.mark.heavy  # its tests take over about 1 s each: outside the quick tier (docs/DEVELOPING.md)
 
 #: The bundled components' top 8 directions at ±2σ, 8 contexts (a random latent each in offset mode; pitches
-#: 24…84): measured 1.000 of 128 notes in offset mode and 0.992 in noz mode (the family left out plays as the mean
-#: of its classes; given as zeros, outside the model's trained inputs, the components fitted there kept 0.945 and
-#: 0.891). The bounds leave room for other CPUs' rounding (at most 6 of 128 notes moved by half a semitone or
+#: 24…84): measured 1.000 of 128 notes in both modes (the family left out plays as the mean of its classes; given as
+#: zeros, outside the model's trained inputs, conv1 components fitted there kept 0.945 and 0.891). The bounds leave room for other CPUs' rounding (at most 6 of 128 notes moved by half a semitone or
 #: more); components fitted across pitches kept 0.836 (offset) on an earlier model.
 MIN_KEPT = {"offset": 0.95, "noz": 0.95}
 

@@ -74,8 +74,8 @@ def described_direction(components) -> tuple[int, str, int]:
     """(component, descriptor, sign) of the first direction whose description names a descriptor that moves
     monotonically with it: `describe`'s own rule (`label_direction`, |ρ| ≥ 0.8), with the size threshold relaxed
     to half an audible change (what the previous model's components, none labelled, needed; on these it finds the
-    same direction as the whole threshold). For the bundled components: component 4, loudness, up ("louder":
-    ρ +1.00, effect +2.4)."""
+    same direction as the whole threshold). For the bundled components: component 4, loudness, down ("quieter":
+    ρ −1.00, effect −1.1)."""
     for index, description in enumerate(components.descriptions or []):
         _, kept = label_direction(description["stats"], min_rho=0.8, min_effect=0.5)
         if kept:
@@ -98,15 +98,15 @@ def feature_change(synth, components, component: int, descriptor: str, z: np.nda
 
 @pytest.mark.heavy
 def test_a_ganspace_direction_moves_inverted_notes_as_it_moves_random_ones(bundled, inverted):
-    """The bundled components' first described direction (4, "louder") at ±2σ (mode offset) moves the four
+    """The bundled components' first described direction (4, "quieter") at ±2σ (mode offset) moves the four
     inverted notes as it moves random notes of their pitch and family. Measured (loudness at +2 minus at −2, dB;
-    inverted vs the median of 8 random latents; ratio): piano +8.18 vs +4.61 (1.77), guitar +7.23 vs +6.46 (1.12),
-    violin +4.06 vs +5.34 (0.76), trumpet +8.17 vs +5.48 (1.49). On an earlier model's "darker" direction single
+    inverted vs the median of 8 random latents; ratio): piano −4.67 vs −1.68 (2.78), guitar −2.33 vs −1.50 (1.56),
+    violin −2.47 vs −1.70 (1.45), trumpet −4.88 vs −1.17 (4.19); 7 or 8 of the 8 random notes move down. On an earlier model's "darker" direction single
     notes varied more (ratios 0.14-2.58; a random note's change under 0.3x the median of 8 others in 20 % of 96
     random notes), so the test asks every note for the sign and the median and 3 of 4 notes for 0.3x."""
     synth, components = bundled
     component, descriptor, sign = described_direction(components)
-    assert (component, descriptor, sign) == (4, "loudness_db", 1)  # the bundled components' "louder" direction
+    assert (component, descriptor, sign) == (4, "loudness_db", -1)  # the bundled components' "quieter" direction
     rows = []
     for program in EDITED:
         note = inverted[program]
