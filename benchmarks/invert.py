@@ -9,7 +9,8 @@ the instrument family searched, default settings unless given), on one thread.
 
 Per note and as medians: the log-mel distance (dB, docs/evaluation.md's) of the reconstruction, of the best of
 `--baseline` random latents at the same pitch and conditions, and of the recording's own Mel-IF round trip (the
-floor); the ratio to the baseline; pYIN of the reconstruction against the rendered pitch (evaluate.pitch's
+floor); the ratio to the baseline; the same for the note `noz` plays from the note's refined coefficients
+(`--components`, by default the bundled ones); pYIN of the reconstruction against the rendered pitch (evaluate.pitch's
 pitch_check: exact, octave errors, unvoiced); whether pYIN found the right pitch in the recording and the search
 the note's GM family; seconds per note (wall and CPU; the inversion alone, then with the comparisons).
 Goals of the issue on the bundled model: median ratio <= 0.6, pitch kept in >= 0.95 of notes, <= 10 s a note on
@@ -94,6 +95,12 @@ def summarise(done: list[dict]) -> dict:
         "fraction_ratio_le_0_6": round(float(np.mean([r["ratio_to_baseline"] <= 0.6 for r in done
                                                       if r["ratio_to_baseline"] is not None])), 3),
         "median_first_guess_db": median("first_guess_db"),
+        # the note noz plays from the refined coefficients (with components): what the sliders start at
+        "median_noz_distance_db": median("noz_distance_db"),
+        "median_noz_ratio_to_baseline": median("noz_ratio_to_baseline"),
+        "noz_pitch_kept_fraction": None if not any(r.get("noz_midi") is not None for r in done) else
+        round(float(np.mean([r["noz_midi"] == r["pitch"] for r in done])), 3),
+        "median_coefficient_seconds": median("coefficient_seconds"),
         "reconstruction_pitch": check,  # against the rendered pitch
         "pitch_kept_fraction": round(float(np.mean([bool(r["pitch_kept"]) for r in done])), 3),  # against pYIN's
         "pyin_found_rendered_pitch": None if not rendered else
@@ -120,6 +127,9 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=None)
     ap.add_argument("--baseline", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--components", default=None,
+                    help="components file for each note's noz coefficients (default: the bundled ones with the "
+                         "bundled model, none otherwise; 'none': skip)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--plot", type=Path, default=None,
                     help="a PNG of the first notes of each source: the recording above its reconstruction")
@@ -127,6 +137,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     synth = Synth.load(args.model, device="cpu")
+    components = None
+    if args.components != "none" and (args.components or args.model is None):
+        from ganspacesynth.ganspace.components import Components
+        components = Components.load(args.components, synth)
     defaults = inv.InvertSettings()
     settings = inv.InvertSettings(steps=args.steps or defaults.steps, restarts=args.restarts or defaults.restarts,
                                   baseline=args.baseline)
@@ -155,7 +169,7 @@ def main() -> None:
                          "source": source})
             print(f"{i + 1}/{len(notes)} {note['name']}: skipped ({skipped[0].reason})", flush=True)
             continue
-        result = inv.invert_notes(synth, targets, settings=settings)
+        result = inv.invert_notes(synth, targets, settings=settings, components=components)
         done = result.notes[0]
         row = {"name": note["name"], "source": source, "rendered_pitch": note["pitch"], "gm_family": note["family"],
                "program": note.get("program"), **done.report(0),
@@ -165,6 +179,8 @@ def main() -> None:
                "analyse_seconds": round(analyse_s, 2), "analyse_cpu_seconds": round(analyse_cpu, 2),
                "total_seconds": round(time.perf_counter() - start, 2),
                "total_cpu_seconds": round(time.process_time() - cpu, 2)}
+        row["noz_kept_rendered_pitch"] = None if note["pitch"] is None or components is None else \
+            row["noz_midi"] == note["pitch"]
         # the pitch to keep: the rendered one when known (`pitch_kept`: the one pYIN found in the recording)
         row["kept_rendered_pitch"] = None if note["pitch"] is None else row["reconstruction_midi"] == note["pitch"]
         rows.append(row)
@@ -187,7 +203,9 @@ def main() -> None:
     print(f"median log-mel distance {summary['median_distance_db']} dB, random best {summary['median_baseline_db']}, "
           f"floor {summary['median_floor_db']}; ratio {summary['median_ratio_to_baseline']} (goal <= 0.6); "
           f"pitch kept {(summary['reconstruction_pitch'] or {}).get('f0_accuracy')} of rendered pitches, "
-          f"{summary['pitch_kept_fraction']} of the pitches pYIN found (goal >= 0.95); "
+          f"{summary['pitch_kept_fraction']} of the pitches pYIN found (goal >= 0.95); noz from the refined "
+          f"coefficients: {summary['median_noz_distance_db']} dB, ratio {summary['median_noz_ratio_to_baseline']}, "
+          f"pitch kept {summary['noz_pitch_kept_fraction']}; "
           f"{summary['median_cpu_seconds']} s CPU a note for the inversion, {summary['median_total_cpu_seconds']} "
           f"with the analysis and comparisons (goal <= 10)")
     write_result("invert", {

@@ -266,6 +266,12 @@ def test_settings_and_options_are_checked(tiny_synth):
         inv.InvertSettings(restarts=1, random_starts=2)
     with pytest.raises(UserError, match="learning_rate"):
         inv.InvertSettings(learning_rate=float("nan"))
+    with pytest.raises(UserError, match="coefficient_steps"):
+        inv.InvertSettings(coefficient_steps=-1)
+    with pytest.raises(UserError, match="coefficient_limit"):
+        inv.InvertSettings(coefficient_limit=0.0)
+    with pytest.raises(UserError, match="coefficient_learning_rate"):
+        inv.InvertSettings(coefficient_learning_rate=float("inf"))
     wave = tone(60, seconds=1.0)
     with pytest.raises(UserError, match="pitch 200 is outside"):
         inv.prepare_notes(tiny_synth, wave, 16000, pitch=200)

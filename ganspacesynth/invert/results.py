@@ -28,13 +28,18 @@ class InvertSettings:
     # The closest candidate whose note pYIN hears at the note's pitch wins, if it is within this factor of the
     # closest distance (the generator misses the pitch of a few latents; 1: the closest wins, whatever its pitch).
     pitch_slack: float = 1.5
+    # With components: Adam steps on the note's noz coefficients (0: their projection from the latent), each kept
+    # within ±coefficient_limit standard deviations (the web page's sliders reach ±4).
+    coefficient_steps: int = 100
+    coefficient_learning_rate: float = 0.05
+    coefficient_limit: float = 4.0
 
     def __post_init__(self):
         for name in ("guesses", "restarts", "steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 100_000:
                 raise UserError(f"{name} must be a whole number from 1 to 100000, not {value!r}")
-        for name in ("random_starts", "baseline", "seed"):
+        for name in ("random_starts", "baseline", "seed", "coefficient_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise UserError(f"{name} must be a whole number >= 0, not {value!r}")
@@ -43,7 +48,12 @@ class InvertSettings:
         if (isinstance(self.pitch_slack, bool) or not isinstance(self.pitch_slack, (int, float, np.integer, np.floating))
                 or not 1.0 <= self.pitch_slack <= 100.0):
             raise UserError(f"pitch_slack must be a number from 1 to 100, not {self.pitch_slack!r}")
-        for name in ("learning_rate", "prior_weight", "stft_weight"):
+        if (isinstance(self.coefficient_limit, bool)
+                or not isinstance(self.coefficient_limit, (int, float, np.integer, np.floating))
+                or not 0.0 < self.coefficient_limit <= 1000.0):
+            raise UserError(f"coefficient_limit must be a number above 0 and at most 1000, "
+                            f"not {self.coefficient_limit!r}")
+        for name in ("learning_rate", "prior_weight", "stft_weight", "coefficient_learning_rate"):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
                     or not math.isfinite(value) or value < 0):
@@ -100,7 +110,9 @@ class InvertedNote:
     reconstruction_f0_hz: float | None = None
     reconstruction_midi: int | None = None
     coefficients: np.ndarray | None = None  # [K] noz coefficients of the components
-    noz_distance_db: float | None = None
+    noz_distance_db: float | None = None  # of the note noz plays from `coefficients`
+    noz_midi: int | None = None  # pYIN of that note
+    coefficient_seconds: float = 0.0  # refining the coefficients (wall clock)
     warnings: list[str] = field(default_factory=list)
 
     def report(self, index: int) -> dict:
@@ -114,7 +126,10 @@ class InvertedNote:
             "distance_db": _round(self.distance_db), "baseline_db": _round(self.baseline_db),
             "ratio_to_baseline": _round(None if not self.baseline_db else self.distance_db / self.baseline_db),
             "first_guess_db": _round(self.first_guess_db), "floor_db": _round(self.floor_db),
-            "noz_distance_db": _round(self.noz_distance_db),
+            "noz_distance_db": _round(self.noz_distance_db), "noz_midi": self.noz_midi,
+            "noz_ratio_to_baseline": _round(None if not self.baseline_db or self.noz_distance_db is None
+                                            else self.noz_distance_db / self.baseline_db),
+            "coefficient_seconds": _round(self.coefficient_seconds, 2),
             "reconstruction_f0_hz": _round(self.reconstruction_f0_hz, 2),
             "reconstruction_midi": self.reconstruction_midi, "pitch_kept": kept,
             "result_from": self.winner,

@@ -154,3 +154,47 @@ def invert_note(synth, target: Target, settings: InvertSettings, *, index: int =
     return InvertedNote(target, z, target.pitch, conditions, searched, float(final_d[best]), float(guess_d[order[0]]),
                         baseline, floor, seconds, cpu_seconds, winner=kinds[best],
                         compare_seconds=time.perf_counter() - start - seconds)
+
+
+def refine_coefficients(synth, components, distance: SpectralDistance, target: Target, coefficients: np.ndarray,
+                        pitch, conditions: dict, settings: InvertSettings, melif=None) -> np.ndarray:
+    """The note's `noz` coefficients `[K]`, refined: Adam on all of them (each kept within
+    ±`settings.coefficient_limit` standard deviations, the sliders' range) so that the note `noz` plays from them
+    comes closer to the recording. The latent's projection (`coefficients_of`) is where it starts; it plays the
+    note only as far as the components span the layer, and the layer's activation carries more than the latent
+    reaches, so the refined coefficients come closer than the latent itself (docs/reports/invert/)."""
+    from ..ganspace.centring import centring_of, conditional_means
+
+    limit = float(settings.coefficient_limit)
+    start = np.clip(np.asarray(coefficients, np.float64), -limit, limit)
+    melif = melif or differentiable_melif(synth)
+    centring = centring_of(components)
+    base = conditional_means(synth, components.layer, pitch, conditions or None, 1, latents=centring.latents,
+                             seed=centring.seed).to(synth.device)
+    comp = torch.from_numpy(np.asarray(components.comp, np.float32)).to(synth.device)
+    stdev = torch.from_numpy(np.asarray(components.stdev, np.float32)).to(synth.device)
+    cond = _labels(synth, pitch, [conditions], 1)
+    goal = distance.target(target.audio)
+    c = torch.tensor(start[None], dtype=torch.float32, device=synth.device, requires_grad=True)
+    opt = torch.optim.Adam([c], lr=settings.coefficient_learning_rate)
+    best, best_loss = start.astype(np.float32), np.inf
+    threads = torch.get_num_threads()
+    if synth.device.type == "cpu":  # as in refine: one core each for these small convolutions
+        torch.set_num_threads(1)
+    try:
+        with torch.enable_grad():
+            for _ in range(settings.coefficient_steps):
+                opt.zero_grad(set_to_none=True)
+                act = base + ((c * stdev) @ comp).reshape(base.shape)
+                specs = synth.generator(None, cond, start_at=components.layer, start_activation=act).float()
+                loss = distance.loss(melif.specgrams_to_waves(specs), goal, settings.stft_weight)
+                value = float(loss.detach())
+                if value < best_loss:
+                    best, best_loss = c.detach().cpu().numpy()[0].copy(), value
+                loss.sum().backward()
+                opt.step()
+                with torch.no_grad():
+                    c.clamp_(-limit, limit)
+    finally:
+        torch.set_num_threads(threads)
+    return best
