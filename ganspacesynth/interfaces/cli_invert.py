@@ -96,8 +96,12 @@ def invert_cmd(sounds, model, components_path, pitch, conditions, start, length,
     s = result.summary()
     compared = "" if s["median_baseline_db"] is None else \
         f", {s['median_ratio_to_baseline']:.2f}x the best of {settings.baseline} random latents"
+    noz = "" if s["median_noz_distance_db"] is None else \
+        (f"; played from its coefficients in noz mode (where the sliders start): "
+         f"{s['median_noz_distance_db']:.2f} dB") + \
+        ("" if s["median_noz_ratio_to_baseline"] is None else f", {s['median_noz_ratio_to_baseline']:.2f}x")
     click.echo(f"wrote {len(result.notes)} note(s) to {out}: median log-mel distance {s['median_distance_db']:.2f} dB"
-               f"{compared} (the recording's own Mel-IF round trip: {s['median_floor_db']:.2f} dB)")
+               f"{compared}{noz} (the recording's own Mel-IF round trip: {s['median_floor_db']:.2f} dB)")
 
 
 def _components(synth, model, path):

@@ -163,12 +163,19 @@ class Inversion:
         b = np.array([np.nan if n.baseline_db is None else n.baseline_db for n in self.notes])
         f = np.array([n.floor_db for n in self.notes])
         kept = [n.reconstruction_midi == n.pitch for n in self.notes if n.pitch is not None]
+        noz = np.array([n.noz_distance_db for n in self.notes if n.noz_distance_db is not None])
+        if len(noz) != len(d):
+            noz = np.array([])
         return {
             "notes": len(self.notes), "skipped": len(self.skipped),
             "median_distance_db": _round(float(np.median(d)) if len(d) else None),
             "median_baseline_db": _round(float(np.nanmedian(b)) if np.isfinite(b).any() else None),
             "median_ratio_to_baseline": _round(float(np.nanmedian(d / b)) if np.isfinite(b).any() else None),
             "median_floor_db": _round(float(np.median(f)) if len(f) else None),
+            # the notes noz plays from their fitted coefficients (with components)
+            "median_noz_distance_db": _round(float(np.median(noz)) if len(noz) else None),
+            "median_noz_ratio_to_baseline": _round(float(np.nanmedian(noz / b)) if len(noz) and np.isfinite(b).any()
+                                                   else None),
             "pitch_kept_fraction": _round(float(np.mean(kept)) if kept else None),
             "median_seconds_per_note": _round(float(np.median([n.seconds for n in self.notes])), 2)
             if self.notes else None,
